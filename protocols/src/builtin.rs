@@ -1,0 +1,358 @@
+//! The built-in device profiles and the sensor node's non-signal registers.
+//!
+//! `docs/register-maps.md` is generated from these tables (`UPDATE_DOCS=1 cargo test -p
+//! firebreak-protocols register_maps`) and a test fails when the two differ.
+
+use crate::profile::{DataType, DeviceProfile, RegisterDescriptor as R, Table};
+use crate::signal::Signal;
+
+/// Raw value meaning "no sensor" in a signed 16-bit register.
+pub const NO_SENSOR_I16: u32 = 0x7FFF;
+/// Raw value meaning "sensor broken" in a signed 16-bit register.
+pub const FAULT_I16: u32 = 0x8000;
+/// Raw value meaning "no sensor" in an unsigned 16-bit register.
+pub const NO_SENSOR_U16: u32 = 0xFFFF;
+/// Raw value meaning "no sensor" in an unsigned 32-bit value.
+pub const NO_SENSOR_U32: u32 = 0xFFFF_FFFF;
+
+/// The Firebreak battery-room sensor node's own map (the firmware serves it over Modbus RTU).
+///
+/// Readings are input registers 0..=11; the node's status block is input registers
+/// 100..=108 and its writable settings holding registers 200..=203 (see [`sensor_node`]).
+pub const SENSOR_NODE: DeviceProfile<'static> = DeviceProfile {
+    name: "firebreak-sensor-node",
+    description: "Firebreak battery-room sensor node (Modbus RTU)",
+    registers: &SENSOR_NODE_REGISTERS,
+};
+
+const fn rack_probe(channel: u8) -> R {
+    R::new(
+        Signal::RackTemperature,
+        Table::Input,
+        channel as u16,
+        DataType::I16,
+    )
+    .channel(channel)
+    .scaled(0.1, 0.0)
+    .valid(-40.0, 200.0)
+    .sentinel(NO_SENSOR_I16)
+    .sentinel(FAULT_I16)
+}
+
+const SENSOR_NODE_REGISTERS: [R; 15] = [
+    rack_probe(0),
+    rack_probe(1),
+    rack_probe(2),
+    rack_probe(3),
+    rack_probe(4),
+    rack_probe(5),
+    rack_probe(6),
+    rack_probe(7),
+    R::new(Signal::OffGas, Table::Input, 8, DataType::U16)
+        .valid(0.0, 10_000.0)
+        .sentinel(NO_SENSOR_U16),
+    R::new(Signal::RoomTemperature, Table::Input, 9, DataType::I16)
+        .scaled(0.1, 0.0)
+        .valid(-40.0, 85.0)
+        .sentinel(NO_SENSOR_I16)
+        .sentinel(FAULT_I16),
+    R::new(Signal::RoomHumidity, Table::Input, 10, DataType::U16)
+        .scaled(0.1, 0.0)
+        .valid(0.0, 100.0)
+        .sentinel(NO_SENSOR_U16),
+    R::new(
+        Signal::SmokeAlarm,
+        Table::Input,
+        sensor_node::CONTACTS,
+        DataType::Bit(sensor_node::CONTACT_SMOKE),
+    ),
+    R::new(
+        Signal::UpsOnBattery,
+        Table::Input,
+        sensor_node::CONTACTS,
+        DataType::Bit(sensor_node::CONTACT_UPS_ON_BATTERY),
+    ),
+    R::new(
+        Signal::SuppressionReleased,
+        Table::Input,
+        sensor_node::CONTACTS,
+        DataType::Bit(sensor_node::CONTACT_SUPPRESSION),
+    ),
+    R::new(
+        Signal::NodeAlarm,
+        Table::Input,
+        sensor_node::ALARM_STATE,
+        DataType::Bit(sensor_node::ALARM_LATCHED),
+    ),
+];
+
+/// The sensor node's registers that are not signals: its status block and its settings.
+pub mod sensor_node {
+    /// Input register: dry contacts, one bit each.
+    pub const CONTACTS: u16 = 11;
+    /// Bit of [`CONTACTS`]: smoke detector or fire panel in alarm.
+    pub const CONTACT_SMOKE: u8 = 0;
+    /// Bit of [`CONTACTS`]: the UPS's "on battery" relay output.
+    pub const CONTACT_UPS_ON_BATTERY: u8 = 1;
+    /// Bit of [`CONTACTS`]: fire suppression released.
+    pub const CONTACT_SUPPRESSION: u8 = 2;
+
+    /// Input register: firmware version, major in the high byte, minor in the low byte.
+    pub const FIRMWARE_VERSION: u16 = 100;
+    /// Input register: firmware patch version.
+    pub const FIRMWARE_PATCH: u16 = 101;
+    /// Input registers 102 (high word) and 103 (low word): seconds since boot, u32.
+    pub const UPTIME: u16 = 102;
+    /// Input register: bit n set = probe n (0..=7) faulty; bit 8 off-gas, bit 9 room
+    /// temperature, bit 10 humidity sensor faulty.
+    pub const FAULTS: u16 = 104;
+    /// Input register: frames dropped for a bad CRC since boot (saturates at 65535).
+    pub const CRC_ERRORS: u16 = 105;
+    /// Input register: frames dropped for bad framing or length since boot (saturates).
+    pub const FRAMING_ERRORS: u16 = 106;
+    /// Input register: local alarm state; bit [`ALARM_LATCHED`] is the relay, bits 1..=4 the
+    /// causes ([`ALARM_CAUSE_TEMPERATURE`] …).
+    pub const ALARM_STATE: u16 = 107;
+    /// Bit of [`ALARM_STATE`]: the alarm relay is latched.
+    pub const ALARM_LATCHED: u8 = 0;
+    /// Bit of [`ALARM_STATE`]: a rack probe passed the absolute limit.
+    pub const ALARM_CAUSE_TEMPERATURE: u8 = 1;
+    /// Bit of [`ALARM_STATE`]: a rack probe rose faster than the rate-of-rise limit.
+    pub const ALARM_CAUSE_RATE_OF_RISE: u8 = 2;
+    /// Bit of [`ALARM_STATE`]: off-gas passed its limit.
+    pub const ALARM_CAUSE_OFF_GAS: u8 = 3;
+    /// Bit of [`ALARM_STATE`]: the smoke contact closed.
+    pub const ALARM_CAUSE_SMOKE: u8 = 4;
+    /// Input register: why the node last reset (0 power-on, 1 watchdog, 2 software,
+    /// 3 external pin, 4 brown-out, 0xFFFF unknown).
+    pub const RESET_REASON: u16 = 108;
+
+    /// Holding register, write-only in effect: writing [`ALARM_RESET_KEY`] clears a latched
+    /// alarm whose causes are gone. Reads 0.
+    pub const ALARM_RESET: u16 = 200;
+    /// The value that [`ALARM_RESET`] accepts; any other is refused with exception 03.
+    pub const ALARM_RESET_KEY: u16 = 0x5AA5;
+    /// Holding register: rack temperature limit, 0.1 °C.
+    pub const LIMIT_RACK_TEMPERATURE: u16 = 201;
+    /// Holding register: rack rate-of-rise limit, 0.1 °C per minute.
+    pub const LIMIT_RATE_OF_RISE: u16 = 202;
+    /// Holding register: off-gas limit, ppm.
+    pub const LIMIT_OFF_GAS: u16 = 203;
+
+    /// Default rack temperature limit: 60.0 °C, well under the 80–120 °C at which cells vent.
+    pub const DEFAULT_LIMIT_RACK_TEMPERATURE: u16 = 600;
+    /// Default rate-of-rise limit: 1.0 °C/min, the rise bench data calls abnormal without a
+    /// load change.
+    pub const DEFAULT_LIMIT_RATE_OF_RISE: u16 = 10;
+    /// Default off-gas limit: 50 ppm above clean air.
+    pub const DEFAULT_LIMIT_OFF_GAS: u16 = 50;
+
+    /// Every non-signal register: (table, address, name, meaning), for the documentation.
+    pub const REGISTERS: &[(super::Table, u16, &str, &str)] = &[
+        (
+            super::Table::Input,
+            CONTACTS,
+            "contacts",
+            "dry contacts: bit 0 smoke, bit 1 UPS on battery, bit 2 suppression released",
+        ),
+        (
+            super::Table::Input,
+            FIRMWARE_VERSION,
+            "firmware-version",
+            "major << 8 | minor",
+        ),
+        (
+            super::Table::Input,
+            FIRMWARE_PATCH,
+            "firmware-patch",
+            "patch version",
+        ),
+        (
+            super::Table::Input,
+            UPTIME,
+            "uptime",
+            "seconds since boot, u32, high word first (102-103)",
+        ),
+        (
+            super::Table::Input,
+            FAULTS,
+            "faults",
+            "bit n: probe n faulty (0-7); bit 8 off-gas, 9 room temperature, 10 humidity",
+        ),
+        (
+            super::Table::Input,
+            CRC_ERRORS,
+            "crc-errors",
+            "frames dropped for a bad CRC (saturating)",
+        ),
+        (
+            super::Table::Input,
+            FRAMING_ERRORS,
+            "framing-errors",
+            "frames dropped for bad framing (saturating)",
+        ),
+        (
+            super::Table::Input,
+            ALARM_STATE,
+            "alarm-state",
+            "bit 0 relay latched; causes: bit 1 temperature, 2 rate of rise, 3 off-gas, 4 smoke",
+        ),
+        (
+            super::Table::Input,
+            RESET_REASON,
+            "reset-reason",
+            "0 power-on, 1 watchdog, 2 software, 3 external, 4 brown-out, 0xFFFF unknown",
+        ),
+        (
+            super::Table::Holding,
+            ALARM_RESET,
+            "alarm-reset",
+            "write 0x5AA5 to clear a latched alarm whose causes are gone; reads 0",
+        ),
+        (
+            super::Table::Holding,
+            LIMIT_RACK_TEMPERATURE,
+            "limit-rack-temperature",
+            "0.1 degC, default 600 (60.0 degC)",
+        ),
+        (
+            super::Table::Holding,
+            LIMIT_RATE_OF_RISE,
+            "limit-rate-of-rise",
+            "0.1 degC/min, default 10 (1.0 degC/min)",
+        ),
+        (
+            super::Table::Holding,
+            LIMIT_OFF_GAS,
+            "limit-off-gas",
+            "ppm, default 50",
+        ),
+    ];
+}
+
+/// A generic UPS, its fields modelled on RFC 1628 (UPS-MIB), in holding registers 0..=6.
+///
+/// Register 0 carries the UPS-MIB well-known alarms as bits; runtime is in seconds rather than
+/// the MIB's minutes, because an evacuation budget is counted in seconds.
+pub const GENERIC_UPS: DeviceProfile<'static> = DeviceProfile {
+    name: "generic-ups",
+    description: "Generic UPS after RFC 1628 UPS-MIB (Modbus TCP, holding registers)",
+    registers: &GENERIC_UPS_REGISTERS,
+};
+
+/// Bit of UPS register 0: `upsAlarmOnBattery`.
+pub const UPS_ALARM_ON_BATTERY: u8 = 0;
+/// Bit of UPS register 0: `upsAlarmLowBattery`.
+pub const UPS_ALARM_LOW_BATTERY: u8 = 1;
+/// Bit of UPS register 0: `upsAlarmBatteryBad` (replace battery).
+pub const UPS_ALARM_BATTERY_BAD: u8 = 2;
+
+const GENERIC_UPS_REGISTERS: [R; 9] = [
+    R::new(
+        Signal::UpsOnBattery,
+        Table::Holding,
+        0,
+        DataType::Bit(UPS_ALARM_ON_BATTERY),
+    ),
+    R::new(
+        Signal::UpsLowBattery,
+        Table::Holding,
+        0,
+        DataType::Bit(UPS_ALARM_LOW_BATTERY),
+    ),
+    R::new(
+        Signal::UpsReplaceBattery,
+        Table::Holding,
+        0,
+        DataType::Bit(UPS_ALARM_BATTERY_BAD),
+    ),
+    R::new(
+        Signal::UpsRuntimeRemaining,
+        Table::Holding,
+        1,
+        DataType::U16,
+    )
+    .valid(0.0, 65_534.0)
+    .sentinel(NO_SENSOR_U16),
+    R::new(Signal::UpsBatteryCharge, Table::Holding, 2, DataType::U16)
+        .valid(0.0, 100.0)
+        .sentinel(NO_SENSOR_U16),
+    R::new(
+        Signal::UpsBatteryTemperature,
+        Table::Holding,
+        3,
+        DataType::I16,
+    )
+    .scaled(0.1, 0.0)
+    .valid(-40.0, 120.0)
+    .sentinel(NO_SENSOR_I16),
+    R::new(Signal::UpsInputVoltage, Table::Holding, 4, DataType::U16)
+        .scaled(0.1, 0.0)
+        .valid(0.0, 600.0)
+        .sentinel(NO_SENSOR_U16),
+    R::new(Signal::UpsOutputVoltage, Table::Holding, 5, DataType::U16)
+        .scaled(0.1, 0.0)
+        .valid(0.0, 600.0)
+        .sentinel(NO_SENSOR_U16),
+    R::new(Signal::UpsLoad, Table::Holding, 6, DataType::U16)
+        .valid(0.0, 250.0)
+        .sentinel(NO_SENSOR_U16),
+];
+
+/// A generic single-feed metered PDU, in input registers 0..=3.
+pub const GENERIC_PDU: DeviceProfile<'static> = DeviceProfile {
+    name: "generic-pdu",
+    description: "Generic metered PDU (Modbus TCP, input registers)",
+    registers: &GENERIC_PDU_REGISTERS,
+};
+
+const GENERIC_PDU_REGISTERS: [R; 3] = [
+    R::new(Signal::PduInputVoltage, Table::Input, 0, DataType::U16)
+        .scaled(0.1, 0.0)
+        .valid(0.0, 600.0)
+        .sentinel(NO_SENSOR_U16),
+    R::new(Signal::PduCurrent, Table::Input, 1, DataType::U16)
+        .scaled(0.01, 0.0)
+        .valid(0.0, 400.0)
+        .sentinel(NO_SENSOR_U16),
+    R::new(Signal::PduPower, Table::Input, 2, DataType::U32)
+        .valid(0.0, 200_000.0)
+        .sentinel(NO_SENSOR_U32),
+];
+
+/// Every built-in profile.
+pub const BUILTIN_PROFILES: &[DeviceProfile<'static>] = &[SENSOR_NODE, GENERIC_UPS, GENERIC_PDU];
+
+/// The built-in profile with this name.
+pub fn builtin_profile(name: &str) -> Option<&'static DeviceProfile<'static>> {
+    BUILTIN_PROFILES.iter().find(|p| p.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_profiles_are_valid() {
+        for p in BUILTIN_PROFILES {
+            assert_eq!(p.validate(), Ok(()), "{}", p.name);
+        }
+    }
+
+    #[test]
+    fn lookup_by_name() {
+        assert_eq!(builtin_profile("generic-ups"), Some(&GENERIC_UPS));
+        assert_eq!(builtin_profile("apc-smt"), None);
+    }
+
+    #[test]
+    fn rack_probes_keep_both_sentinels() {
+        for d in SENSOR_NODE
+            .registers
+            .iter()
+            .filter(|d| d.signal == Signal::RackTemperature)
+        {
+            assert_eq!(d.sentinels.as_slice(), &[NO_SENSOR_I16, FAULT_I16]);
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Firebreak's shared vocabulary, defined once for the firmware, the gateway, the HIL rig and
+//! the failover controllers that subscribe to triggers.
+//!
+//! - [`signal`]: the canonical [`Signal`]s with their [`Unit`]s, and the [`Quality`] each
+//!   [`Sample`] carries;
+//! - [`profile`] and [`builtin`]: typed Modbus register descriptors and device profiles;
+//! - [`plan`]: the fewest read requests that cover a profile;
+//! - [`decode`]: raw registers to values with a quality;
+//! - [`message`]: the [`Trigger`], [`Telemetry`] and [`GatewayStatus`] messages, as JSON;
+//! - [`topic`]: the MQTT topic layout;
+//! - [`id`]: validated names; [`time`]: RFC 3339 timestamps.
+//!
+//! `#![no_std]`, no allocator, no I/O. Features: `serde` (derives and the JSON codec),
+//! `std` (`std::error::Error` impls, `Vec` encoders).
+
+#![no_std]
+#![warn(missing_docs)]
+
+#[cfg(any(test, feature = "std"))]
+extern crate std;
+
+pub mod builtin;
+pub mod decode;
+pub mod id;
+pub mod message;
+pub mod plan;
+pub mod profile;
+pub mod signal;
+pub mod time;
+pub mod topic;
+
+pub use builtin::{BUILTIN_PROFILES, GENERIC_PDU, GENERIC_UPS, SENSOR_NODE, builtin_profile};
+pub use decode::{DecodeError, RawData, Reading, decode, decode_samples};
+pub use id::{DeviceId, GatewayId, IdError, IncidentId, KeyId, RuleId, SiteId, ZoneId};
+pub use message::{
+    GatewayStatus, Level, MessageError, Presence, Reason, Signature, Telemetry, TelemetryValue,
+    Trigger,
+};
+pub use plan::{PlanError, PlanOptions, ReadRequest, plan_reads};
+pub use profile::{
+    ByteOrder, DataType, DescriptorError, DeviceProfile, ProfileError, RegisterDescriptor,
+    Sentinels, Table, ValidRange, WordOrder,
+};
+pub use signal::{Quality, Sample, Signal, SignalKind, TransferSource, Unit};
+pub use topic::{Topic, TopicError};

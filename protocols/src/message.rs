@@ -1,0 +1,584 @@
+//! The messages on the wire: [`Trigger`], [`Telemetry`] and [`GatewayStatus`], as JSON.
+//!
+//! Every message carries a `schema` field (`firebreak.trigger/1`); see `docs/contract.md` for
+//! the contract with failover controllers and how versions evolve. The types are plain data
+//! with `heapless` fields, so the firmware, the gateway and a controller share one definition.
+//! With the `serde` feature, [`encode`] and [`decode`] read and write compact JSON without an
+//! allocator; [`decode`] takes bytes from the network and returns errors, never panics.
+
+use core::fmt;
+
+use crate::id::{DeviceId, GatewayId, IncidentId, KeyId, RuleId, SiteId, ZoneId};
+use crate::signal::{Quality, Signal, Unit};
+use crate::time::{Rfc3339, format_rfc3339};
+
+/// The schema of [`Trigger`].
+pub const TRIGGER_SCHEMA: &str = "firebreak.trigger/1";
+/// The schema of [`Telemetry`].
+pub const TELEMETRY_SCHEMA: &str = "firebreak.telemetry/1";
+/// The schema of [`GatewayStatus`].
+pub const STATUS_SCHEMA: &str = "firebreak.status/1";
+
+/// Storage of a schema name.
+pub type SchemaName = heapless::String<32>;
+
+/// The most reasons one trigger carries; a policy keeps the strongest.
+pub const MAX_REASONS: usize = 8;
+/// The most values one telemetry message carries; a device with more sends several.
+pub const MAX_TELEMETRY_VALUES: usize = 32;
+/// The longest payload [`decode`] accepts, in bytes.
+pub const MAX_MESSAGE_LEN: usize = 16 * 1024;
+/// The deepest nesting of arrays and objects [`decode`] accepts (our messages use 3).
+pub const MAX_NESTING: usize = 8;
+
+/// An evacuation level, from calm to act-now. Ordered: `Normal < Watch < Prepare < Evacuate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum Level {
+    /// Nothing abnormal.
+    Normal,
+    /// Something is abnormal or unknown (a device lost); people look, controllers need not act.
+    Watch,
+    /// Evidence of a fire or of power at risk: controllers get ready to move traffic.
+    Prepare,
+    /// Move traffic now: power loss is expected within the evacuation budget.
+    Evacuate,
+}
+
+impl Level {
+    /// The wire name (`"evacuate"`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Normal => "normal",
+            Self::Watch => "watch",
+            Self::Prepare => "prepare",
+            Self::Evacuate => "evacuate",
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a level was raised or lowered: one rule, and the value that made it fire.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Reason {
+    /// The rule that fired (`rack-temp-rise`).
+    pub rule: RuleId,
+    /// The signal the rule looked at; absent for rules about the link (`comm-lost`).
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub signal: Option<Signal>,
+    /// The device the value came from; absent for rules over many devices.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub device: Option<DeviceId>,
+    /// The signal's channel on the device.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub channel: u8,
+    /// The value that was observed, in the signal's unit (or a count, for link rules).
+    pub value: f32,
+    /// The threshold it was compared with, in the same unit.
+    pub threshold: f32,
+}
+
+/// The signature of a signed message: Ed25519 over the message's canonical encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Signature {
+    /// Which key signed.
+    pub key_id: KeyId,
+    /// The 64-byte Ed25519 signature, standard base64 with padding (88 characters).
+    pub ed25519: heapless::String<88>,
+}
+
+/// A change of evacuation level of a site or of one of its zones.
+///
+/// Published on `firebreak/v1/{site}/triggers` (QoS 1, not retained), and retained on the
+/// state topic of its scope. De-duplicate by (`gateway`, `seq`).
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Trigger {
+    /// Always [`TRIGGER_SCHEMA`].
+    pub schema: SchemaName,
+    /// The gateway that issued it.
+    pub gateway: GatewayId,
+    /// Per-gateway sequence number: each trigger of a gateway has a higher one than the last,
+    /// across restarts.
+    pub seq: u64,
+    /// The incident this change belongs to.
+    pub incident: IncidentId,
+    /// The site.
+    pub site: SiteId,
+    /// The zone, or absent for the site as a whole.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub zone: Option<ZoneId>,
+    /// The new level.
+    pub level: Level,
+    /// The level before this change.
+    pub previous: Level,
+    /// Why: the rules that fired, strongest first.
+    pub reasons: heapless::Vec<Reason, MAX_REASONS>,
+    /// Estimated seconds until servers lose power, where the evidence supports an estimate.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub seconds_to_power_loss: Option<u32>,
+    /// When it was issued, RFC 3339 UTC with milliseconds; the same instant as `issued_at_ms`.
+    pub issued_at: Rfc3339,
+    /// When it was issued, in milliseconds since the Unix epoch.
+    pub issued_at_ms: u64,
+    /// The signature; absent on unsigned triggers.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub signature: Option<Signature>,
+}
+
+impl Trigger {
+    /// A trigger without reasons, estimate or signature.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        gateway: GatewayId,
+        seq: u64,
+        incident: IncidentId,
+        site: SiteId,
+        zone: Option<ZoneId>,
+        level: Level,
+        previous: Level,
+        issued_at_ms: u64,
+    ) -> Result<Trigger, MessageError> {
+        let trigger = Trigger {
+            schema: schema_name(TRIGGER_SCHEMA),
+            gateway,
+            seq,
+            incident,
+            site,
+            zone,
+            level,
+            previous,
+            reasons: heapless::Vec::new(),
+            seconds_to_power_loss: None,
+            issued_at: format_rfc3339(issued_at_ms).ok_or(MessageError::Invalid {
+                field: "issued_at_ms",
+                problem: "is past year 9999",
+            })?,
+            issued_at_ms,
+            signature: None,
+        };
+        trigger.validate()?;
+        Ok(trigger)
+    }
+
+    /// Adds a reason; an error when [`MAX_REASONS`] are already there or a value is not finite.
+    pub fn push_reason(&mut self, reason: Reason) -> Result<(), MessageError> {
+        check_reason(&reason)?;
+        self.reasons
+            .push(reason)
+            .map_err(|_| MessageError::Invalid {
+                field: "reasons",
+                problem: "holds more than MAX_REASONS (8) entries",
+            })
+    }
+
+    /// Checks what the types alone cannot: the schema, that `level` differs from `previous`,
+    /// that both timestamps agree, that reason values are finite.
+    pub fn validate(&self) -> Result<(), MessageError> {
+        check_schema(&self.schema, TRIGGER_SCHEMA)?;
+        if self.level == self.previous {
+            return Err(MessageError::Invalid {
+                field: "level",
+                problem: "equals previous: a trigger is a change of level",
+            });
+        }
+        if format_rfc3339(self.issued_at_ms).as_ref() != Some(&self.issued_at) {
+            return Err(MessageError::Invalid {
+                field: "issued_at",
+                problem: "is not the instant issued_at_ms names",
+            });
+        }
+        self.reasons.iter().try_for_each(check_reason)
+    }
+
+    /// The key subscribers de-duplicate by: the same trigger arrives once per broker and is
+    /// re-sent after reconnects.
+    pub fn dedup_key(&self) -> (&GatewayId, u64) {
+        (&self.gateway, self.seq)
+    }
+}
+
+fn check_reason(r: &Reason) -> Result<(), MessageError> {
+    if !r.value.is_finite() || !r.threshold.is_finite() {
+        return Err(MessageError::Invalid {
+            field: "reasons",
+            problem: "value and threshold must be finite numbers",
+        });
+    }
+    Ok(())
+}
+
+/// One value in a [`Telemetry`] message.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct TelemetryValue {
+    /// The signal.
+    pub signal: Signal,
+    /// Its channel on the device.
+    pub channel: u8,
+    /// The value in `unit`; `null` when the device gave no number (NaN).
+    pub value: Option<f32>,
+    /// The signal's unit.
+    pub unit: Unit,
+    /// How far it can be trusted.
+    pub quality: Quality,
+    /// When it was read, in milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+}
+
+/// A device's latest values, on `firebreak/v1/{site}/telemetry/{device}` (QoS 0).
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Telemetry {
+    /// Always [`TELEMETRY_SCHEMA`].
+    pub schema: SchemaName,
+    /// The gateway that read them.
+    pub gateway: GatewayId,
+    /// The site.
+    pub site: SiteId,
+    /// The device's zone.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub zone: Option<ZoneId>,
+    /// The device.
+    pub device: DeviceId,
+    /// When the message was issued, in milliseconds since the Unix epoch.
+    pub issued_at_ms: u64,
+    /// The values.
+    pub values: heapless::Vec<TelemetryValue, MAX_TELEMETRY_VALUES>,
+}
+
+impl Telemetry {
+    /// An empty telemetry message.
+    pub fn new(
+        gateway: GatewayId,
+        site: SiteId,
+        zone: Option<ZoneId>,
+        device: DeviceId,
+        issued_at_ms: u64,
+    ) -> Telemetry {
+        Telemetry {
+            schema: schema_name(TELEMETRY_SCHEMA),
+            gateway,
+            site,
+            zone,
+            device,
+            issued_at_ms,
+            values: heapless::Vec::new(),
+        }
+    }
+
+    /// Adds a sample's value; `Err` gives the sample back when the message is full.
+    pub fn push(&mut self, sample: &crate::Sample) -> Result<(), MessageError> {
+        self.values
+            .push(TelemetryValue {
+                signal: sample.signal,
+                channel: sample.channel,
+                value: sample.value.is_finite().then_some(sample.value),
+                unit: sample.unit,
+                quality: sample.quality,
+                timestamp_ms: sample.timestamp_ms,
+            })
+            .map_err(|_| MessageError::Invalid {
+                field: "values",
+                problem: "holds more than MAX_TELEMETRY_VALUES (32) entries",
+            })
+    }
+
+    /// Checks the schema and that values are finite or null.
+    pub fn validate(&self) -> Result<(), MessageError> {
+        check_schema(&self.schema, TELEMETRY_SCHEMA)?;
+        if self
+            .values
+            .iter()
+            .any(|v| v.value.is_some_and(|x| !x.is_finite()))
+        {
+            return Err(MessageError::Invalid {
+                field: "values",
+                problem: "value must be a finite number or null",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Whether a gateway is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum Presence {
+    /// Connected and heart-beating.
+    Online,
+    /// Shut down, or gone (the broker published the will message).
+    Offline,
+}
+
+/// A gateway's liveness, retained on `firebreak/v1/{site}/gateways/{gateway}/status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct GatewayStatus {
+    /// Always [`STATUS_SCHEMA`].
+    pub schema: SchemaName,
+    /// The gateway.
+    pub gateway: GatewayId,
+    /// The site it watches.
+    pub site: SiteId,
+    /// Online or offline.
+    pub state: Presence,
+    /// The gateway's software version.
+    pub version: heapless::String<32>,
+    /// Devices answering with good data.
+    pub devices_healthy: u16,
+    /// Devices configured.
+    pub devices_total: u16,
+    /// When the status was issued, in milliseconds since the Unix epoch (for the will
+    /// message: when the gateway connected).
+    pub issued_at_ms: u64,
+}
+
+impl GatewayStatus {
+    /// A status message; the version is cut to 32 bytes.
+    pub fn new(
+        gateway: GatewayId,
+        site: SiteId,
+        state: Presence,
+        version: &str,
+        devices_healthy: u16,
+        devices_total: u16,
+        issued_at_ms: u64,
+    ) -> GatewayStatus {
+        let mut v = heapless::String::new();
+        for c in version.chars() {
+            if v.push(c).is_err() {
+                break;
+            }
+        }
+        GatewayStatus {
+            schema: schema_name(STATUS_SCHEMA),
+            gateway,
+            site,
+            state,
+            version: v,
+            devices_healthy,
+            devices_total,
+            issued_at_ms,
+        }
+    }
+
+    /// Checks the schema and that no more devices are healthy than configured.
+    pub fn validate(&self) -> Result<(), MessageError> {
+        check_schema(&self.schema, STATUS_SCHEMA)?;
+        if self.devices_healthy > self.devices_total {
+            return Err(MessageError::Invalid {
+                field: "devices_healthy",
+                problem: "is more than devices_total",
+            });
+        }
+        Ok(())
+    }
+}
+
+fn schema_name(s: &str) -> SchemaName {
+    let mut n = SchemaName::new();
+    // Our schema names are short constants.
+    let _ = n.push_str(s);
+    n
+}
+
+fn check_schema(found: &str, expected: &'static str) -> Result<(), MessageError> {
+    if found != expected {
+        return Err(MessageError::Schema { expected });
+    }
+    Ok(())
+}
+
+/// Why a message could not be encoded or decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MessageError {
+    /// The payload is longer than [`MAX_MESSAGE_LEN`].
+    TooLarge {
+        /// Its length.
+        len: usize,
+    },
+    /// Arrays and objects nest deeper than [`MAX_NESTING`].
+    TooDeep,
+    /// The payload is not JSON of the message's shape.
+    #[cfg(feature = "serde")]
+    Json(serde_json_core::de::Error),
+    /// Bytes other than white space follow the message.
+    TrailingBytes {
+        /// Where they start.
+        at: usize,
+    },
+    /// The `schema` field names another message or version.
+    Schema {
+        /// The schema expected.
+        expected: &'static str,
+    },
+    /// A field has a value the contract does not allow.
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// The output buffer is too small.
+    BufferTooSmall,
+}
+
+impl fmt::Display for MessageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLarge { len } => {
+                write!(f, "payload is {len} bytes, more than {MAX_MESSAGE_LEN}")
+            }
+            Self::TooDeep => write!(f, "payload nests deeper than {MAX_NESTING} levels"),
+            #[cfg(feature = "serde")]
+            Self::Json(e) => write!(f, "payload is not valid: {e}"),
+            Self::TrailingBytes { at } => write!(f, "payload has trailing bytes at byte {at}"),
+            Self::Schema { expected } => write!(f, "schema is not {expected:?}"),
+            Self::Invalid { field, problem } => write!(f, "{field} {problem}"),
+            Self::BufferTooSmall => f.write_str("output buffer too small for the message"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for MessageError {}
+
+/// A message of the contract.
+pub trait Message: Sized {
+    /// Its schema name.
+    const SCHEMA: &'static str;
+    /// Checks what the types alone cannot.
+    fn check(&self) -> Result<(), MessageError>;
+}
+
+impl Message for Trigger {
+    const SCHEMA: &'static str = TRIGGER_SCHEMA;
+    fn check(&self) -> Result<(), MessageError> {
+        self.validate()
+    }
+}
+
+impl Message for Telemetry {
+    const SCHEMA: &'static str = TELEMETRY_SCHEMA;
+    fn check(&self) -> Result<(), MessageError> {
+        self.validate()
+    }
+}
+
+impl Message for GatewayStatus {
+    const SCHEMA: &'static str = STATUS_SCHEMA;
+    fn check(&self) -> Result<(), MessageError> {
+        self.validate()
+    }
+}
+
+/// Checks that arrays and objects in `bytes` nest at most [`MAX_NESTING`] deep, brackets in
+/// strings aside. Guards the decoder, which recurses into fields it skips.
+pub fn check_nesting(bytes: &[u8]) -> Result<(), MessageError> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(MessageError::TooDeep);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(feature = "serde")]
+mod json {
+    use super::*;
+
+    /// Writes `message` as compact JSON into `buf`; returns the length written. Refuses a
+    /// message that breaks the contract.
+    pub fn encode<M: Message + serde::Serialize>(
+        message: &M,
+        buf: &mut [u8],
+    ) -> Result<usize, MessageError> {
+        message.check()?;
+        serde_json_core::to_slice(message, buf).map_err(|_| MessageError::BufferTooSmall)
+    }
+
+    /// Reads a message from JSON bytes that came from anywhere: bounded in size and nesting,
+    /// unknown fields ignored (for compatible additions), schema and values checked.
+    pub fn decode<M: Message + serde::de::DeserializeOwned>(
+        bytes: &[u8],
+    ) -> Result<M, MessageError> {
+        if bytes.len() > MAX_MESSAGE_LEN {
+            return Err(MessageError::TooLarge { len: bytes.len() });
+        }
+        check_nesting(bytes)?;
+        let mut scratch = [0u8; 512];
+        let (message, used): (M, usize) =
+            serde_json_core::from_slice_escaped(bytes, &mut scratch).map_err(MessageError::Json)?;
+        if let Some(at) = bytes
+            .get(used..)
+            .and_then(|rest| rest.iter().position(|b| !b.is_ascii_whitespace()))
+        {
+            return Err(MessageError::TrailingBytes { at: used + at });
+        }
+        message.check()?;
+        Ok(message)
+    }
+
+    /// Writes `message` as compact JSON into a new vector.
+    #[cfg(feature = "std")]
+    pub fn encode_vec<M: Message + serde::Serialize>(
+        message: &M,
+    ) -> Result<std::vec::Vec<u8>, MessageError> {
+        let mut buf = std::vec![0u8; MAX_MESSAGE_LEN];
+        let len = encode(message, &mut buf)?;
+        buf.truncate(len);
+        Ok(buf)
+    }
+}
+
+#[cfg(feature = "std")]
+pub use json::encode_vec;
+#[cfg(feature = "serde")]
+pub use json::{decode, encode};
