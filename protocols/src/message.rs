@@ -431,11 +431,6 @@ pub enum MessageError {
     /// The payload is not JSON of the message's shape.
     #[cfg(feature = "serde")]
     Json(serde_json_core::de::Error),
-    /// Bytes other than white space follow the message.
-    TrailingBytes {
-        /// Where they start.
-        at: usize,
-    },
     /// The `schema` field names another message or version.
     Schema {
         /// The schema expected.
@@ -460,8 +455,13 @@ impl fmt::Display for MessageError {
             }
             Self::TooDeep => write!(f, "payload nests deeper than {MAX_NESTING} levels"),
             #[cfg(feature = "serde")]
-            Self::Json(e) => write!(f, "payload is not valid: {e}"),
-            Self::TrailingBytes { at } => write!(f, "payload has trailing bytes at byte {at}"),
+            Self::Json(serde_json_core::de::Error::CustomError) => f.write_str(
+                "payload has a value the contract does not allow: an id that is empty, longer \
+                 than 64 bytes or holds '/', '+', '#' or a control character, or an unknown \
+                 signal, unit, quality or level",
+            ),
+            #[cfg(feature = "serde")]
+            Self::Json(e) => write!(f, "payload is not valid JSON of this message: {e}"),
             Self::Schema { expected } => write!(f, "schema is not {expected:?}"),
             Self::Invalid { field, problem } => write!(f, "{field} {problem}"),
             Self::BufferTooSmall => f.write_str("output buffer too small for the message"),
@@ -554,14 +554,9 @@ mod json {
         }
         check_nesting(bytes)?;
         let mut scratch = [0u8; 512];
-        let (message, used): (M, usize) =
+        // Trailing bytes other than white space are an error of the parser's own.
+        let (message, _used): (M, usize) =
             serde_json_core::from_slice_escaped(bytes, &mut scratch).map_err(MessageError::Json)?;
-        if let Some(at) = bytes
-            .get(used..)
-            .and_then(|rest| rest.iter().position(|b| !b.is_ascii_whitespace()))
-        {
-            return Err(MessageError::TrailingBytes { at: used + at });
-        }
         message.check()?;
         Ok(message)
     }
@@ -582,3 +577,230 @@ mod json {
 pub use json::encode_vec;
 #[cfg(feature = "serde")]
 pub use json::{decode, encode};
+
+#[cfg(all(test, feature = "serde"))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::string::ToString;
+
+    fn trigger() -> Trigger {
+        let mut t = Trigger::new(
+            GatewayId::new("gw-1").unwrap(),
+            42,
+            IncidentId::new("gw-1-1665814740000").unwrap(),
+            SiteId::new("paris-1").unwrap(),
+            Some(ZoneId::new("battery-room").unwrap()),
+            Level::Evacuate,
+            Level::Prepare,
+            1_665_814_740_000,
+        )
+        .unwrap();
+        t.push_reason(Reason {
+            rule: RuleId::new("rack-temp-rise").unwrap(),
+            signal: Some(Signal::RackTemperature),
+            device: Some(DeviceId::new("node-1").unwrap()),
+            channel: 3,
+            value: 4.5,
+            threshold: 1.0,
+        })
+        .unwrap();
+        t.seconds_to_power_loss = Some(420);
+        t
+    }
+
+    fn round_trip<M>(m: &M) -> M
+    where
+        M: Message + serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let mut buf = [0u8; MAX_MESSAGE_LEN];
+        let n = encode(m, &mut buf).unwrap();
+        decode(&buf[..n]).unwrap()
+    }
+
+    #[test]
+    fn trigger_round_trips() {
+        let t = trigger();
+        assert_eq!(round_trip(&t), t);
+        let json = encode_vec(&t).unwrap();
+        let text = core::str::from_utf8(&json).unwrap();
+        assert!(text.starts_with(r#"{"schema":"firebreak.trigger/1","gateway":"gw-1","seq":42,"#));
+        assert!(
+            text.contains(r#""issued_at":"2022-10-15T06:19:00.000Z","issued_at_ms":1665814740000"#)
+        );
+        assert!(
+            !text.contains("signature"),
+            "absent fields are left out: {text}"
+        );
+    }
+
+    #[test]
+    fn full_trigger_fits_and_escapes() {
+        let mut t = trigger();
+        t.reasons.clear();
+        let long = "\"\\".repeat(32); // 64 bytes, each needing an escape
+        for _ in 0..MAX_REASONS {
+            t.push_reason(Reason {
+                rule: RuleId::new(&long).unwrap(),
+                signal: Some(Signal::TransferSwitchSource),
+                device: Some(DeviceId::new(&long).unwrap()),
+                channel: 255,
+                value: -f32::MAX,
+                threshold: f32::MIN_POSITIVE,
+            })
+            .unwrap();
+        }
+        assert!(t.push_reason(t.reasons[0].clone()).is_err());
+        t.signature = Some(Signature {
+            key_id: KeyId::new(&long).unwrap(),
+            ed25519: heapless::String::try_from("A".repeat(88).as_str()).unwrap(),
+        });
+        assert_eq!(round_trip(&t), t);
+        // Other decoders agree on the escaping.
+        let v: serde_json::Value = serde_json::from_slice(&encode_vec(&t).unwrap()).unwrap();
+        assert_eq!(v["reasons"][7]["rule"], long.as_str());
+    }
+
+    #[test]
+    fn telemetry_and_status_round_trip() {
+        let mut tm = Telemetry::new(
+            GatewayId::new("gw-1").unwrap(),
+            SiteId::new("paris-1").unwrap(),
+            None,
+            DeviceId::new("ups-a").unwrap(),
+            5,
+        );
+        let mut sample = crate::Sample {
+            device: DeviceId::new("ups-a").unwrap(),
+            signal: Signal::UpsRuntimeRemaining,
+            channel: 0,
+            value: 420.0,
+            unit: Unit::Seconds,
+            timestamp_ms: 4,
+            quality: Quality::Good,
+        };
+        tm.push(&sample).unwrap();
+        sample.value = f32::NAN;
+        sample.quality = Quality::SensorFault;
+        tm.push(&sample).unwrap();
+        let back = round_trip(&tm);
+        assert_eq!(back, tm);
+        assert_eq!(back.values[1].value, None);
+        let st = GatewayStatus::new(
+            GatewayId::new("gw-1").unwrap(),
+            SiteId::new("paris-1").unwrap(),
+            Presence::Offline,
+            "0.1.0",
+            3,
+            4,
+            9,
+        );
+        assert_eq!(round_trip(&st), st);
+    }
+
+    #[test]
+    fn contract_violations_are_named() {
+        let mut t = trigger();
+        t.previous = t.level;
+        assert_eq!(
+            encode_vec(&t).unwrap_err().to_string(),
+            "level equals previous: a trigger is a change of level"
+        );
+        let mut t = trigger();
+        t.issued_at_ms += 1;
+        assert_eq!(
+            encode_vec(&t).unwrap_err(),
+            MessageError::Invalid {
+                field: "issued_at",
+                problem: "is not the instant issued_at_ms names"
+            }
+        );
+        let json = encode_vec(&trigger()).unwrap();
+        let text = core::str::from_utf8(&json).unwrap();
+        let other = text.replace("firebreak.trigger/1", "firebreak.trigger/2");
+        assert_eq!(
+            decode::<Trigger>(other.as_bytes()),
+            Err(MessageError::Schema {
+                expected: TRIGGER_SCHEMA
+            })
+        );
+        let status_as_trigger = encode_vec(&GatewayStatus::new(
+            GatewayId::new("g").unwrap(),
+            SiteId::new("s").unwrap(),
+            Presence::Online,
+            "1",
+            0,
+            0,
+            0,
+        ))
+        .unwrap();
+        assert!(decode::<Trigger>(&status_as_trigger).is_err());
+        let bad_site = text.replace("\"paris-1\"", "\"paris/1\"");
+        let e = decode::<Trigger>(bad_site.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("an id that is empty"), "{e}");
+        let trailing = [json.as_slice(), b" x"].concat();
+        assert_eq!(
+            decode::<Trigger>(&trailing),
+            Err(MessageError::Json(
+                serde_json_core::de::Error::TrailingCharacters
+            ))
+        );
+        assert!(decode::<Trigger>(&[json.as_slice(), b"\n"].concat()).is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_for_compatible_additions() {
+        let json = encode_vec(&trigger()).unwrap();
+        let text = core::str::from_utf8(&json).unwrap();
+        let extended = text.replacen('{', r#"{"added_later":{"a":[1,"\"]"]},"#, 1);
+        assert_eq!(decode::<Trigger>(extended.as_bytes()), Ok(trigger()));
+    }
+
+    #[test]
+    fn hostile_payloads_are_refused() {
+        let deep = [b"{\"x\":".as_slice(), &[b'['; 10_000]].concat();
+        assert_eq!(decode::<Trigger>(&deep), Err(MessageError::TooDeep));
+        let big = [b' '; MAX_MESSAGE_LEN + 1];
+        assert_eq!(
+            decode::<Trigger>(&big),
+            Err(MessageError::TooLarge {
+                len: MAX_MESSAGE_LEN + 1
+            })
+        );
+        // Brackets inside strings do not count as nesting.
+        assert_eq!(check_nesting(br#"{"a":"[[[[[[[[[[[[[[[[[[[["}"#), Ok(()));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = decode::<Trigger>(&bytes);
+            let _ = decode::<Telemetry>(&bytes);
+            let _ = decode::<GatewayStatus>(&bytes);
+        }
+
+        #[test]
+        fn non_ascii_in_enums_never_panics(level in "\\PC{1,40}") {
+            // serde echoes an unknown variant in its error: multi-byte text must not break it.
+            let json = encode_vec(&trigger()).unwrap();
+            let text = core::str::from_utf8(&json).unwrap();
+            let bad = text.replace("\"evacuate\"", &std::format!("{:?}", level));
+            if level != "evacuate" {
+                prop_assert!(decode::<Trigger>(bad.as_bytes()).is_err());
+            }
+        }
+
+        #[test]
+        fn mutated_triggers_never_panic(at in 0usize..400, byte in any::<u8>()) {
+            let mut json = encode_vec(&trigger()).unwrap();
+            if let Some(b) = json.get_mut(at) {
+                *b = byte;
+            }
+            if let Ok(t) = decode::<Trigger>(&json) {
+                prop_assert!(t.validate().is_ok());
+            }
+        }
+    }
+}
