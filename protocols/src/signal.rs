@@ -5,7 +5,7 @@ use core::fmt;
 use crate::id::DeviceId;
 
 macro_rules! signals {
-    ($( $(#[$doc:meta])* $variant:ident = $name:literal, $unit:ident, $kind:ident; )*) => {
+    ($( $variant:ident = $name:literal, $unit:ident, $kind:ident, $doc:literal; )*) => {
         /// A canonical signal: what a value means, whatever device or register it came from.
         ///
         /// Wire names (serde, topics, configuration) are the kebab-case strings of
@@ -16,7 +16,7 @@ macro_rules! signals {
         #[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
         #[non_exhaustive]
         pub enum Signal {
-            $( $(#[$doc])* $variant, )*
+            $( #[doc = $doc] $variant, )*
         }
 
         impl Signal {
@@ -38,6 +38,11 @@ macro_rules! signals {
                 match self { $(Signal::$variant => SignalKind::$kind,)* }
             }
 
+            /// One sentence on what the signal means, with its unit and source.
+            pub const fn description(self) -> &'static str {
+                match self { $(Signal::$variant => $doc,)* }
+            }
+
             /// The signal with this wire name.
             pub fn from_name(name: &str) -> Option<Signal> {
                 match name { $($name => Some(Signal::$variant),)* _ => None }
@@ -47,51 +52,48 @@ macro_rules! signals {
 }
 
 signals! {
-    /// The UPS is supplying its load from battery (UPS-MIB `upsAlarmOnBattery`). 1 = yes.
-    UpsOnBattery = "ups-on-battery", Bool, State;
-    /// The UPS battery is low (UPS-MIB `upsAlarmLowBattery`). 1 = yes.
-    UpsLowBattery = "ups-low-battery", Bool, State;
-    /// The UPS asks for its battery to be replaced (UPS-MIB `upsAlarmBatteryBad`). 1 = yes.
-    UpsReplaceBattery = "ups-replace-battery", Bool, State;
-    /// Estimated runtime left on battery at the present load, in seconds
-    /// (UPS-MIB `upsEstimatedMinutesRemaining`, at second resolution).
-    UpsRuntimeRemaining = "ups-runtime-remaining", Seconds, Measurement;
-    /// Battery charge remaining, in percent (UPS-MIB `upsEstimatedChargeRemaining`).
-    UpsBatteryCharge = "ups-battery-charge", Percent, Measurement;
-    /// Temperature of the UPS battery as the UPS reports it, in °C (UPS-MIB `upsBatteryTemperature`).
-    UpsBatteryTemperature = "ups-battery-temperature", Celsius, Measurement;
-    /// UPS input (utility) voltage, in volts RMS (UPS-MIB `upsInputVoltage`).
-    UpsInputVoltage = "ups-input-voltage", Volts, Measurement;
-    /// UPS output voltage, in volts RMS (UPS-MIB `upsOutputVoltage`).
-    UpsOutputVoltage = "ups-output-voltage", Volts, Measurement;
-    /// UPS output load, in percent of rated capacity (UPS-MIB `upsOutputPercentLoad`).
-    UpsLoad = "ups-load", Percent, Measurement;
-    /// PDU input voltage, in volts RMS; near 0 means the PDU lost its feed.
-    PduInputVoltage = "pdu-input-voltage", Volts, Measurement;
-    /// PDU input current, in amperes RMS.
-    PduCurrent = "pdu-current", Amperes, Measurement;
-    /// PDU active power, in watts.
-    PduPower = "pdu-power", Watts, Measurement;
-    /// Room (ambient) air temperature, in °C.
-    RoomTemperature = "room-temperature", Celsius, Measurement;
-    /// Room relative humidity, in percent.
-    RoomHumidity = "room-humidity", PercentRh, Measurement;
-    /// Temperature at a battery rack or cell, in °C: the earliest thermal evidence of a runaway.
-    RackTemperature = "rack-temperature", Celsius, Measurement;
-    /// Battery off-gas (electrolyte vapour, H₂) concentration, in ppm: often the first sign of
-    /// a lithium-ion failure, minutes before heat.
-    OffGas = "off-gas", Ppm, Measurement;
-    /// A smoke detector or the fire panel is in alarm. 1 = alarm.
-    SmokeAlarm = "smoke-alarm", Bool, State;
-    /// The fire suppression system has released. 1 = released.
-    SuppressionReleased = "suppression-released", Bool, State;
-    /// The standby generator is running and able to take load. 1 = running.
-    GeneratorRunning = "generator-running", Bool, State;
-    /// Which source the automatic transfer switch connects: 0 = utility, 1 = generator,
-    /// 2 = none (open). See [`TransferSource`].
-    TransferSwitchSource = "transfer-switch-source", Code, Code;
-    /// The sensor node's own local alarm relay is latched. 1 = latched.
-    NodeAlarm = "node-alarm", Bool, State;
+    UpsOnBattery = "ups-on-battery", Bool, State,
+        "The UPS is supplying its load from battery (UPS-MIB `upsAlarmOnBattery`). 1 = yes.";
+    UpsLowBattery = "ups-low-battery", Bool, State,
+        "The UPS battery is low (UPS-MIB `upsAlarmLowBattery`). 1 = yes.";
+    UpsReplaceBattery = "ups-replace-battery", Bool, State,
+        "The UPS asks for its battery to be replaced (UPS-MIB `upsAlarmBatteryBad`). 1 = yes.";
+    UpsRuntimeRemaining = "ups-runtime-remaining", Seconds, Measurement,
+        "Estimated runtime left on battery at the present load, in seconds (UPS-MIB `upsEstimatedMinutesRemaining`, at second resolution).";
+    UpsBatteryCharge = "ups-battery-charge", Percent, Measurement,
+        "Battery charge remaining, in percent (UPS-MIB `upsEstimatedChargeRemaining`).";
+    UpsBatteryTemperature = "ups-battery-temperature", Celsius, Measurement,
+        "Temperature of the UPS battery as the UPS reports it, in °C (UPS-MIB `upsBatteryTemperature`).";
+    UpsInputVoltage = "ups-input-voltage", Volts, Measurement,
+        "UPS input (utility) voltage, in volts RMS (UPS-MIB `upsInputVoltage`).";
+    UpsOutputVoltage = "ups-output-voltage", Volts, Measurement,
+        "UPS output voltage, in volts RMS (UPS-MIB `upsOutputVoltage`).";
+    UpsLoad = "ups-load", Percent, Measurement,
+        "UPS output load, in percent of rated capacity (UPS-MIB `upsOutputPercentLoad`).";
+    PduInputVoltage = "pdu-input-voltage", Volts, Measurement,
+        "PDU input voltage, in volts RMS; near 0 means the PDU lost its feed.";
+    PduCurrent = "pdu-current", Amperes, Measurement,
+        "PDU input current, in amperes RMS.";
+    PduPower = "pdu-power", Watts, Measurement,
+        "PDU active power, in watts.";
+    RoomTemperature = "room-temperature", Celsius, Measurement,
+        "Room (ambient) air temperature, in °C.";
+    RoomHumidity = "room-humidity", PercentRh, Measurement,
+        "Room relative humidity, in percent.";
+    RackTemperature = "rack-temperature", Celsius, Measurement,
+        "Temperature at a battery rack or cell, in °C: the earliest thermal evidence of a runaway.";
+    OffGas = "off-gas", Ppm, Measurement,
+        "Battery off-gas (electrolyte vapour, H₂) concentration, in ppm: often the first sign of a lithium-ion failure, minutes before heat.";
+    SmokeAlarm = "smoke-alarm", Bool, State,
+        "A smoke detector or the fire panel is in alarm. 1 = alarm.";
+    SuppressionReleased = "suppression-released", Bool, State,
+        "The fire suppression system has released. 1 = released.";
+    GeneratorRunning = "generator-running", Bool, State,
+        "The standby generator is running and able to take load. 1 = running.";
+    TransferSwitchSource = "transfer-switch-source", Code, Code,
+        "Which source the automatic transfer switch connects: 0 = utility, 1 = generator, 2 = none (open).";
+    NodeAlarm = "node-alarm", Bool, State,
+        "The sensor node's own local alarm relay is latched. 1 = latched.";
 }
 
 impl fmt::Display for Signal {

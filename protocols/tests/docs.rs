@@ -1,0 +1,263 @@
+//! Keeps `docs/` true to the tables: the register maps, the signal list and the message
+//! examples in the documentation are generated here, and these tests fail when the documents
+//! drift. `UPDATE_DOCS=1 cargo test -p firebreak-protocols --features serde,std --test docs`
+//! rewrites the generated sections.
+
+use std::fmt::Write;
+use std::path::PathBuf;
+
+use firebreak_protocols::builtin::{BUILTIN_PROFILES, sensor_node};
+use firebreak_protocols::message::{self, Presence};
+use firebreak_protocols::{
+    DataType, DeviceId, GatewayId, GatewayStatus, IncidentId, Level, Quality, Reason,
+    RegisterDescriptor, RuleId, Sample, Signal, SiteId, Telemetry, Trigger, ZoneId,
+};
+
+fn doc_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs")
+        .join(name)
+}
+
+/// Replaces (with UPDATE_DOCS=1) or checks the text between the markers of `section`.
+fn sync_section(file: &str, section: &str, generated: &str) {
+    let path = doc_path(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let begin = format!("<!-- BEGIN GENERATED {section} -->\n");
+    let end = format!("<!-- END GENERATED {section} -->");
+    let (Some(b), Some(e)) = (text.find(&begin), text.find(&end)) else {
+        panic!("{file}: markers for section {section:?} are missing");
+    };
+    let current = &text[b + begin.len()..e];
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        let updated = format!("{}{generated}{}", &text[..b + begin.len()], &text[e..]);
+        std::fs::write(&path, updated).unwrap();
+    } else {
+        assert_eq!(
+            current, generated,
+            "docs/{file} section {section} is out of date: run \
+             UPDATE_DOCS=1 cargo test -p firebreak-protocols --features serde,std --test docs"
+        );
+    }
+}
+
+/// The JSON blocks of a generated section, in order.
+fn json_blocks(file: &str, section: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(doc_path(file)).unwrap();
+    let begin = format!("<!-- BEGIN GENERATED {section} -->");
+    let start = text.find(&begin).unwrap();
+    let end = text[start..].find("<!-- END GENERATED").unwrap() + start;
+    text[start..end]
+        .split("```json\n")
+        .skip(1)
+        .map(|block| block.split("```").next().unwrap().to_string())
+        .collect()
+}
+
+fn type_name(d: &RegisterDescriptor) -> String {
+    match d.data_type {
+        DataType::Bit(n) => format!("bit {n}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+fn number(x: f64) -> String {
+    if x == f32::MAX as f64 || x == f32::MIN as f64 {
+        "any".into()
+    } else {
+        format!("{x}")
+    }
+}
+
+fn register_maps() -> String {
+    let mut out = String::new();
+    for p in BUILTIN_PROFILES {
+        writeln!(out, "### `{}`\n\n{}.\n", p.name, p.description).unwrap();
+        writeln!(
+            out,
+            "| table | address | type | order | signal | ch | unit | scale | offset | valid | sentinels |"
+        )
+        .unwrap();
+        writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|").unwrap();
+        for d in p.registers {
+            let order = match d.data_type.width() {
+                2 => format!("{:?}/{:?}", d.word_order, d.byte_order),
+                _ => "".into(),
+            };
+            let sentinels: Vec<String> = d
+                .sentinels
+                .as_slice()
+                .iter()
+                .map(|s| format!("0x{s:X}"))
+                .collect();
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | `{}` | {} | {} | {} | {} | {} .. {} | {} |",
+                d.table,
+                d.address,
+                type_name(d),
+                order,
+                d.signal,
+                d.channel,
+                d.signal.unit(),
+                d.scale,
+                d.offset,
+                number(f64::from(d.valid.min)),
+                number(f64::from(d.valid.max)),
+                sentinels.join(", ")
+            )
+            .unwrap();
+        }
+        out.push('\n');
+    }
+    writeln!(out, "### Sensor node status block and settings\n").unwrap();
+    writeln!(
+        out,
+        "| table | address | name | meaning |\n|---|---|---|---|"
+    )
+    .unwrap();
+    for (table, address, name, meaning) in sensor_node::REGISTERS {
+        writeln!(out, "| {table} | {address} | `{name}` | {meaning} |").unwrap();
+    }
+    out
+}
+
+fn signal_table() -> String {
+    let mut out = String::from("| signal | unit | kind | meaning |\n|---|---|---|---|\n");
+    for s in Signal::ALL {
+        writeln!(
+            out,
+            "| `{}` | `{}` | {:?} | {} |",
+            s.name(),
+            s.unit(),
+            s.kind(),
+            s.description()
+        )
+        .unwrap();
+    }
+    out
+}
+
+fn pretty(json: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(json).unwrap();
+    serde_json::to_string_pretty(&v).unwrap()
+}
+
+/// The example trigger: the battery-room fire, as the gateway would report it.
+fn example_trigger() -> Trigger {
+    let gw = GatewayId::new("gw-paris-1a").unwrap();
+    let mut t = Trigger::new(
+        gw,
+        1207,
+        IncidentId::new("gw-paris-1a-1665814380000").unwrap(),
+        SiteId::new("paris-1").unwrap(),
+        Some(ZoneId::new("battery-room-b1").unwrap()),
+        Level::Evacuate,
+        Level::Prepare,
+        1_665_814_752_250,
+    )
+    .unwrap();
+    let node = DeviceId::new("node-b1").unwrap();
+    for (rule, signal, channel, value, threshold) in [
+        ("rack-temp-rise", Signal::RackTemperature, 3, 4.2, 1.0),
+        ("off-gas", Signal::OffGas, 0, 180.0, 50.0),
+        ("smoke", Signal::SmokeAlarm, 0, 1.0, 1.0),
+    ] {
+        t.push_reason(Reason {
+            rule: RuleId::new(rule).unwrap(),
+            signal: Some(signal),
+            device: Some(node.clone()),
+            channel,
+            value,
+            threshold,
+        })
+        .unwrap();
+    }
+    t.seconds_to_power_loss = Some(480);
+    t
+}
+
+fn example_telemetry() -> Telemetry {
+    let device = DeviceId::new("ups-b1").unwrap();
+    let mut m = Telemetry::new(
+        GatewayId::new("gw-paris-1a").unwrap(),
+        SiteId::new("paris-1").unwrap(),
+        Some(ZoneId::new("battery-room-b1").unwrap()),
+        device.clone(),
+        1_665_814_752_000,
+    );
+    for (signal, value, quality) in [
+        (Signal::UpsOnBattery, 0.0, Quality::Good),
+        (Signal::UpsRuntimeRemaining, 540.0, Quality::Good),
+        (Signal::UpsBatteryTemperature, 0.0, Quality::CommLost),
+    ] {
+        m.push(&Sample {
+            device: device.clone(),
+            signal,
+            channel: 0,
+            value,
+            unit: signal.unit(),
+            timestamp_ms: 1_665_814_751_800,
+            quality,
+        })
+        .unwrap();
+    }
+    m
+}
+
+fn example_status() -> GatewayStatus {
+    GatewayStatus::new(
+        GatewayId::new("gw-paris-1a").unwrap(),
+        SiteId::new("paris-1").unwrap(),
+        Presence::Online,
+        "0.1.0",
+        11,
+        12,
+        1_665_814_750_000,
+    )
+}
+
+fn examples() -> String {
+    let trigger = message::encode_vec(&example_trigger()).unwrap();
+    let telemetry = message::encode_vec(&example_telemetry()).unwrap();
+    let status = message::encode_vec(&example_status()).unwrap();
+    format!(
+        "A trigger (`firebreak.trigger/1`), on `firebreak/v1/paris-1/triggers` and retained on \
+         `firebreak/v1/paris-1/zones/battery-room-b1/state`:\n\n```json\n{}\n```\n\n\
+         Telemetry (`firebreak.telemetry/1`), on `firebreak/v1/paris-1/telemetry/ups-b1`:\n\n\
+         ```json\n{}\n```\n\n\
+         Gateway status (`firebreak.status/1`), retained on \
+         `firebreak/v1/paris-1/gateways/gw-paris-1a/status`:\n\n```json\n{}\n```\n",
+        pretty(&trigger),
+        pretty(&telemetry),
+        pretty(&status)
+    )
+}
+
+#[test]
+fn register_maps_match_the_tables() {
+    sync_section("register-maps.md", "register-maps", &register_maps());
+}
+
+#[test]
+fn contract_signal_list_matches_the_enum() {
+    sync_section("contract.md", "signals", &signal_table());
+}
+
+#[test]
+fn contract_examples_are_generated() {
+    sync_section("contract.md", "examples", &examples());
+}
+
+#[test]
+fn documented_examples_still_parse() {
+    let blocks = json_blocks("contract.md", "examples");
+    assert_eq!(blocks.len(), 3, "three examples in docs/contract.md");
+    let trigger: Trigger = message::decode(blocks[0].as_bytes()).unwrap();
+    assert_eq!(trigger, example_trigger());
+    assert_eq!(trigger.level, Level::Evacuate);
+    let telemetry: Telemetry = message::decode(blocks[1].as_bytes()).unwrap();
+    assert_eq!(telemetry, example_telemetry());
+    let status: GatewayStatus = message::decode(blocks[2].as_bytes()).unwrap();
+    assert_eq!(status, example_status());
+}
