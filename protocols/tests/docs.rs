@@ -3,6 +3,8 @@
 //! drift. `UPDATE_DOCS=1 cargo test -p firebreak-protocols --features serde,std --test docs`
 //! rewrites the generated sections.
 
+#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)] // test code
+
 use std::fmt::Write;
 use std::path::PathBuf;
 
