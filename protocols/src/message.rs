@@ -578,7 +578,8 @@ pub use json::encode_vec;
 #[cfg(feature = "serde")]
 pub use json::{decode, encode};
 
-#[cfg(all(test, feature = "serde"))]
+#[cfg(test)]
+#[cfg(feature = "serde")]
 mod tests {
     use super::*;
     use proptest::prelude::*;
