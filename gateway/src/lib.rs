@@ -1,1 +1,5 @@
-//! placeholder
+//! The Firebreak gateway: reads a site's UPS, PDU and battery-room devices, decides evacuation
+//! levels and delivers triggers to failover controllers. `src/main.rs` only parses the command
+//! line; everything else lives here so tests and benches use the library.
+
+pub mod cli;

@@ -1,0 +1,247 @@
+//! The `firebreak` command line.
+
+use std::io::Write;
+
+use clap::{Parser, Subcommand};
+use firebreak_protocols::{
+    BUILTIN_PROFILES, DataType, DeviceId, DeviceProfile, GatewayId, IdError, PlanError,
+    PlanOptions, SiteId, ZoneId, builtin_profile, plan_reads, topic,
+};
+
+/// Most requests a device's read plan may need.
+pub const MAX_PLAN_REQUESTS: usize = 256;
+
+/// Early warning of power loss for data centers: reads UPS, PDU and battery-room sensors,
+/// publishes evacuation triggers to failover controllers.
+#[derive(Debug, Parser)]
+#[command(name = "firebreak", version)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole system on a simulated site with an embedded broker (not built yet).
+    Demo,
+    /// List the built-in device profiles, or show one's register map and read plan.
+    Profiles {
+        /// A profile name, as `firebreak profiles` lists them.
+        name: Option<String>,
+        /// Unused registers a read may span to join two values into one request.
+        #[arg(long, default_value_t = PlanOptions::default().max_gap)]
+        max_gap: u16,
+    },
+    /// Print the MQTT topics a site's gateway publishes and controllers subscribe to.
+    Topics {
+        /// The site id.
+        #[arg(long)]
+        site: String,
+        /// A zone id, to show its state topic.
+        #[arg(long)]
+        zone: Option<String>,
+        /// A device id, to show its telemetry topic.
+        #[arg(long)]
+        device: Option<String>,
+        /// A gateway id, to show its status topic.
+        #[arg(long)]
+        gateway: Option<String>,
+    },
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A name given on the command line is not a valid id.
+    #[error("{option}: {value:?} {error}")]
+    BadId {
+        /// The option.
+        option: &'static str,
+        /// The value given.
+        value: String,
+        /// Why it is refused.
+        error: IdError,
+    },
+    /// No built-in profile has that name.
+    #[error("no built-in profile named {name:?} (built-in: {known})")]
+    UnknownProfile {
+        /// The name given.
+        name: String,
+        /// The names there are.
+        known: String,
+    },
+    /// A read plan could not be made.
+    #[error("profile {profile}: {error}")]
+    Plan {
+        /// The profile.
+        profile: String,
+        /// Why.
+        error: PlanError,
+    },
+    /// The command exists but is not built yet.
+    #[error("{0} is not built yet: see the open issues")]
+    NotBuilt(&'static str),
+    /// Writing the output failed.
+    #[error("writing output: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs a parsed command line, writing its output to `out`.
+pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
+    match cli.command {
+        Command::Demo => Err(CliError::NotBuilt("demo")),
+        Command::Profiles { name: None, .. } => {
+            for p in BUILTIN_PROFILES {
+                writeln!(out, "{:<24} {}", p.name, p.description)?;
+            }
+            Ok(())
+        }
+        Command::Profiles {
+            name: Some(name),
+            max_gap,
+        } => {
+            let profile = builtin_profile(&name).ok_or_else(|| CliError::UnknownProfile {
+                known: BUILTIN_PROFILES
+                    .iter()
+                    .map(|p| p.name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                name,
+            })?;
+            print_profile(profile, max_gap, out)
+        }
+        Command::Topics {
+            site,
+            zone,
+            device,
+            gateway,
+        } => {
+            let site: SiteId = parse_id("--site", &site)?;
+            writeln!(out, "{}", topic::triggers(&site))?;
+            writeln!(out, "{}", topic::site_state(&site))?;
+            if let Some(zone) = zone {
+                let zone: ZoneId = parse_id("--zone", &zone)?;
+                writeln!(out, "{}", topic::zone_state(&site, &zone))?;
+            }
+            if let Some(device) = device {
+                let device: DeviceId = parse_id("--device", &device)?;
+                writeln!(out, "{}", topic::telemetry(&site, &device))?;
+            }
+            if let Some(gateway) = gateway {
+                let gateway: GatewayId = parse_id("--gateway", &gateway)?;
+                writeln!(out, "{}", topic::gateway_status(&site, &gateway))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn parse_id<T>(option: &'static str, value: &str) -> Result<T, CliError>
+where
+    T: std::str::FromStr<Err = IdError>,
+{
+    value.parse().map_err(|error| CliError::BadId {
+        option,
+        value: value.to_string(),
+        error,
+    })
+}
+
+fn print_profile(
+    profile: &DeviceProfile<'_>,
+    max_gap: u16,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    writeln!(out, "{}: {}", profile.name, profile.description)?;
+    writeln!(
+        out,
+        "{:<14} {:>5}  {:<6} {:<24} {:>2}  {:<5} {:>6}",
+        "table", "addr", "type", "signal", "ch", "unit", "scale"
+    )?;
+    for d in profile.registers {
+        let ty = match d.data_type {
+            DataType::Bit(n) => format!("bit{n}"),
+            other => format!("{other:?}").to_lowercase(),
+        };
+        writeln!(
+            out,
+            "{:<14} {:>5}  {:<6} {:<24} {:>2}  {:<5} {:>6}",
+            d.table.name(),
+            d.address,
+            ty,
+            d.signal.name(),
+            d.channel,
+            d.signal.unit().symbol(),
+            d.scale
+        )?;
+    }
+    let options = PlanOptions {
+        max_gap,
+        ..PlanOptions::default()
+    };
+    let plan = plan_reads::<MAX_PLAN_REQUESTS>(profile.registers, &options).map_err(|error| {
+        CliError::Plan {
+            profile: profile.name.to_string(),
+            error,
+        }
+    })?;
+    writeln!(out, "read plan (max gap {max_gap}):")?;
+    for r in &plan {
+        writeln!(out, "  {r}")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(args: &[&str]) -> Result<String, CliError> {
+        let cli = Cli::try_parse_from(std::iter::once("firebreak").chain(args.iter().copied()))
+            .map_err(|e| CliError::Io(std::io::Error::other(e.to_string())))?;
+        let mut out = Vec::new();
+        run(cli, &mut out)?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn profile_shows_map_and_plan() {
+        let text = output(&["profiles", "generic-ups"]).unwrap();
+        assert!(text.contains("holding            1  u16    ups-runtime-remaining"));
+        assert!(
+            text.ends_with("read plan (max gap 8):\n  03 holding 0..7\n"),
+            "{text}"
+        );
+        let tight = output(&["profiles", "firebreak-sensor-node", "--max-gap", "0"]).unwrap();
+        assert!(
+            tight.contains("  04 input 0..12\n  04 input 107..108\n"),
+            "{tight}"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_option_and_the_problem() {
+        let e = output(&["topics", "--site", "paris-1", "--zone", "a+b"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--zone: \"a+b\" contains forbidden character '+' at byte 1"
+        );
+        let e = output(&["profiles", "apc-smt"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no built-in profile named \"apc-smt\" (built-in: firebreak-sensor-node, generic-ups, generic-pdu)"
+        );
+    }
+
+    #[test]
+    fn topics_follow_the_layout() {
+        let text = output(&["topics", "--site", "paris-1", "--gateway", "gw-1"]).unwrap();
+        assert_eq!(
+            text,
+            "firebreak/v1/paris-1/triggers\nfirebreak/v1/paris-1/state\n\
+             firebreak/v1/paris-1/gateways/gw-1/status\n"
+        );
+    }
+}
