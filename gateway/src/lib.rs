@@ -3,3 +3,4 @@
 //! line; everything else lives here so tests and benches use the library.
 
 pub mod cli;
+pub mod policy;
