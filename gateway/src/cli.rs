@@ -3,6 +3,8 @@
 use std::io::Write;
 
 use clap::{Parser, Subcommand};
+
+use crate::config::{ConfigError, EXAMPLE, SiteConfig};
 use firebreak_protocols::{
     BUILTIN_PROFILES, DataType, DeviceId, DeviceProfile, GatewayId, IdError, PlanError,
     PlanOptions, SiteId, ZoneId, builtin_profile, plan_reads, topic,
@@ -34,6 +36,12 @@ pub enum Command {
         #[arg(long, default_value_t = PlanOptions::default().max_gap)]
         max_gap: u16,
     },
+    /// Check a site configuration, or print a commented example of one.
+    Config {
+        /// What to do with it.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Print the MQTT topics a site's gateway publishes and controllers subscribe to.
     Topics {
         /// The site id.
@@ -49,6 +57,18 @@ pub enum Command {
         #[arg(long)]
         gateway: Option<String>,
     },
+}
+
+/// `firebreak config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Validate a site configuration file and print a summary of it.
+    Check {
+        /// The file.
+        file: std::path::PathBuf,
+    },
+    /// Print a commented example configuration that passes the check.
+    Default,
 }
 
 /// Why a command failed.
@@ -80,6 +100,9 @@ pub enum CliError {
         /// Why.
         error: PlanError,
     },
+    /// The site configuration is wrong.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
     /// The command exists but is not built yet.
     #[error("{0} is not built yet: see the open issues")]
     NotBuilt(&'static str),
@@ -111,6 +134,15 @@ pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
                 name,
             })?;
             print_profile(profile, max_gap, out)
+        }
+        Command::Config {
+            action: ConfigAction::Default,
+        } => Ok(out.write_all(EXAMPLE.as_bytes())?),
+        Command::Config {
+            action: ConfigAction::Check { file },
+        } => {
+            let config = SiteConfig::load(&file)?;
+            print_summary(&config, out)
         }
         Command::Topics {
             site,
@@ -147,6 +179,44 @@ where
         value: value.to_string(),
         error,
     })
+}
+
+fn print_summary(c: &SiteConfig, out: &mut impl Write) -> Result<(), CliError> {
+    writeln!(out, "site {} watched by gateway {}", c.site, c.gateway)?;
+    writeln!(out, "http status on {}", c.http_bind)?;
+    for zone in &c.zones {
+        writeln!(out, "zone {zone}")?;
+        for d in c.devices.iter().filter(|d| &d.zone == zone) {
+            writeln!(
+                out,
+                "  device {:<16} {} unit {} profile {} every {} ms",
+                d.name.as_str(),
+                d.transport,
+                d.unit,
+                d.profile.name,
+                d.poll_interval.as_millis()
+            )?;
+        }
+        for s in c.mqtt_sources.iter().filter(|s| &s.zone == zone) {
+            writeln!(
+                out,
+                "  mqtt   {:<16} mqtt://{}:{} topic {} ({} signals)",
+                s.name.as_str(),
+                s.host,
+                s.port,
+                s.topic,
+                s.signals.len()
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "ok: {} devices, {} mqtt sources, {} zones",
+        c.devices.len(),
+        c.mqtt_sources.len(),
+        c.zones.len()
+    )?;
+    Ok(())
 }
 
 fn print_profile(

@@ -3,4 +3,5 @@
 //! line; everything else lives here so tests and benches use the library.
 
 pub mod cli;
+pub mod config;
 pub mod policy;

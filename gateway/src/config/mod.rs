@@ -1,0 +1,851 @@
+//! The site configuration: one TOML file naming the site, its zones and devices, the
+//! profiles of devices nobody here has seen, and the MQTT sources.
+//!
+//! Parsing is two steps, after probe-rs's DUT definitions: serde reads [`RawSiteConfig`]
+//! (every unknown key an error), then [`SiteConfig::from_raw`] checks what types cannot. Every
+//! error names the file, the key path and the problem:
+//! `site.toml: devices[2].profile: no profile named "apc-smt"`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use firebreak_protocols::{
+    BUILTIN_PROFILES, ByteOrder, DataType, DeviceId, DeviceProfile, GatewayId, IdError,
+    PlanOptions, RegisterDescriptor, Sentinels, Signal, SiteId, ValidRange, WordOrder, ZoneId,
+    plan_reads,
+};
+use serde::Deserialize;
+
+mod raw;
+
+pub use raw::{
+    RawDefaults, RawDevice, RawHttp, RawMqttSignal, RawMqttSource, RawProfile, RawRegister,
+    RawSite, RawSiteConfig, RawType, RawZone, TransportKind,
+};
+
+/// A commented example configuration that passes `firebreak config check`.
+pub const EXAMPLE: &str = include_str!("example-site.toml");
+
+/// The most read requests one device's plan may need.
+pub const MAX_PLAN_REQUESTS: usize = 256;
+
+/// A configuration that cannot be used: where, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}{line}: {path}{sep}{problem}", line = line_suffix(*.line), sep = if path.is_empty() { "" } else { ": " })]
+pub struct ConfigError {
+    /// The file (or other origin) the configuration came from.
+    pub origin: String,
+    /// The line, when the TOML parser knows it.
+    pub line: Option<usize>,
+    /// The key path (`devices[2].profile`), empty for the whole document.
+    pub path: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+fn line_suffix(line: Option<usize>) -> String {
+    line.map(|l| format!(":{l}")).unwrap_or_default()
+}
+
+/// How the gateway reaches a Modbus device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// Modbus TCP at `host:port`.
+    Tcp {
+        /// Host name or address.
+        host: String,
+        /// TCP port.
+        port: u16,
+    },
+    /// Modbus RTU on a serial line (usually RS-485), shared by every device on it.
+    Rtu(SerialLine),
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+            Self::Rtu(line) => write!(f, "{line}"),
+        }
+    }
+}
+
+/// Parity of a serial line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Parity {
+    /// No parity bit.
+    None,
+    /// Even parity (the Modbus default).
+    Even,
+    /// Odd parity.
+    Odd,
+}
+
+/// A serial line's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SerialLine {
+    /// The device path (`/dev/ttyUSB0`).
+    pub path: String,
+    /// Bits per second.
+    pub baud: u32,
+    /// Parity.
+    pub parity: Parity,
+    /// Stop bits: 1 or 2.
+    pub stop_bits: u8,
+    /// Data bits: 7 or 8.
+    pub data_bits: u8,
+}
+
+impl SerialLine {
+    /// The silent interval that separates RTU frames: 3.5 character times, and at least
+    /// 1.75 ms above 19200 baud (Modbus over serial line 1.02, 2.5.1.1).
+    pub fn frame_gap(&self) -> Duration {
+        if self.baud > 19_200 {
+            return Duration::from_micros(1750);
+        }
+        let bits_per_char = 1
+            + u64::from(self.data_bits)
+            + u64::from(self.parity != Parity::None)
+            + u64::from(self.stop_bits);
+        Duration::from_micros(bits_per_char * 3_500_000 / u64::from(self.baud.max(1)))
+    }
+}
+
+impl fmt::Display for SerialLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parity = match self.parity {
+            Parity::None => 'N',
+            Parity::Even => 'E',
+            Parity::Odd => 'O',
+        };
+        write!(
+            f,
+            "rtu://{}?baud={}&format={}{}{}",
+            self.path, self.baud, self.data_bits, parity, self.stop_bits
+        )
+    }
+}
+
+/// A register map owned by the configuration: a built-in profile or a user-defined one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnedProfile {
+    /// Its name.
+    pub name: String,
+    /// One line for humans.
+    pub description: String,
+    /// Its values.
+    pub registers: Vec<RegisterDescriptor>,
+}
+
+impl OwnedProfile {
+    /// A borrowed view, for the `protocols` functions.
+    pub fn view(&self) -> DeviceProfile<'_> {
+        DeviceProfile {
+            name: &self.name,
+            description: &self.description,
+            registers: &self.registers,
+        }
+    }
+
+    fn from_builtin(p: &DeviceProfile<'_>) -> OwnedProfile {
+        OwnedProfile {
+            name: p.name.to_string(),
+            description: p.description.to_string(),
+            registers: p.registers.to_vec(),
+        }
+    }
+}
+
+/// One Modbus device.
+#[derive(Debug, Clone)]
+pub struct DeviceConfig {
+    /// Its id, in samples and topics.
+    pub name: DeviceId,
+    /// Its zone.
+    pub zone: ZoneId,
+    /// How to reach it.
+    pub transport: Transport,
+    /// Its Modbus unit id (1..=247).
+    pub unit: u8,
+    /// Its register map.
+    pub profile: Arc<OwnedProfile>,
+    /// How reads are merged.
+    pub plan: PlanOptions,
+    /// Time between polls.
+    pub poll_interval: Duration,
+    /// How long one request may take.
+    pub timeout: Duration,
+    /// Retries of a failed request within one poll.
+    pub retries: u8,
+    /// Missed polls after which its signals turn `comm-lost`.
+    pub comm_lost_after: u32,
+    /// Age after which a value turns `stale`.
+    pub freshness: Duration,
+}
+
+/// One mapping from a JSON payload field to a signal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MqttSignal {
+    /// The signal it feeds.
+    pub signal: Signal,
+    /// The channel.
+    pub channel: u8,
+    /// The JSON pointer (RFC 6901) to the value in the payload (`/temperature`).
+    pub pointer: String,
+    /// Multiplier to the signal's unit.
+    pub scale: f64,
+    /// Added after scaling.
+    pub offset: f64,
+    /// Values outside it are `out-of-range`.
+    pub valid: ValidRange,
+}
+
+/// A device that publishes over MQTT (building sensors).
+#[derive(Debug, Clone)]
+pub struct MqttSourceConfig {
+    /// The device id its samples carry.
+    pub name: DeviceId,
+    /// Its zone.
+    pub zone: ZoneId,
+    /// The broker host.
+    pub host: String,
+    /// The broker port.
+    pub port: u16,
+    /// The topic filter to subscribe to.
+    pub topic: String,
+    /// How payload fields map to signals.
+    pub signals: Vec<MqttSignal>,
+    /// Age after which a value turns `stale`.
+    pub freshness: Duration,
+}
+
+/// A validated site configuration.
+#[derive(Debug, Clone)]
+pub struct SiteConfig {
+    /// The site.
+    pub site: SiteId,
+    /// This gateway's identity.
+    pub gateway: GatewayId,
+    /// The zones, in the order declared.
+    pub zones: Vec<ZoneId>,
+    /// Where the HTTP status endpoint listens.
+    pub http_bind: SocketAddr,
+    /// The Modbus devices.
+    pub devices: Vec<DeviceConfig>,
+    /// The MQTT sources.
+    pub mqtt_sources: Vec<MqttSourceConfig>,
+    /// Every profile by name: the built-ins and the user-defined ones.
+    pub profiles: BTreeMap<String, Arc<OwnedProfile>>,
+}
+
+/// The HTTP endpoint's default address: loopback only.
+pub const DEFAULT_HTTP_BIND: &str = "127.0.0.1:9186";
+
+impl SiteConfig {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<SiteConfig, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: origin.clone(),
+            line: None,
+            path: String::new(),
+            problem: format!("cannot read: {e}"),
+        })?;
+        SiteConfig::parse(&text, &origin)
+    }
+
+    /// Parses and checks a configuration; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<SiteConfig, ConfigError> {
+        let raw = parse_raw(text, origin)?;
+        SiteConfig::from_raw(raw, origin)
+    }
+
+    /// Checks what the types alone cannot.
+    pub fn from_raw(raw: RawSiteConfig, origin: &str) -> Result<SiteConfig, ConfigError> {
+        Validator { origin }.site(raw)
+    }
+
+    /// The devices on each serial line, by path: one task serves a line, one request at a time.
+    pub fn rtu_buses(&self) -> BTreeMap<&str, Vec<&DeviceConfig>> {
+        let mut buses: BTreeMap<&str, Vec<&DeviceConfig>> = BTreeMap::new();
+        for d in &self.devices {
+            if let Transport::Rtu(line) = &d.transport {
+                buses.entry(line.path.as_str()).or_default().push(d);
+            }
+        }
+        buses
+    }
+
+    /// A device by name.
+    pub fn device(&self, name: &str) -> Option<&DeviceConfig> {
+        self.devices.iter().find(|d| d.name.as_str() == name)
+    }
+}
+
+/// Reads the TOML into the raw types; errors carry the key path and line.
+pub fn parse_raw(text: &str, origin: &str) -> Result<RawSiteConfig, ConfigError> {
+    let line_of = |span: Option<std::ops::Range<usize>>| {
+        span.map(|s| text.get(..s.start).unwrap_or("").matches('\n').count() + 1)
+    };
+    let de = toml::Deserializer::parse(text).map_err(|e| ConfigError {
+        origin: origin.to_string(),
+        line: line_of(e.span()),
+        path: String::new(),
+        problem: e.message().trim().to_string(),
+    })?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        ConfigError {
+            origin: origin.to_string(),
+            line: line_of(inner.span()),
+            path: if path == "." { String::new() } else { path },
+            problem: inner.message().trim().to_string(),
+        }
+    })
+}
+
+struct Validator<'a> {
+    origin: &'a str,
+}
+
+impl Validator<'_> {
+    fn err(&self, path: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+        ConfigError {
+            origin: self.origin.to_string(),
+            line: None,
+            path: path.into(),
+            problem: problem.into(),
+        }
+    }
+
+    fn id<T: std::str::FromStr<Err = IdError>>(
+        &self,
+        path: &str,
+        s: &str,
+    ) -> Result<T, ConfigError> {
+        s.parse()
+            .map_err(|e: IdError| self.err(path, format!("{s:?} {e}")))
+    }
+
+    fn site(&self, raw: RawSiteConfig) -> Result<SiteConfig, ConfigError> {
+        let site: SiteId = self.id("site.name", &raw.site.name)?;
+        let gateway: GatewayId = self.id("site.gateway", &raw.site.gateway)?;
+
+        let mut zones = Vec::new();
+        for (i, z) in raw.zones.iter().enumerate() {
+            let zone: ZoneId = self.id(&format!("zones[{i}].name"), &z.name)?;
+            if zones.contains(&zone) {
+                return Err(self.err(
+                    format!("zones[{i}].name"),
+                    format!("zone {zone:?} is declared twice"),
+                ));
+            }
+            zones.push(zone);
+        }
+
+        let http_bind = match &raw.http {
+            Some(h) => h.bind.parse::<SocketAddr>().map_err(|_| {
+                self.err(
+                    "http.bind",
+                    format!(
+                        "{:?} is not an address:port such as \"127.0.0.1:9186\"",
+                        h.bind
+                    ),
+                )
+            })?,
+            None => DEFAULT_HTTP_BIND
+                .parse()
+                .map_err(|_| self.err("http.bind", "bad built-in default"))?,
+        };
+
+        let mut profiles: BTreeMap<String, Arc<OwnedProfile>> = BUILTIN_PROFILES
+            .iter()
+            .map(|p| (p.name.to_string(), Arc::new(OwnedProfile::from_builtin(p))))
+            .collect();
+        for (i, p) in raw.profiles.into_iter().enumerate() {
+            let profile = self.profile(i, p)?;
+            let path = format!("profiles[{i}].name");
+            if BUILTIN_PROFILES.iter().any(|b| b.name == profile.name) {
+                return Err(self.err(
+                    path,
+                    format!(
+                        "{:?} is a built-in profile; choose another name",
+                        profile.name
+                    ),
+                ));
+            }
+            if profiles.contains_key(&profile.name) {
+                return Err(self.err(path, format!("profile {:?} is defined twice", profile.name)));
+            }
+            profiles.insert(profile.name.clone(), Arc::new(profile));
+        }
+
+        let defaults = raw.defaults.unwrap_or_default();
+        let mut devices: Vec<DeviceConfig> = Vec::new();
+        for (i, d) in raw.devices.into_iter().enumerate() {
+            let device = self.device(i, d, &defaults, &zones, &profiles)?;
+            if devices.iter().any(|o| o.name == device.name) {
+                return Err(self.err(
+                    format!("devices[{i}].name"),
+                    format!("device {:?} is defined twice", device.name.as_str()),
+                ));
+            }
+            self.shared_line(i, &device, &devices)?;
+            devices.push(device);
+        }
+
+        let mut mqtt_sources: Vec<MqttSourceConfig> = Vec::new();
+        for (i, s) in raw.mqtt_sources.into_iter().enumerate() {
+            let source = self.mqtt_source(i, s, &zones)?;
+            if devices.iter().any(|d| d.name == source.name)
+                || mqtt_sources.iter().any(|o| o.name == source.name)
+            {
+                return Err(self.err(
+                    format!("mqtt_sources[{i}].name"),
+                    format!("device {:?} is defined twice", source.name.as_str()),
+                ));
+            }
+            mqtt_sources.push(source);
+        }
+        if devices.is_empty() && mqtt_sources.is_empty() {
+            return Err(self.err(
+                "devices",
+                "the site has no devices and no mqtt_sources: nothing to watch",
+            ));
+        }
+        Ok(SiteConfig {
+            site,
+            gateway,
+            zones,
+            http_bind,
+            devices,
+            mqtt_sources,
+            profiles,
+        })
+    }
+
+    fn zone(&self, path: &str, name: &str, zones: &[ZoneId]) -> Result<ZoneId, ConfigError> {
+        zones
+            .iter()
+            .find(|z| z.as_str() == name)
+            .cloned()
+            .ok_or_else(|| {
+                let known: Vec<&str> = zones.iter().map(ZoneId::as_str).collect();
+                self.err(
+                    path,
+                    format!(
+                        "no zone named {name:?} (zones: {})",
+                        if known.is_empty() {
+                            "none declared".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                )
+            })
+    }
+
+    fn profile(&self, i: usize, raw: RawProfile) -> Result<OwnedProfile, ConfigError> {
+        let at = format!("profiles[{i}]");
+        if raw.name.is_empty() {
+            return Err(self.err(format!("{at}.name"), "is empty"));
+        }
+        let mut registers = Vec::with_capacity(raw.registers.len());
+        for (j, r) in raw.registers.into_iter().enumerate() {
+            let path = format!("{at}.registers[{j}]");
+            let data_type = match (r.r#type, r.bit) {
+                (RawType::Bit, Some(n)) if n < 16 => DataType::Bit(n),
+                (RawType::Bit, Some(n)) => {
+                    return Err(self.err(
+                        format!("{path}.bit"),
+                        format!("{n} is not a bit of a 16-bit register (0..=15)"),
+                    ));
+                }
+                (RawType::Bit, None) => {
+                    return Err(self.err(format!("{path}.bit"), "required for type \"bit\""));
+                }
+                (_, Some(_)) => {
+                    return Err(self.err(format!("{path}.bit"), "only for type \"bit\""));
+                }
+                (RawType::Bool, None) => DataType::Bool,
+                (RawType::U16, None) => DataType::U16,
+                (RawType::I16, None) => DataType::I16,
+                (RawType::U32, None) => DataType::U32,
+                (RawType::I32, None) => DataType::I32,
+                (RawType::F32, None) => DataType::F32,
+            };
+            let mut d = RegisterDescriptor::new(r.signal, r.table, r.address, data_type)
+                .channel(r.channel)
+                .scaled(r.scale, r.offset)
+                .order(
+                    r.word_order.unwrap_or(WordOrder::HighFirst),
+                    r.byte_order.unwrap_or(ByteOrder::Big),
+                );
+            if let (Some(min), Some(max)) = (r.min, r.max) {
+                d = d.valid(min, max);
+            } else if r.min.is_some() || r.max.is_some() {
+                return Err(self.err(
+                    format!("{path}.{}", if r.min.is_some() { "max" } else { "min" }),
+                    "min and max go together",
+                ));
+            }
+            let mut sentinels = Sentinels::NONE;
+            for s in &r.sentinels {
+                sentinels = sentinels.with(*s).ok_or_else(|| {
+                    self.err(
+                        format!("{path}.sentinels"),
+                        format!(
+                            "at most {} values",
+                            firebreak_protocols::profile::MAX_SENTINELS
+                        ),
+                    )
+                })?;
+            }
+            d.sentinels = sentinels;
+            if (d.word_order != WordOrder::HighFirst) && data_type.width() != 2 {
+                return Err(self.err(
+                    format!("{path}.word_order"),
+                    "only for 32-bit types (u32, i32, f32)",
+                ));
+            }
+            d.validate().map_err(|e| self.err(&path, e.to_string()))?;
+            registers.push(d);
+        }
+        let profile = OwnedProfile {
+            name: raw.name,
+            description: raw.description.unwrap_or_default(),
+            registers,
+        };
+        profile
+            .view()
+            .validate()
+            .map_err(|e| self.err(&at, e.to_string()))?;
+        if profile.registers.is_empty() {
+            return Err(self.err(
+                format!("{at}.registers"),
+                "a profile needs at least one register",
+            ));
+        }
+        Ok(profile)
+    }
+
+    fn device(
+        &self,
+        i: usize,
+        raw: RawDevice,
+        defaults: &RawDefaults,
+        zones: &[ZoneId],
+        profiles: &BTreeMap<String, Arc<OwnedProfile>>,
+    ) -> Result<DeviceConfig, ConfigError> {
+        let at = format!("devices[{i}]");
+        let name: DeviceId = self.id(&format!("{at}.name"), &raw.name)?;
+        let zone = self.zone(&format!("{at}.zone"), &raw.zone, zones)?;
+        let transport = self.transport(&at, &raw)?;
+        if !(1..=247).contains(&raw.unit) {
+            return Err(self.err(
+                format!("{at}.unit"),
+                format!("{} is not a Modbus unit id (1..=247)", raw.unit),
+            ));
+        }
+        let profile = profiles.get(&raw.profile).cloned().ok_or_else(|| {
+            self.err(
+                format!("{at}.profile"),
+                format!("no profile named {:?}", raw.profile),
+            )
+        })?;
+        let poll_ms = raw
+            .poll_interval_ms
+            .or(defaults.poll_interval_ms)
+            .unwrap_or(1000);
+        if poll_ms < 10 {
+            return Err(self.err(
+                format!("{at}.poll_interval_ms"),
+                format!("{poll_ms} is less than 10"),
+            ));
+        }
+        let timeout_ms = raw
+            .timeout_ms
+            .or(defaults.timeout_ms)
+            .unwrap_or(poll_ms.min(1000) / 2);
+        if timeout_ms == 0 || timeout_ms >= poll_ms {
+            return Err(self.err(
+                format!("{at}.timeout_ms"),
+                format!(
+                    "{timeout_ms} must be more than 0 and less than poll_interval_ms ({poll_ms})"
+                ),
+            ));
+        }
+        let comm_lost_after = raw
+            .comm_lost_after
+            .or(defaults.comm_lost_after)
+            .unwrap_or(3);
+        if comm_lost_after == 0 {
+            return Err(self.err(
+                format!("{at}.comm_lost_after"),
+                "must be at least 1 missed poll",
+            ));
+        }
+        let freshness_ms = raw
+            .freshness_ms
+            .or(defaults.freshness_ms)
+            .unwrap_or(poll_ms.saturating_mul(3));
+        if freshness_ms < poll_ms {
+            return Err(self.err(format!("{at}.freshness_ms"), format!("{freshness_ms} is less than poll_interval_ms ({poll_ms}): every value would be stale")));
+        }
+        let plan = PlanOptions {
+            max_gap: raw
+                .max_gap
+                .or(defaults.max_gap)
+                .unwrap_or(PlanOptions::default().max_gap),
+            max_registers: raw
+                .max_registers
+                .or(defaults.max_registers)
+                .unwrap_or(firebreak_protocols::plan::MAX_READ_REGISTERS),
+            max_bits: firebreak_protocols::plan::MAX_READ_BITS,
+        };
+        plan_reads::<MAX_PLAN_REQUESTS>(&profile.registers, &plan).map_err(|e| {
+            self.err(
+                format!("{at}.profile"),
+                format!("profile {:?}: {e}", profile.name),
+            )
+        })?;
+        Ok(DeviceConfig {
+            name,
+            zone,
+            transport,
+            unit: raw.unit,
+            profile,
+            plan,
+            poll_interval: Duration::from_millis(poll_ms),
+            timeout: Duration::from_millis(timeout_ms),
+            retries: raw.retries.or(defaults.retries).unwrap_or(1),
+            comm_lost_after,
+            freshness: Duration::from_millis(freshness_ms),
+        })
+    }
+
+    fn transport(&self, at: &str, raw: &RawDevice) -> Result<Transport, ConfigError> {
+        let serial_keys = [
+            ("serial", raw.serial.is_some()),
+            ("baud", raw.baud.is_some()),
+            ("parity", raw.parity.is_some()),
+            ("stop_bits", raw.stop_bits.is_some()),
+            ("data_bits", raw.data_bits.is_some()),
+        ];
+        match raw.transport {
+            TransportKind::Tcp => {
+                if let Some((key, _)) = serial_keys.iter().find(|(_, set)| *set) {
+                    return Err(self.err(format!("{at}.{key}"), "only for transport \"rtu\""));
+                }
+                let address = raw.address.as_deref().ok_or_else(|| {
+                    self.err(
+                        format!("{at}.address"),
+                        "required for transport \"tcp\" (host:port)",
+                    )
+                })?;
+                parse_host_port(address).ok_or_else(|| {
+                    self.err(
+                        format!("{at}.address"),
+                        format!("{address:?} is not host:port"),
+                    )
+                })
+            }
+            TransportKind::Rtu => {
+                if raw.address.is_some() {
+                    return Err(self.err(
+                        format!("{at}.address"),
+                        "only for transport \"tcp\"; a serial device has `serial`",
+                    ));
+                }
+                let path = raw.serial.clone().ok_or_else(|| {
+                    self.err(
+                        format!("{at}.serial"),
+                        "required for transport \"rtu\" (a path such as /dev/ttyUSB0)",
+                    )
+                })?;
+                let stop_bits = raw.stop_bits.unwrap_or(1);
+                if !(1..=2).contains(&stop_bits) {
+                    return Err(self.err(
+                        format!("{at}.stop_bits"),
+                        format!("{stop_bits} is not 1 or 2"),
+                    ));
+                }
+                let data_bits = raw.data_bits.unwrap_or(8);
+                if !(7..=8).contains(&data_bits) {
+                    return Err(self.err(
+                        format!("{at}.data_bits"),
+                        format!("{data_bits} is not 7 or 8"),
+                    ));
+                }
+                let baud = raw.baud.unwrap_or(19_200);
+                if !(300..=1_000_000).contains(&baud) {
+                    return Err(self.err(
+                        format!("{at}.baud"),
+                        format!("{baud} is not a serial speed (300..=1000000)"),
+                    ));
+                }
+                Ok(Transport::Rtu(SerialLine {
+                    path,
+                    baud,
+                    parity: raw.parity.unwrap_or(Parity::Even),
+                    stop_bits,
+                    data_bits,
+                }))
+            }
+        }
+    }
+
+    /// Devices on one serial line share its settings, and their unit ids differ.
+    fn shared_line(
+        &self,
+        i: usize,
+        device: &DeviceConfig,
+        earlier: &[DeviceConfig],
+    ) -> Result<(), ConfigError> {
+        let Transport::Rtu(line) = &device.transport else {
+            return Ok(());
+        };
+        for (j, other) in earlier.iter().enumerate() {
+            let Transport::Rtu(o) = &other.transport else {
+                continue;
+            };
+            if o.path != line.path {
+                continue;
+            }
+            if o != line {
+                return Err(self.err(format!("devices[{i}].serial"), format!(
+                    "{} is also used by devices[{j}] with other settings ({o}); devices on one line share baud, parity, stop and data bits",
+                    line.path
+                )));
+            }
+            if other.unit == device.unit {
+                return Err(self.err(
+                    format!("devices[{i}].unit"),
+                    format!(
+                        "unit {} is already used on {} by devices[{j}]",
+                        device.unit, line.path
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn mqtt_source(
+        &self,
+        i: usize,
+        raw: RawMqttSource,
+        zones: &[ZoneId],
+    ) -> Result<MqttSourceConfig, ConfigError> {
+        let at = format!("mqtt_sources[{i}]");
+        let name: DeviceId = self.id(&format!("{at}.name"), &raw.name)?;
+        let zone = self.zone(&format!("{at}.zone"), &raw.zone, zones)?;
+        let (host, port) = parse_mqtt_url(&raw.broker).ok_or_else(|| {
+            self.err(
+                format!("{at}.broker"),
+                format!("{:?} is not mqtt://host:port", raw.broker),
+            )
+        })?;
+        if raw.topic.is_empty() || raw.topic.contains('\0') {
+            return Err(self.err(format!("{at}.topic"), "is not an MQTT topic filter"));
+        }
+        if raw.signals.is_empty() {
+            return Err(self.err(
+                format!("{at}.signals"),
+                "map at least one payload field to a signal",
+            ));
+        }
+        let mut signals: Vec<MqttSignal> = Vec::new();
+        let mut seen: HashMap<(Signal, u8), usize> = HashMap::new();
+        for (j, s) in raw.signals.into_iter().enumerate() {
+            let path = format!("{at}.signals[{j}]");
+            if !s.pointer.starts_with('/') {
+                return Err(self.err(
+                    format!("{path}.pointer"),
+                    format!(
+                        "{:?} is not a JSON pointer (it starts with '/', as in \"/temperature\")",
+                        s.pointer
+                    ),
+                ));
+            }
+            if !s.scale.is_finite() || s.scale == 0.0 || !s.offset.is_finite() {
+                return Err(self.err(
+                    format!("{path}.scale"),
+                    "scale must be finite and not zero, offset finite",
+                ));
+            }
+            if let Some(k) = seen.insert((s.signal, s.channel), j) {
+                return Err(self.err(
+                    &path,
+                    format!(
+                        "signal {} channel {} is already mapped by signals[{k}]",
+                        s.signal, s.channel
+                    ),
+                ));
+            }
+            let valid = match (s.min, s.max) {
+                (Some(min), Some(max)) if min <= max => ValidRange { min, max },
+                (None, None) => ValidRange::ANY,
+                _ => {
+                    return Err(
+                        self.err(format!("{path}.min"), "min and max go together, min <= max")
+                    );
+                }
+            };
+            signals.push(MqttSignal {
+                signal: s.signal,
+                channel: s.channel,
+                pointer: s.pointer,
+                scale: s.scale,
+                offset: s.offset,
+                valid,
+            });
+        }
+        let freshness_ms = raw.freshness_ms.unwrap_or(60_000);
+        Ok(MqttSourceConfig {
+            name,
+            zone,
+            host,
+            port,
+            topic: raw.topic,
+            signals,
+            freshness: Duration::from_millis(freshness_ms),
+        })
+    }
+}
+
+/// Parses `host:port` (`[::1]:502` for IPv6).
+pub fn parse_host_port(s: &str) -> Option<Transport> {
+    let (host, port) = s.rsplit_once(':')?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.is_empty() || host.contains(['/', ' ']) {
+        return None;
+    }
+    Some(Transport::Tcp {
+        host: host.to_string(),
+        port: port.parse().ok().filter(|p| *p != 0)?,
+    })
+}
+
+/// Parses `mqtt://host:port` (port 1883 when absent).
+pub fn parse_mqtt_url(s: &str) -> Option<(String, u16)> {
+    let rest = s.strip_prefix("mqtt://")?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    match parse_host_port(rest) {
+        Some(Transport::Tcp { host, port }) => Some((host, port)),
+        _ if !rest.is_empty() && !rest.contains([':', '/', ' ']) => Some((rest.to_string(), 1883)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,243 @@
+//! The configuration as TOML spells it: serde types, every unknown key an error.
+
+use firebreak_protocols::{ByteOrder, Signal, Table, WordOrder};
+use serde::Deserialize;
+
+use super::Parity;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSiteConfig {
+    /// `[site]`.
+    pub site: RawSite,
+    /// `[[zones]]`.
+    #[serde(default)]
+    pub zones: Vec<RawZone>,
+    /// `[http]`.
+    pub http: Option<RawHttp>,
+    /// `[defaults]`: per-device settings that devices may override.
+    pub defaults: Option<RawDefaults>,
+    /// `[[devices]]`.
+    #[serde(default)]
+    pub devices: Vec<RawDevice>,
+    /// `[[profiles]]`: user-defined register maps.
+    #[serde(default)]
+    pub profiles: Vec<RawProfile>,
+    /// `[[mqtt_sources]]`.
+    #[serde(default)]
+    pub mqtt_sources: Vec<RawMqttSource>,
+}
+
+/// `[site]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSite {
+    /// The site id.
+    pub name: String,
+    /// This gateway's id.
+    pub gateway: String,
+}
+
+/// `[[zones]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawZone {
+    /// The zone id.
+    pub name: String,
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    /// `address:port` to listen on.
+    pub bind: String,
+}
+
+/// `[defaults]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    /// Milliseconds between polls.
+    pub poll_interval_ms: Option<u64>,
+    /// Milliseconds one request may take.
+    pub timeout_ms: Option<u64>,
+    /// Retries of a failed request within a poll.
+    pub retries: Option<u8>,
+    /// Missed polls before `comm-lost`.
+    pub comm_lost_after: Option<u32>,
+    /// Milliseconds before a value is `stale`.
+    pub freshness_ms: Option<u64>,
+    /// Unused registers a read may span.
+    pub max_gap: Option<u16>,
+    /// Most registers per request.
+    pub max_registers: Option<u16>,
+}
+
+/// How a device is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// Modbus TCP.
+    Tcp,
+    /// Modbus RTU on a serial line.
+    Rtu,
+}
+
+/// `[[devices]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDevice {
+    /// The device id.
+    pub name: String,
+    /// Its zone.
+    pub zone: String,
+    /// `tcp` or `rtu`.
+    pub transport: TransportKind,
+    /// For `tcp`: `host:port`.
+    pub address: Option<String>,
+    /// For `rtu`: the serial device path.
+    pub serial: Option<String>,
+    /// For `rtu`: bits per second (19200).
+    pub baud: Option<u32>,
+    /// For `rtu`: `none`, `even` (default) or `odd`.
+    pub parity: Option<Parity>,
+    /// For `rtu`: 1 (default) or 2.
+    pub stop_bits: Option<u8>,
+    /// For `rtu`: 8 (default) or 7.
+    pub data_bits: Option<u8>,
+    /// The Modbus unit id.
+    pub unit: u8,
+    /// A built-in or user-defined profile name.
+    pub profile: String,
+    /// See [`RawDefaults`].
+    pub poll_interval_ms: Option<u64>,
+    /// See [`RawDefaults`].
+    pub timeout_ms: Option<u64>,
+    /// See [`RawDefaults`].
+    pub retries: Option<u8>,
+    /// See [`RawDefaults`].
+    pub comm_lost_after: Option<u32>,
+    /// See [`RawDefaults`].
+    pub freshness_ms: Option<u64>,
+    /// See [`RawDefaults`].
+    pub max_gap: Option<u16>,
+    /// See [`RawDefaults`].
+    pub max_registers: Option<u16>,
+}
+
+/// `[[profiles]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProfile {
+    /// The name devices refer to.
+    pub name: String,
+    /// One line for humans.
+    pub description: Option<String>,
+    /// `[[profiles.registers]]`.
+    #[serde(default)]
+    pub registers: Vec<RawRegister>,
+}
+
+/// A register's data type as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawType {
+    /// A coil or discrete input.
+    Bool,
+    /// One bit of a 16-bit register; give `bit`.
+    Bit,
+    /// Unsigned 16-bit.
+    U16,
+    /// Signed 16-bit.
+    I16,
+    /// Unsigned 32-bit, two registers.
+    U32,
+    /// Signed 32-bit, two registers.
+    I32,
+    /// IEEE 754 single, two registers.
+    F32,
+}
+
+/// `[[profiles.registers]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegister {
+    /// The signal it feeds.
+    pub signal: Signal,
+    /// Which instance of the signal (probe, phase).
+    #[serde(default)]
+    pub channel: u8,
+    /// `coil`, `discrete-input`, `holding` or `input`.
+    pub table: Table,
+    /// 0-based protocol address.
+    pub address: u16,
+    /// The data type.
+    pub r#type: RawType,
+    /// For `bit`: which bit, 0 = least significant.
+    pub bit: Option<u8>,
+    /// For 32-bit types: `high-first` (default) or `low-first`.
+    pub word_order: Option<WordOrder>,
+    /// `big` (default) or `swapped`.
+    pub byte_order: Option<ByteOrder>,
+    /// Multiplier to the signal's unit (default 1).
+    #[serde(default = "one")]
+    pub scale: f64,
+    /// Added after scaling (default 0).
+    #[serde(default)]
+    pub offset: f64,
+    /// The lowest valid engineering value.
+    pub min: Option<f32>,
+    /// The highest valid engineering value.
+    pub max: Option<f32>,
+    /// Raw values meaning "no sensor" (at most 4).
+    #[serde(default)]
+    pub sentinels: Vec<u32>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// `[[mqtt_sources]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMqttSource {
+    /// The device id its samples carry.
+    pub name: String,
+    /// Its zone.
+    pub zone: String,
+    /// `mqtt://host:port`.
+    pub broker: String,
+    /// The topic filter.
+    pub topic: String,
+    /// Milliseconds before a value is `stale` (60000).
+    pub freshness_ms: Option<u64>,
+    /// `[[mqtt_sources.signals]]`.
+    #[serde(default)]
+    pub signals: Vec<RawMqttSignal>,
+}
+
+/// `[[mqtt_sources.signals]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMqttSignal {
+    /// The signal.
+    pub signal: Signal,
+    /// The channel.
+    #[serde(default)]
+    pub channel: u8,
+    /// JSON pointer to the value (`/temperature`).
+    pub pointer: String,
+    /// Multiplier (default 1).
+    #[serde(default = "one")]
+    pub scale: f64,
+    /// Offset (default 0).
+    #[serde(default)]
+    pub offset: f64,
+    /// Lowest valid value.
+    pub min: Option<f32>,
+    /// Highest valid value.
+    pub max: Option<f32>,
+}

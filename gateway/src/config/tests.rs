@@ -1,0 +1,228 @@
+use super::*;
+
+fn parse(text: &str) -> Result<SiteConfig, ConfigError> {
+    SiteConfig::parse(text, "site.toml")
+}
+
+const BASE: &str = r#"
+[site]
+name = "paris-1"
+gateway = "gw-1"
+
+[[zones]]
+name = "room"
+
+[[devices]]
+name = "ups"
+zone = "room"
+transport = "tcp"
+address = "127.0.0.1:502"
+unit = 1
+profile = "generic-ups"
+"#;
+
+#[test]
+fn example_passes_the_check() {
+    let c = parse(EXAMPLE).unwrap();
+    assert_eq!(c.site.as_str(), "paris-1");
+    assert_eq!(c.devices.len(), 4);
+    assert_eq!(c.mqtt_sources.len(), 1);
+    let acme = c.device("ups-a1").unwrap();
+    assert_eq!(acme.profile.name, "acme-ups-9000");
+    assert_eq!(acme.profile.registers[1].word_order, WordOrder::LowFirst);
+    assert_eq!(
+        c.device("pdu-a1").unwrap().poll_interval,
+        Duration::from_secs(2)
+    );
+    assert_eq!(
+        c.device("ups-b1").unwrap().timeout,
+        Duration::from_millis(500)
+    );
+    let buses = c.rtu_buses();
+    assert_eq!(buses.len(), 1);
+    assert_eq!(buses["/dev/ttyUSB0"][0].unit, 7);
+    assert_eq!(c.http_bind.to_string(), "127.0.0.1:9186");
+}
+
+#[test]
+fn defaults_fill_what_is_left_out() {
+    let c = parse(BASE).unwrap();
+    let d = &c.devices[0];
+    assert_eq!(d.poll_interval, Duration::from_secs(1));
+    assert_eq!(d.timeout, Duration::from_millis(500));
+    assert_eq!(d.freshness, Duration::from_secs(3));
+    assert_eq!(d.comm_lost_after, 3);
+    assert_eq!(d.retries, 1);
+    assert_eq!(c.http_bind.to_string(), DEFAULT_HTTP_BIND);
+}
+
+#[test]
+fn serial_frame_gap() {
+    let line = |baud| SerialLine {
+        path: "/dev/x".into(),
+        baud,
+        parity: Parity::Even,
+        stop_bits: 1,
+        data_bits: 8,
+    };
+    // 11 bits a character at 9600 baud: 3.5 characters is 4.01 ms.
+    assert_eq!(line(9600).frame_gap(), Duration::from_micros(4010));
+    assert_eq!(line(115_200).frame_gap(), Duration::from_micros(1750));
+}
+
+/// Each bad configuration and the exact message a technician sees.
+#[test]
+fn bad_configs_name_file_key_and_problem() {
+    let dev = |extra: &str| {
+        BASE.replace(
+            "profile = \"generic-ups\"",
+            &format!("profile = \"generic-ups\"\n{extra}"),
+        )
+    };
+    let cases: Vec<(String, &str)> = vec![
+        (
+            dev("baudrate = 9600"),
+            "site.toml:16: devices[0].baudrate: unknown field `baudrate`, expected one of `name`, `zone`, `transport`, `address`, `serial`, `baud`, `parity`, `stop_bits`, `data_bits`, `unit`, `profile`, `poll_interval_ms`, `timeout_ms`, `retries`, `comm_lost_after`, `freshness_ms`, `max_gap`, `max_registers`",
+        ),
+        (
+            BASE.replace("gateway = \"gw-1\"\n", ""),
+            "site.toml:2: site: missing field `gateway`",
+        ),
+        (
+            BASE.replace("name = \"paris-1\"", "name = \"paris/1\""),
+            "site.toml: site.name: \"paris/1\" contains forbidden character '/' at byte 5",
+        ),
+        (
+            BASE.replace("profile = \"generic-ups\"", "profile = \"apc-smt\""),
+            "site.toml: devices[0].profile: no profile named \"apc-smt\"",
+        ),
+        (
+            BASE.replace("zone = \"room\"", "zone = \"rooom\""),
+            "site.toml: devices[0].zone: no zone named \"rooom\" (zones: room)",
+        ),
+        (
+            BASE.replace("address = \"127.0.0.1:502\"\n", ""),
+            "site.toml: devices[0].address: required for transport \"tcp\" (host:port)",
+        ),
+        (
+            BASE.replace("127.0.0.1:502", "127.0.0.1"),
+            "site.toml: devices[0].address: \"127.0.0.1\" is not host:port",
+        ),
+        (
+            dev("baud = 9600"),
+            "site.toml: devices[0].baud: only for transport \"rtu\"",
+        ),
+        (
+            BASE.replace("transport = \"tcp\"", "transport = \"udp\""),
+            "site.toml:12: devices[0].transport: unknown variant `udp`, expected `tcp` or `rtu`",
+        ),
+        (
+            BASE.replace("unit = 1", "unit = 0"),
+            "site.toml: devices[0].unit: 0 is not a Modbus unit id (1..=247)",
+        ),
+        (
+            BASE.replace("unit = 1", "unit = 300"),
+            "site.toml:14: devices[0].unit: invalid value: integer `300`, expected u8",
+        ),
+        (
+            dev("poll_interval_ms = 1000\ntimeout_ms = 1000"),
+            "site.toml: devices[0].timeout_ms: 1000 must be more than 0 and less than poll_interval_ms (1000)",
+        ),
+        (
+            dev("freshness_ms = 500"),
+            "site.toml: devices[0].freshness_ms: 500 is less than poll_interval_ms (1000): every value would be stale",
+        ),
+        (
+            format!(
+                "{BASE}{}",
+                BASE.lines().skip(8).collect::<Vec<_>>().join("\n")
+            ),
+            "site.toml: devices[1].name: device \"ups\" is defined twice",
+        ),
+        (
+            format!(
+                "{BASE}[[profiles]]\nname = \"generic-ups\"\n[[profiles.registers]]\nsignal = \"ups-load\"\ntable = \"input\"\naddress = 0\ntype = \"u16\"\n"
+            ),
+            "site.toml: profiles[0].name: \"generic-ups\" is a built-in profile; choose another name",
+        ),
+        (
+            format!(
+                "{BASE}[[profiles]]\nname = \"x\"\n[[profiles.registers]]\nsignal = \"ups-load\"\ntable = \"coil\"\naddress = 0\ntype = \"u16\"\n"
+            ),
+            "site.toml: profiles[0].registers[0]: data type U16 cannot be read from the coil table",
+        ),
+        (
+            format!(
+                "{BASE}[[profiles]]\nname = \"x\"\n[[profiles.registers]]\nsignal = \"ups-runtime\"\ntable = \"input\"\naddress = 0\ntype = \"u16\"\n"
+            ),
+            "site.toml:19: profiles[0].registers[0].signal: unknown variant `ups-runtime`, expected one of `ups-on-battery`",
+        ),
+        (
+            format!(
+                "{BASE}[[profiles]]\nname = \"x\"\n[[profiles.registers]]\nsignal = \"ups-on-battery\"\ntable = \"input\"\naddress = 0\ntype = \"bit\"\n"
+            ),
+            "site.toml: profiles[0].registers[0].bit: required for type \"bit\"",
+        ),
+        (
+            format!(
+                "{BASE}[[profiles]]\nname = \"x\"\n[[profiles.registers]]\nsignal = \"ups-load\"\ntable = \"input\"\naddress = 0\ntype = \"u16\"\nword_order = \"low-first\"\n"
+            ),
+            "site.toml: profiles[0].registers[0].word_order: only for 32-bit types (u32, i32, f32)",
+        ),
+        (
+            format!(
+                "{BASE}[[profiles]]\nname = \"x\"\n[[profiles.registers]]\nsignal = \"ups-load\"\ntable = \"input\"\naddress = 0\ntype = \"u16\"\n[[profiles.registers]]\nsignal = \"ups-load\"\ntable = \"input\"\naddress = 1\ntype = \"u16\"\n"
+            ),
+            "site.toml: profiles[0]: registers[1]: signal ups-load channel 0 is already mapped",
+        ),
+        (
+            format!(
+                "{BASE}[[devices]]\nname = \"n1\"\nzone = \"room\"\ntransport = \"rtu\"\nserial = \"/dev/ttyS0\"\nunit = 2\nprofile = \"firebreak-sensor-node\"\n[[devices]]\nname = \"n2\"\nzone = \"room\"\ntransport = \"rtu\"\nserial = \"/dev/ttyS0\"\nbaud = 9600\nunit = 3\nprofile = \"firebreak-sensor-node\"\n"
+            ),
+            "site.toml: devices[2].serial: /dev/ttyS0 is also used by devices[1] with other settings (rtu:///dev/ttyS0?baud=19200&format=8E1); devices on one line share baud, parity, stop and data bits",
+        ),
+        (
+            format!(
+                "{BASE}[[devices]]\nname = \"n1\"\nzone = \"room\"\ntransport = \"rtu\"\nserial = \"/dev/ttyS0\"\nunit = 2\nprofile = \"firebreak-sensor-node\"\n[[devices]]\nname = \"n2\"\nzone = \"room\"\ntransport = \"rtu\"\nserial = \"/dev/ttyS0\"\nunit = 2\nprofile = \"firebreak-sensor-node\"\n"
+            ),
+            "site.toml: devices[2].unit: unit 2 is already used on /dev/ttyS0 by devices[1]",
+        ),
+        (
+            format!(
+                "{BASE}[[mqtt_sources]]\nname = \"bms\"\nzone = \"room\"\nbroker = \"mqtt://127.0.0.1:1883\"\ntopic = \"b/env\"\n[[mqtt_sources.signals]]\nsignal = \"room-temperature\"\npointer = \"temperature\"\n"
+            ),
+            "site.toml: mqtt_sources[0].signals[0].pointer: \"temperature\" is not a JSON pointer (it starts with '/', as in \"/temperature\")",
+        ),
+        (
+            format!(
+                "{BASE}[[mqtt_sources]]\nname = \"bms\"\nzone = \"room\"\nbroker = \"http://127.0.0.1\"\ntopic = \"b/env\"\n"
+            ),
+            "site.toml: mqtt_sources[0].broker: \"http://127.0.0.1\" is not mqtt://host:port",
+        ),
+        (
+            format!("{BASE}[http]\nbind = \"localhost\"\n"),
+            "site.toml: http.bind: \"localhost\" is not an address:port such as \"127.0.0.1:9186\"",
+        ),
+        (
+            "[site]\nname = \"s\"\ngateway = \"g\"\n".to_string(),
+            "site.toml: devices: the site has no devices and no mqtt_sources: nothing to watch",
+        ),
+        (
+            "[site\nname = 1".to_string(),
+            "site.toml:1: unclosed table, expected `]`",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        match parse(text) {
+            Ok(_) => failures.push(format!("case {i}: accepted, expected {expected:?}")),
+            Err(e) if !e.to_string().starts_with(expected) => failures.push(format!(
+                "case {i}:\n  got      {:?}\n  expected {expected:?}",
+                e.to_string()
+            )),
+            Err(_) => {}
+        }
+    }
+    assert!(cases.len() >= 15);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
