@@ -2,6 +2,7 @@
 //! levels and delivers triggers to failover controllers. `src/main.rs` only parses the command
 //! line; everything else lives here so tests and benches use the library.
 
+pub mod acquire;
 pub mod cli;
 pub mod config;
 pub mod policy;

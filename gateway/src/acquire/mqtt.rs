@@ -1,0 +1,1 @@
+//! MQTT sources (being written).

@@ -1,0 +1,448 @@
+//! The signal table: the latest sample of every (device, signal, channel), with the quality
+//! it has *now*.
+//!
+//! A value keeps the quality decoding gave it (`good`, `sensor-fault`, `out-of-range`) while
+//! it is fresh and its device answers. It turns `stale` when it is older than the device's
+//! freshness window, and `comm-lost` when the device has missed `comm_lost_after` polls in a
+//! row (or its MQTT broker link is down). The table reports every change of value or of
+//! quality, so the policy engine sees a device going dark as samples, not as silence.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use firebreak_protocols::{DeviceId, Quality, Sample, Signal, ZoneId};
+use serde::Serialize;
+
+use super::{Event, PollReport};
+use crate::config::SiteConfig;
+
+/// A signal's key: device, signal, channel.
+pub type Key = (DeviceId, Signal, u8);
+
+#[derive(Debug, Clone)]
+struct Entry {
+    /// As decoded, with the quality decoding gave it.
+    sample: Sample,
+    /// The quality last reported to the policy.
+    reported: Quality,
+}
+
+/// What the table knows of one device's link.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceHealth {
+    /// The zone.
+    pub zone: ZoneId,
+    /// `modbus` or `mqtt`.
+    pub source: &'static str,
+    /// Values older than this are stale.
+    #[serde(skip)]
+    pub freshness: Duration,
+    /// Missed polls in a row before comm-lost.
+    pub comm_lost_after: u32,
+    /// Missed polls in a row now.
+    pub missed: u32,
+    /// Whether the device is considered lost.
+    pub comm_lost: bool,
+    /// Polls (or MQTT messages) so far.
+    pub polls: u64,
+    /// Errors so far, by kind (`timeout`, `exception`, `malformed` …).
+    pub errors: BTreeMap<&'static str, u64>,
+    /// The last error, as text.
+    pub last_error: Option<String>,
+    /// When the device last answered, in ms since the epoch.
+    pub last_ok_ms: Option<u64>,
+    /// The last poll's duration in ms.
+    pub last_latency_ms: Option<f64>,
+    /// Sum of poll durations in seconds, for the latency metric.
+    #[serde(skip)]
+    pub latency_sum_s: f64,
+}
+
+/// The table.
+#[derive(Debug, Clone, Default)]
+pub struct SignalTable {
+    entries: BTreeMap<Key, Entry>,
+    devices: BTreeMap<DeviceId, DeviceHealth>,
+}
+
+/// One row of [`SignalTable::snapshot`].
+#[derive(Debug, Clone, Serialize)]
+pub struct SignalView {
+    /// The device.
+    pub device: String,
+    /// The signal.
+    pub signal: Signal,
+    /// The channel.
+    pub channel: u8,
+    /// The value; `null` when not a number.
+    pub value: Option<f32>,
+    /// The unit.
+    pub unit: &'static str,
+    /// The quality now.
+    pub quality: Quality,
+    /// Age in milliseconds.
+    pub age_ms: u64,
+}
+
+impl SignalTable {
+    /// An empty table for the devices and sources of `config`.
+    pub fn new(config: &SiteConfig) -> SignalTable {
+        let mut devices = BTreeMap::new();
+        for d in &config.devices {
+            devices.insert(
+                d.name.clone(),
+                DeviceHealth::new(d.zone.clone(), "modbus", d.freshness, d.comm_lost_after),
+            );
+        }
+        for s in &config.mqtt_sources {
+            devices.insert(
+                s.name.clone(),
+                DeviceHealth::new(s.zone.clone(), "mqtt", s.freshness, 1),
+            );
+        }
+        SignalTable {
+            entries: BTreeMap::new(),
+            devices,
+        }
+    }
+
+    /// Applies an event; returns the samples whose value or quality changed, with the quality
+    /// they have now.
+    pub fn apply(&mut self, event: &Event, now_ms: u64) -> Vec<Sample> {
+        match event {
+            Event::Poll(report) => self.apply_poll(report, now_ms),
+            Event::Mqtt {
+                device, samples, ..
+            } => {
+                let Some(h) = self.devices.get_mut(device) else {
+                    return Vec::new();
+                };
+                h.polls += 1;
+                h.missed = 0;
+                h.last_ok_ms = Some(now_ms);
+                let recovered = std::mem::replace(&mut h.comm_lost, false);
+                let mut changed = self.store(samples, now_ms);
+                if recovered {
+                    changed.extend(self.requalify(Some(device), now_ms));
+                }
+                changed
+            }
+            Event::MqttMalformed {
+                device, problem, ..
+            } => {
+                if let Some(h) = self.devices.get_mut(device) {
+                    *h.errors.entry("malformed").or_default() += 1;
+                    h.last_error = Some(problem.clone());
+                }
+                Vec::new()
+            }
+            Event::MqttLink { device, up } => {
+                let Some(h) = self.devices.get_mut(device) else {
+                    return Vec::new();
+                };
+                if *up {
+                    return Vec::new();
+                }
+                h.comm_lost = true;
+                *h.errors.entry("link").or_default() += 1;
+                self.requalify(Some(device), now_ms)
+            }
+        }
+    }
+
+    fn apply_poll(&mut self, report: &PollReport, now_ms: u64) -> Vec<Sample> {
+        let Some(h) = self.devices.get_mut(&report.device) else {
+            return Vec::new();
+        };
+        h.polls += 1;
+        h.last_latency_ms = Some(report.latency.as_secs_f64() * 1000.0);
+        h.latency_sum_s += report.latency.as_secs_f64();
+        for e in &report.errors {
+            *h.errors.entry(e.kind()).or_default() += 1;
+        }
+        if let Some(e) = report.errors.last() {
+            h.last_error = Some(e.to_string());
+        }
+        if report.answered {
+            h.missed = 0;
+            h.comm_lost = false;
+            h.last_ok_ms = Some(report.at_ms);
+        } else {
+            h.missed = h.missed.saturating_add(1);
+            h.comm_lost = h.missed >= h.comm_lost_after;
+        }
+        let mut changed = self.store(&report.samples, now_ms);
+        changed.extend(self.requalify(Some(&report.device), now_ms));
+        changed
+    }
+
+    fn store(&mut self, samples: &[Sample], now_ms: u64) -> Vec<Sample> {
+        let mut changed = Vec::with_capacity(samples.len());
+        for s in samples {
+            let key = (s.device.clone(), s.signal, s.channel);
+            let quality = self.quality_of(s, now_ms);
+            let value_changed = self.entries.get(&key).is_none_or(|e| {
+                e.sample.value.to_bits() != s.value.to_bits() || e.reported != quality
+            });
+            self.entries.insert(
+                key,
+                Entry {
+                    sample: s.clone(),
+                    reported: quality,
+                },
+            );
+            if value_changed {
+                changed.push(Sample {
+                    quality,
+                    ..s.clone()
+                });
+            }
+        }
+        changed
+    }
+
+    /// The quality a stored sample has now.
+    fn quality_of(&self, s: &Sample, now_ms: u64) -> Quality {
+        match self.devices.get(&s.device) {
+            Some(h) if h.comm_lost => Quality::CommLost,
+            Some(h) if now_ms.saturating_sub(s.timestamp_ms) > duration_ms(h.freshness) => {
+                Quality::Stale
+            }
+            _ => s.quality,
+        }
+    }
+
+    /// Re-evaluates the quality of every entry (of one device, or all) and reports changes.
+    fn requalify(&mut self, only: Option<&DeviceId>, now_ms: u64) -> Vec<Sample> {
+        let keys: Vec<Key> = self
+            .entries
+            .keys()
+            .filter(|k| only.is_none_or(|d| &k.0 == d))
+            .cloned()
+            .collect();
+        let mut changed = Vec::new();
+        for key in keys {
+            let Some(entry) = self.entries.get(&key) else {
+                continue;
+            };
+            let quality = self.quality_of(&entry.sample, now_ms);
+            if quality != entry.reported {
+                let sample = Sample {
+                    quality,
+                    ..entry.sample.clone()
+                };
+                if let Some(e) = self.entries.get_mut(&key) {
+                    e.reported = quality;
+                }
+                changed.push(sample);
+            }
+        }
+        changed
+    }
+
+    /// Ages the table to `now_ms`: reports values that turned stale.
+    pub fn tick(&mut self, now_ms: u64) -> Vec<Sample> {
+        self.requalify(None, now_ms)
+    }
+
+    /// Every signal with its quality now, ordered by device, signal, channel.
+    pub fn snapshot(&self, now_ms: u64) -> Vec<SignalView> {
+        self.entries
+            .values()
+            .map(|e| SignalView {
+                device: e.sample.device.to_string(),
+                signal: e.sample.signal,
+                channel: e.sample.channel,
+                value: e.sample.value.is_finite().then_some(e.sample.value),
+                unit: e.sample.unit.symbol(),
+                quality: self.quality_of(&e.sample, now_ms),
+                age_ms: now_ms.saturating_sub(e.sample.timestamp_ms),
+            })
+            .collect()
+    }
+
+    /// The current sample of one signal, with its quality now.
+    pub fn get(
+        &self,
+        device: &DeviceId,
+        signal: Signal,
+        channel: u8,
+        now_ms: u64,
+    ) -> Option<Sample> {
+        let e = self.entries.get(&(device.clone(), signal, channel))?;
+        Some(Sample {
+            quality: self.quality_of(&e.sample, now_ms),
+            ..e.sample.clone()
+        })
+    }
+
+    /// Every device's link health.
+    pub fn devices(&self) -> &BTreeMap<DeviceId, DeviceHealth> {
+        &self.devices
+    }
+}
+
+impl DeviceHealth {
+    fn new(zone: ZoneId, source: &'static str, freshness: Duration, comm_lost_after: u32) -> Self {
+        DeviceHealth {
+            zone,
+            source,
+            freshness,
+            comm_lost_after,
+            missed: 0,
+            comm_lost: false,
+            polls: 0,
+            errors: BTreeMap::new(),
+            last_error: None,
+            last_ok_ms: None,
+            last_latency_ms: None,
+            latency_sum_s: 0.0,
+        }
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acquire::RequestError;
+    use firebreak_protocols::{ReadRequest, Table, Unit};
+
+    const CONFIG: &str = r#"
+[site]
+name = "s"
+gateway = "g"
+[[zones]]
+name = "z"
+[[devices]]
+name = "ups"
+zone = "z"
+transport = "tcp"
+address = "127.0.0.1:1"
+unit = 1
+profile = "generic-ups"
+comm_lost_after = 2
+freshness_ms = 3000
+"#;
+
+    fn table() -> SignalTable {
+        SignalTable::new(&SiteConfig::parse(CONFIG, "t").unwrap())
+    }
+
+    fn ups() -> DeviceId {
+        DeviceId::new("ups").unwrap()
+    }
+
+    fn sample(at_ms: u64, value: f32) -> Sample {
+        Sample {
+            device: ups(),
+            signal: Signal::UpsRuntimeRemaining,
+            channel: 0,
+            value,
+            unit: Unit::Seconds,
+            timestamp_ms: at_ms,
+            quality: Quality::Good,
+        }
+    }
+
+    fn report(at_ms: u64, samples: Vec<Sample>, answered: bool) -> Event {
+        let request = ReadRequest {
+            table: Table::Holding,
+            start: 0,
+            count: 7,
+        };
+        Event::Poll(PollReport {
+            device: ups(),
+            at_ms,
+            latency: Duration::from_millis(3),
+            samples,
+            errors: if answered {
+                vec![]
+            } else {
+                vec![RequestError::Timeout {
+                    request,
+                    timeout_ms: 500,
+                }]
+            },
+            answered,
+        })
+    }
+
+    #[test]
+    fn values_age_to_stale_and_device_loss_is_comm_lost() {
+        let mut t = table();
+        let changed = t.apply(&report(1000, vec![sample(1000, 420.0)], true), 1000);
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].quality, Quality::Good);
+        // Same value again: nothing new to report.
+        assert!(
+            t.apply(&report(2000, vec![sample(2000, 420.0)], true), 2000)
+                .is_empty()
+        );
+        assert!(t.tick(4000).is_empty());
+        let stale = t.tick(5001);
+        assert_eq!(stale.len(), 1);
+        assert_eq!(stale[0].quality, Quality::Stale);
+        // One missed poll: not yet lost. Two: comm-lost, reported once.
+        assert!(t.apply(&report(6000, vec![], false), 6000).is_empty());
+        let lost = t.apply(&report(7000, vec![], false), 7000);
+        assert_eq!(lost.len(), 1);
+        assert_eq!(lost[0].quality, Quality::CommLost);
+        assert_eq!(lost[0].value, 420.0, "the last value is kept for display");
+        assert!(t.devices()[&ups()].comm_lost);
+        assert_eq!(t.devices()[&ups()].errors["timeout"], 2);
+        // Recovery: a fresh value is good again.
+        let back = t.apply(&report(8000, vec![sample(8000, 400.0)], true), 8000);
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].quality, Quality::Good);
+        assert_eq!(
+            t.get(&ups(), Signal::UpsRuntimeRemaining, 0, 8000)
+                .unwrap()
+                .value,
+            400.0
+        );
+    }
+
+    #[test]
+    fn an_exception_answer_is_not_comm_lost() {
+        let mut t = table();
+        t.apply(&report(1000, vec![sample(1000, 420.0)], true), 1000);
+        let request = ReadRequest {
+            table: Table::Holding,
+            start: 0,
+            count: 7,
+        };
+        let exception = Event::Poll(PollReport {
+            device: ups(),
+            at_ms: 2000,
+            latency: Duration::from_millis(1),
+            samples: vec![],
+            errors: vec![RequestError::Exception { request, code: 2 }],
+            answered: true,
+        });
+        for at in [2000, 3000, 4000] {
+            t.apply(&exception, at);
+        }
+        let h = &t.devices()[&ups()];
+        assert!(!h.comm_lost);
+        assert_eq!(h.errors["exception"], 3);
+        assert_eq!(
+            h.last_error.as_deref(),
+            Some("03 holding 0..7: exception 0x02 (illegal data address)")
+        );
+        // The value was not refreshed: it goes stale, not comm-lost.
+        assert_eq!(t.snapshot(4001)[0].quality, Quality::Stale);
+    }
+
+    #[test]
+    fn decoded_faults_keep_their_quality() {
+        let mut t = table();
+        let mut s = sample(1000, 65535.0);
+        s.quality = Quality::SensorFault;
+        let changed = t.apply(&report(1000, vec![s], true), 1000);
+        assert_eq!(changed[0].quality, Quality::SensorFault);
+    }
+}
