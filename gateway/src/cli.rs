@@ -18,6 +18,9 @@ pub const MAX_PLAN_REQUESTS: usize = 256;
 #[derive(Debug, Parser)]
 #[command(name = "firebreak", version)]
 pub struct Cli {
+    /// More log output: -v debug, -vv trace. RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -36,6 +39,14 @@ pub enum Command {
         #[arg(long, default_value_t = PlanOptions::default().max_gap)]
         max_gap: u16,
     },
+    /// Run the gateway on a site configuration.
+    Run {
+        /// The site configuration file.
+        #[arg(long)]
+        config: std::path::PathBuf,
+    },
+    /// Read a device by hand: raw registers of a target, or a configured device's signals.
+    Probe(ProbeArgs),
     /// Check a site configuration, or print a commented example of one.
     Config {
         /// What to do with it.
@@ -57,6 +68,38 @@ pub enum Command {
         #[arg(long)]
         gateway: Option<String>,
     },
+}
+
+/// `firebreak probe …`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").args(["target", "config"]).required(true)))]
+pub struct ProbeArgs {
+    /// `tcp://HOST:PORT` or `rtu:///dev/ttyX?baud=9600&parity=even&stop_bits=1`.
+    pub target: Option<String>,
+    /// The unit id to address.
+    #[arg(long, default_value_t = 1)]
+    pub unit: u8,
+    /// Holding registers to read: `100..120`, `100..=119` or `100`.
+    #[arg(long)]
+    pub holding: Option<String>,
+    /// Input registers to read.
+    #[arg(long)]
+    pub input: Option<String>,
+    /// Coils to read.
+    #[arg(long)]
+    pub coils: Option<String>,
+    /// Discrete inputs to read.
+    #[arg(long)]
+    pub discrete: Option<String>,
+    /// Milliseconds to wait for each answer.
+    #[arg(long, default_value_t = 1000)]
+    pub timeout_ms: u64,
+    /// A site configuration: probe one of its devices through its profile.
+    #[arg(long, requires = "device", conflicts_with = "target")]
+    pub config: Option<std::path::PathBuf>,
+    /// The device to probe, with --config.
+    #[arg(long, requires = "config")]
+    pub device: Option<String>,
 }
 
 /// `firebreak config …`.
@@ -103,6 +146,25 @@ pub enum CliError {
     /// The site configuration is wrong.
     #[error("{0}")]
     Config(#[from] ConfigError),
+    /// A probe failed.
+    #[error("probe: {0}")]
+    Probe(#[from] crate::probe::ProbeError),
+    /// The gateway stopped with an error.
+    #[error("{0}")]
+    Run(#[from] crate::run::RunError),
+    /// No device of that name in the configuration.
+    #[error("{file}: no device named {name:?} (devices: {known})")]
+    UnknownDevice {
+        /// The configuration file.
+        file: String,
+        /// The name given.
+        name: String,
+        /// The names there are.
+        known: String,
+    },
+    /// Probe without anything to read.
+    #[error("probe: say what to read: --holding, --input, --coils or --discrete")]
+    NothingToRead,
     /// The command exists but is not built yet.
     #[error("{0} is not built yet: see the open issues")]
     NotBuilt(&'static str),
@@ -135,6 +197,12 @@ pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
             })?;
             print_profile(profile, max_gap, out)
         }
+        Command::Run { config } => {
+            let config = SiteConfig::load(&config)?;
+            runtime()?.block_on(crate::run::run(config, shutdown_signal()))?;
+            Ok(())
+        }
+        Command::Probe(args) => probe(args, out),
         Command::Config {
             action: ConfigAction::Default,
         } => Ok(out.write_all(EXAMPLE.as_bytes())?),
@@ -179,6 +247,79 @@ where
         value: value.to_string(),
         error,
     })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn probe(args: ProbeArgs, out: &mut impl Write) -> Result<(), CliError> {
+    let timeout = std::time::Duration::from_millis(args.timeout_ms.max(1));
+    let rt = runtime()?;
+    if let (Some(file), Some(name)) = (&args.config, &args.device) {
+        let config = SiteConfig::load(file)?;
+        let device = config.device(name).ok_or_else(|| CliError::UnknownDevice {
+            file: file.display().to_string(),
+            name: name.clone(),
+            known: config
+                .devices
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+        return Ok(rt.block_on(crate::probe::device(device, out))?);
+    }
+    let target = crate::probe::parse_target(args.target.as_deref().unwrap_or_default())?;
+    let reads = [
+        (
+            firebreak_protocols::Table::Holding,
+            "--holding",
+            &args.holding,
+        ),
+        (firebreak_protocols::Table::Input, "--input", &args.input),
+        (firebreak_protocols::Table::Coil, "--coils", &args.coils),
+        (
+            firebreak_protocols::Table::DiscreteInput,
+            "--discrete",
+            &args.discrete,
+        ),
+    ];
+    let mut ranges = Vec::new();
+    for (table, option, value) in reads {
+        if let Some(v) = value {
+            ranges.push((table, crate::probe::parse_range(option, v)?));
+        }
+    }
+    if ranges.is_empty() {
+        return Err(CliError::NothingToRead);
+    }
+    rt.block_on(async {
+        let mut ctx = crate::probe::connect(&target, args.unit, timeout).await?;
+        for (table, range) in ranges {
+            crate::probe::raw(&mut ctx, table, range, timeout, out).await?;
+        }
+        Ok::<(), crate::probe::ProbeError>(())
+    })?;
+    Ok(())
 }
 
 fn print_summary(c: &SiteConfig, out: &mut impl Write) -> Result<(), CliError> {

@@ -5,4 +5,7 @@
 pub mod acquire;
 pub mod cli;
 pub mod config;
+pub mod http;
 pub mod policy;
+pub mod probe;
+pub mod run;

@@ -6,6 +6,18 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = firebreak_gateway::cli::Cli::parse();
+    let level = match cli.verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // Logs go to stderr; stdout is for the command's output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let mut stdout = std::io::stdout().lock();
     match firebreak_gateway::cli::run(cli, &mut stdout) {
         Ok(()) => ExitCode::SUCCESS,

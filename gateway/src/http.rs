@@ -1,0 +1,180 @@
+//! The status endpoint: `/healthz`, `/metrics` (Prometheus text) and `/status` (JSON).
+//!
+//! Metrics are rendered from the signal table's own counters when scraped, so there is no
+//! second copy of the state to drift.
+
+use std::fmt::Write;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+
+use crate::acquire::now_ms;
+use crate::acquire::table::{DeviceHealth, SignalTable, SignalView};
+
+/// What the handlers read.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// The site.
+    pub site: String,
+    /// The gateway.
+    pub gateway: String,
+    /// The live table.
+    pub table: Arc<Mutex<SignalTable>>,
+}
+
+/// The routes.
+pub fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/status", get(status))
+        .with_state(shared)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+#[derive(Serialize)]
+struct Status<'a> {
+    site: &'a str,
+    gateway: &'a str,
+    now_ms: u64,
+    devices: Vec<DeviceStatus<'a>>,
+    signals: Vec<SignalView>,
+}
+
+#[derive(Serialize)]
+struct DeviceStatus<'a> {
+    device: &'a str,
+    #[serde(flatten)]
+    health: &'a DeviceHealth,
+}
+
+async fn status(State(s): State<Shared>) -> Response {
+    let Ok(table) = s.table.lock() else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "signal table unavailable\n",
+        )
+            .into_response();
+    };
+    let now = now_ms();
+    let body = Status {
+        site: &s.site,
+        gateway: &s.gateway,
+        now_ms: now,
+        devices: table
+            .devices()
+            .iter()
+            .map(|(d, health)| DeviceStatus {
+                device: d.as_str(),
+                health,
+            })
+            .collect(),
+        signals: table.snapshot(now),
+    };
+    axum::Json(body).into_response()
+}
+
+async fn metrics(State(s): State<Shared>) -> Response {
+    let Ok(table) = s.table.lock() else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "signal table unavailable\n",
+        )
+            .into_response();
+    };
+    let text = render_metrics(&table, now_ms());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// The Prometheus text exposition of the table's counters.
+pub fn render_metrics(table: &SignalTable, now_ms: u64) -> String {
+    let mut out = String::new();
+    let devices = table.devices();
+    let _ = writeln!(
+        out,
+        "# HELP firebreak_device_up 1 when the device answers, 0 when comm-lost.\n# TYPE firebreak_device_up gauge"
+    );
+    for (d, h) in devices {
+        let _ = writeln!(
+            out,
+            "firebreak_device_up{{device=\"{}\",zone=\"{}\"}} {}",
+            esc(d.as_str()),
+            esc(h.zone.as_str()),
+            u8::from(!h.comm_lost)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP firebreak_polls_total Polls (Modbus) or messages (MQTT) per device.\n# TYPE firebreak_polls_total counter"
+    );
+    for (d, h) in devices {
+        let _ = writeln!(
+            out,
+            "firebreak_polls_total{{device=\"{}\"}} {}",
+            esc(d.as_str()),
+            h.polls
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP firebreak_errors_total Errors per device and kind (timeout, exception, transport, connect, decode, malformed, link).\n# TYPE firebreak_errors_total counter"
+    );
+    for (d, h) in devices {
+        for (kind, n) in &h.errors {
+            let _ = writeln!(
+                out,
+                "firebreak_errors_total{{device=\"{}\",kind=\"{kind}\"}} {n}",
+                esc(d.as_str())
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP firebreak_poll_seconds Time spent polling each device.\n# TYPE firebreak_poll_seconds summary"
+    );
+    for (d, h) in devices.iter().filter(|(_, h)| h.source == "modbus") {
+        let _ = writeln!(
+            out,
+            "firebreak_poll_seconds_sum{{device=\"{}\"}} {}",
+            esc(d.as_str()),
+            h.latency_sum_s
+        );
+        let _ = writeln!(
+            out,
+            "firebreak_poll_seconds_count{{device=\"{}\"}} {}",
+            esc(d.as_str()),
+            h.polls
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP firebreak_signal_age_seconds Age of each signal's last value.\n# TYPE firebreak_signal_age_seconds gauge"
+    );
+    for v in table.snapshot(now_ms) {
+        let _ = writeln!(
+            out,
+            "firebreak_signal_age_seconds{{device=\"{}\",signal=\"{}\",channel=\"{}\",quality=\"{}\"}} {}",
+            esc(&v.device),
+            v.signal,
+            v.channel,
+            v.quality,
+            v.age_ms as f64 / 1000.0
+        );
+    }
+    out
+}
+
+/// Escapes a label value (backslash, quote, newline).
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
