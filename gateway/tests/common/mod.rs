@@ -1,7 +1,14 @@
-//! Helpers for the gateway's process tests: real peers on free loopback ports, each in its
-//! own temporary directory, every wait bounded.
+//! Helpers for process tests: real peers on free loopback ports, each in its own temporary
+//! directory, every wait bounded. Used by `gateway/tests/` and, through `#[path]`, by the
+//! end-to-end crate in `tests/`.
 
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)] // test code
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -26,11 +33,25 @@ pub fn require_peer(program: &str) -> bool {
     found
 }
 
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `firebreak` binary: cargo's for the gateway's own tests, else FIREBREAK_BIN (set by
+/// scripts/test.sh), else the debug build.
+pub fn firebreak_bin() -> PathBuf {
+    option_env!("CARGO_BIN_EXE_firebreak")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("FIREBREAK_BIN").map(PathBuf::from))
+        .unwrap_or_else(|| workspace().join("target/debug/firebreak"))
+}
+
 /// The Python with pymodbus: FIREBREAK_PYTHON, or the venv scripts/test.sh makes.
 pub fn python() -> Option<PathBuf> {
     let path = std::env::var_os("FIREBREAK_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.peers/venv/bin/python"));
+        .unwrap_or_else(|| workspace().join(".peers/venv/bin/python"));
     if path.exists() {
         return Some(path);
     }
@@ -115,7 +136,7 @@ impl Drop for Peer {
 
 /// The foreign UPS (pymodbus) on a TCP port.
 pub fn foreign_ups_tcp(python: &Path, port: u16, args: &[&str]) -> Peer {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/foreign_ups.py");
+    let script = workspace().join("gateway/tests/peers/foreign_ups.py");
     Peer::start(
         "pymodbus foreign UPS",
         Command::new(python)
@@ -200,7 +221,7 @@ impl Gateway {
             config.replace("{HTTP}", &format!("127.0.0.1:{http_port}")),
         )
         .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_firebreak"))
+        let child = Command::new(firebreak_bin())
             .args(["run", "--config"])
             .arg(&path)
             .env("RUST_LOG", "warn")

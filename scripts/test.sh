@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Every check and test of the workspace, on a fresh Debian machine or in CI.
+#
+#   scripts/test.sh
+#
+# 1. adds the Rust components and the embedded target it needs,
+# 2. installs the real peers the tests run against (install_peers, below),
+# 3. runs formatting, clippy, docs, the tests and the firmware's embedded build.
+# Tests start their own servers on free loopback ports and stop them; nothing here uses a
+# fixed port or a shared temporary path.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# The pinned pymodbus: its API changes between 3.x releases.
+PYMODBUS_VERSION=3.16.1
+
+# ---------------------------------------------------------------------------------------------
+# Real peers: programs nobody here wrote, that the tests talk to. Add new ones here.
+#   Debian: mosquitto (broker), mosquitto-clients (mosquitto_pub/_sub), socat (PTY pairs for
+#           Modbus RTU), mbpoll (a foreign Modbus master)
+#   PyPI:   pymodbus[serial] in .peers/venv (a foreign UPS, TCP and RTU)
+# ---------------------------------------------------------------------------------------------
+install_peers() {
+    local missing=()
+    command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+    command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
+    command -v socat >/dev/null || missing+=(socat)
+    command -v mbpoll >/dev/null || missing+=(mbpoll)
+    if [ ${#missing[@]} -gt 0 ]; then
+        step "installing Debian packages: ${missing[*]}"
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+        # The package starts a system broker on port 1883; the tests never use it.
+        $sudo service mosquitto stop >/dev/null 2>&1 || true
+    fi
+    # mosquitto lives in /usr/sbin, which a non-root PATH may lack.
+    case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
+
+    local venv="$repo/.peers/venv"
+    if ! "$venv/bin/python" -c "import pymodbus, serial, sys; sys.exit(pymodbus.__version__ != '$PYMODBUS_VERSION')" 2>/dev/null; then
+        step "installing pymodbus $PYMODBUS_VERSION into .peers/venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q "pymodbus[serial]==$PYMODBUS_VERSION"
+    fi
+    export FIREBREAK_PYTHON="$venv/bin/python"
+    # Tests fail, rather than skip, when a peer is missing.
+    export FIREBREAK_REQUIRE_PEERS=1
+}
+
+step "toolchain"
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+rustup target list --installed | grep -qx thumbv7em-none-eabihf || rustup target add thumbv7em-none-eabihf
+
+step "peers"
+install_peers
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
+step "cargo test (workspace)"
+cargo build --locked -p firebreak-gateway
+export FIREBREAK_BIN="$repo/target/debug/firebreak"
+cargo test --workspace --locked
+
+step "protocols feature by feature"
+cargo test -p firebreak-protocols --no-default-features --locked --quiet
+cargo check -p firebreak-protocols --no-default-features --features serde --locked --quiet
+
+step "no_std crates for the embedded target (a std leak fails here)"
+cargo build -p firebreak-protocols -p firebreak-firmware --target thumbv7em-none-eabihf --locked
+
+printf '\ntest.sh: all checks passed\n'
