@@ -120,10 +120,10 @@ impl Default for InputImage {
 impl InputImage {
     /// Every sensor absent, every contact open, status zero.
     pub const fn new() -> InputImage {
-        let mut readings = [NO_SENSOR_I16 as u16; READINGS_LEN];
-        readings[8] = NO_SENSOR_U16 as u16; // off-gas
-        readings[10] = NO_SENSOR_U16 as u16; // humidity
-        readings[sensor_node::CONTACTS as usize] = 0;
+        const T: u16 = NO_SENSOR_I16 as u16;
+        const U: u16 = NO_SENSOR_U16 as u16;
+        // Probes 0..=7, off-gas, room temperature, humidity, contacts (all open).
+        let readings = [T, T, T, T, T, T, T, T, U, T, U, 0];
         InputImage {
             readings,
             status: [0; STATUS_LEN],
