@@ -5,7 +5,7 @@
 //!   [`Sample`] carries;
 //! - [`profile`] and [`builtin`]: typed Modbus register descriptors and device profiles;
 //! - [`plan`]: the fewest read requests that cover a profile;
-//! - [`decode`]: raw registers to values with a quality;
+//! - [`decode`](mod@decode): raw registers to values with a quality;
 //! - [`message`]: the [`Trigger`], [`Telemetry`] and [`GatewayStatus`] messages, as JSON;
 //! - [`topic`]: the MQTT topic layout;
 //! - [`id`]: validated names; [`time`]: RFC 3339 timestamps.

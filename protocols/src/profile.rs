@@ -2,7 +2,7 @@
 //! canonical [`Signal`]s.
 //!
 //! A [`DeviceProfile`] is a table of [`RegisterDescriptor`]s. The built-in profiles are `const`
-//! tables ([`SENSOR_NODE`], [`GENERIC_UPS`], [`GENERIC_PDU`]) shared by the firmware, the
+//! tables ([`SENSOR_NODE`](crate::SENSOR_NODE), [`GENERIC_UPS`](crate::GENERIC_UPS), [`GENERIC_PDU`](crate::GENERIC_PDU)) shared by the firmware, the
 //! gateway, the HIL simulators and `docs/register-maps.md`; a gateway can also build a profile
 //! at run time from a site configuration.
 
