@@ -179,7 +179,11 @@ pub async fn raw(
 pub async fn device(device: &DeviceConfig, out: &mut impl Write) -> Result<(), ProbeError> {
     let mut ctx = connect(&device.transport, device.unit, device.timeout).await?;
     let plan = modbus::device_plan(device);
-    let (report, _) = modbus::poll_once(&mut ctx, device, &plan).await;
+    let gap = match &device.transport {
+        Transport::Rtu(line) => line.frame_gap(),
+        Transport::Tcp { .. } => std::time::Duration::ZERO,
+    };
+    let (report, _) = modbus::poll_once(&mut ctx, device, &plan, gap).await;
     writeln!(
         out,
         "{} ({} unit {}, profile {}) in {:.1} ms",

@@ -102,12 +102,14 @@ pub fn device_plan(device: &DeviceConfig) -> Vec<ReadRequest> {
         .unwrap_or_default()
 }
 
-/// Polls every request of `plan` once, with retries. Returns the report and whether the
-/// link must be opened again (a timeout or transport error leaves it in an unknown state).
+/// Polls every request of `plan` once, with retries, waiting `gap` before each request (the
+/// RTU inter-frame silence; zero on TCP). Returns the report and whether the link must be
+/// opened again (a timeout or transport error leaves it in an unknown state).
 pub async fn poll_once(
     ctx: &mut Context,
     device: &DeviceConfig,
     plan: &[ReadRequest],
+    gap: Duration,
 ) -> (PollReport, bool) {
     let started = Instant::now();
     let at_ms = now_ms();
@@ -123,6 +125,9 @@ pub async fn poll_once(
     for request in plan {
         let mut attempt = 0;
         let outcome = loop {
+            if !gap.is_zero() {
+                tokio::time::sleep(gap).await;
+            }
             let outcome = read(ctx, request, device.timeout).await;
             match &outcome {
                 Err(RequestError::Timeout { .. } | RequestError::Transport { .. })
@@ -254,7 +259,7 @@ pub async fn run_tcp_device(device: DeviceConfig, events: mpsc::Sender<Event>) {
             }
         }
         let Some(c) = ctx.as_mut() else { continue };
-        let (report, reconnect) = poll_once(c, &device, &plan).await;
+        let (report, reconnect) = poll_once(c, &device, &plan, Duration::ZERO).await;
         missed = if report.answered {
             0
         } else {
@@ -341,8 +346,7 @@ pub async fn run_rtu_bus(
         }
         let Some(c) = ctx.as_mut() else { continue };
         c.set_slave(Slave(device.unit));
-        tokio::time::sleep(gap).await;
-        let (report, reconnect) = poll_once(c, device, plan).await;
+        let (report, reconnect) = poll_once(c, device, plan, gap).await;
         let next = if report.answered {
             0
         } else {
