@@ -11,6 +11,7 @@
 #[path = "../../gateway/tests/common/mod.rs"]
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -75,10 +76,21 @@ fn publish(port: u16, topic: &str, payload: &[u8], retain: bool) {
     assert!(child.wait().unwrap().success());
 }
 
-/// Starts `mosquitto_sub` for `count` messages on `filter`, each line "topic payload".
-fn subscribe(port: u16, filter: &str, count: usize) -> std::process::Child {
-    Command::new("mosquitto_sub")
+/// `mosquitto_sub` for `count` messages on `filter`, started and subscribed.
+struct Subscriber {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+/// Starts `mosquitto_sub` and returns once the broker acknowledged the subscription
+/// (`-d` prints the SUBACK), so a publish that follows cannot overtake it.
+fn subscribe(port: u16, filter: &str, count: usize) -> Subscriber {
+    // stdbuf: mosquitto_sub's debug lines are block-buffered when stdout is a pipe.
+    let mut child = Command::new("stdbuf")
         .args([
+            "-oL",
+            "mosquitto_sub",
+            "-d",
             "-h",
             "127.0.0.1",
             "-p",
@@ -95,14 +107,34 @@ fn subscribe(port: u16, filter: &str, count: usize) -> std::process::Child {
         ])
         .stdout(Stdio::piped())
         .spawn()
-        .unwrap()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains("received SUBACK") => break,
+            Ok(_) => {}
+            Err(e) => panic!("mosquitto_sub did not subscribe to {filter}: {e}"),
+        }
+    }
+    Subscriber { child, lines }
 }
 
-fn received(sub: std::process::Child) -> Vec<(String, String)> {
-    let out = sub.wait_with_output().unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
+/// The messages the subscriber printed, each as (topic, payload), debug lines left out.
+fn received(mut sub: Subscriber) -> Vec<(String, String)> {
+    assert!(sub.child.wait().unwrap().success(), "mosquitto_sub failed");
+    sub.lines
+        .iter()
+        .filter(|l| !l.starts_with("Client ") && !l.starts_with("Subscribed ("))
         .filter_map(|l| {
             l.split_once(' ')
                 .map(|(t, p)| (t.to_string(), p.to_string()))
@@ -125,8 +157,6 @@ fn a_trigger_reaches_a_foreign_subscriber_intact() {
     let sub = subscribe(port, topic::ALL_TRIGGERS_FILTER, 1);
     let sent = trigger(&site);
     let payload = encode_vec(&sent).unwrap();
-    // mosquitto_sub needs a moment to subscribe; QoS 1 with a retry covers it.
-    std::thread::sleep(Duration::from_millis(300));
     publish(port, &topic::triggers(&site), &payload, false);
     let got = received(sub);
     assert_eq!(got.len(), 1, "{got:?}");
@@ -171,7 +201,6 @@ fn garbage_on_the_trigger_topic_is_refused_not_a_panic() {
     let (_broker, port) = mosquitto(dir.path());
     let site = SiteId::new("paris-1").unwrap();
     let sub = subscribe(port, &topic::triggers(&site), 2);
-    std::thread::sleep(Duration::from_millis(300));
     publish(
         port,
         &topic::triggers(&site),

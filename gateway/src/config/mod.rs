@@ -765,15 +765,31 @@ impl Validator<'_> {
         let mut seen: HashMap<(Signal, u8), usize> = HashMap::new();
         for (j, s) in raw.signals.into_iter().enumerate() {
             let path = format!("{at}.signals[{j}]");
-            if !s.pointer.starts_with('/') {
-                return Err(self.err(
-                    format!("{path}.pointer"),
-                    format!(
-                        "{:?} is not a JSON pointer (it starts with '/', as in \"/temperature\")",
-                        s.pointer
-                    ),
-                ));
-            }
+            let pointer = match (s.pointer, s.field) {
+                (Some(p), None) if p.starts_with('/') => p,
+                (Some(p), None) => {
+                    return Err(self.err(
+                        format!("{path}.pointer"),
+                        format!(
+                            "{p:?} is not a JSON pointer (it starts with '/', as in \"/temperature\"; for a top-level field use field = {p:?})"
+                        ),
+                    ));
+                }
+                // RFC 6901: '~' and '/' in a name are written ~0 and ~1.
+                (None, Some(f)) if !f.is_empty() => {
+                    format!("/{}", f.replace('~', "~0").replace('/', "~1"))
+                }
+                (None, Some(_)) => return Err(self.err(format!("{path}.field"), "is empty")),
+                (Some(_), Some(_)) => {
+                    return Err(self.err(&path, "give pointer or field, not both"));
+                }
+                (None, None) => {
+                    return Err(self.err(
+                        &path,
+                        "give pointer (\"/a/b\") or field (\"a\") for the value",
+                    ));
+                }
+            };
             if !s.scale.is_finite() || s.scale == 0.0 || !s.offset.is_finite() {
                 return Err(self.err(
                     format!("{path}.scale"),
@@ -801,7 +817,7 @@ impl Validator<'_> {
             signals.push(MqttSignal {
                 signal: s.signal,
                 channel: s.channel,
-                pointer: s.pointer,
+                pointer,
                 scale: s.scale,
                 offset: s.offset,
                 valid,

@@ -228,8 +228,10 @@ pub struct RawMqttSignal {
     /// The channel.
     #[serde(default)]
     pub channel: u8,
-    /// JSON pointer to the value (`/temperature`).
-    pub pointer: String,
+    /// JSON pointer to the value (`/sensors/0/temperature`); or give `field`.
+    pub pointer: Option<String>,
+    /// A top-level field of the payload (`temperature`); or give `pointer`.
+    pub field: Option<String>,
     /// Multiplier (default 1).
     #[serde(default = "one")]
     pub scale: f64,

@@ -57,6 +57,19 @@ fn defaults_fill_what_is_left_out() {
 }
 
 #[test]
+fn mqtt_field_is_a_top_level_pointer() {
+    let text = format!(
+        "{BASE}[[mqtt_sources]]\nname = \"bms\"\nzone = \"room\"\nbroker = \"mqtt://127.0.0.1\"\ntopic = \"b/env\"\n[[mqtt_sources.signals]]\nsignal = \"room-temperature\"\nfield = \"temp/C\"\n"
+    );
+    let c = parse(&text).unwrap();
+    assert_eq!(c.mqtt_sources[0].signals[0].pointer, "/temp~1C");
+    assert_eq!(
+        (c.mqtt_sources[0].host.as_str(), c.mqtt_sources[0].port),
+        ("127.0.0.1", 1883)
+    );
+}
+
+#[test]
 fn serial_frame_gap() {
     let line = |baud| SerialLine {
         path: "/dev/x".into(),
@@ -191,13 +204,19 @@ fn bad_configs_name_file_key_and_problem() {
             format!(
                 "{BASE}[[mqtt_sources]]\nname = \"bms\"\nzone = \"room\"\nbroker = \"mqtt://127.0.0.1:1883\"\ntopic = \"b/env\"\n[[mqtt_sources.signals]]\nsignal = \"room-temperature\"\npointer = \"temperature\"\n"
             ),
-            "site.toml: mqtt_sources[0].signals[0].pointer: \"temperature\" is not a JSON pointer (it starts with '/', as in \"/temperature\")",
+            "site.toml: mqtt_sources[0].signals[0].pointer: \"temperature\" is not a JSON pointer (it starts with '/', as in \"/temperature\"; for a top-level field use field = \"temperature\")",
         ),
         (
             format!(
                 "{BASE}[[mqtt_sources]]\nname = \"bms\"\nzone = \"room\"\nbroker = \"http://127.0.0.1\"\ntopic = \"b/env\"\n"
             ),
             "site.toml: mqtt_sources[0].broker: \"http://127.0.0.1\" is not mqtt://host:port",
+        ),
+        (
+            format!(
+                "{BASE}[[mqtt_sources]]\nname = \"bms\"\nzone = \"room\"\nbroker = \"mqtt://127.0.0.1\"\ntopic = \"b/env\"\n[[mqtt_sources.signals]]\nsignal = \"room-temperature\"\n"
+            ),
+            "site.toml: mqtt_sources[0].signals[0]: give pointer (\"/a/b\") or field (\"a\") for the value",
         ),
         (
             format!("{BASE}[http]\nbind = \"localhost\"\n"),

@@ -149,35 +149,61 @@ pub fn foreign_ups_tcp(python: &Path, port: u16, args: &[&str]) -> Peer {
 }
 
 /// A Mosquitto broker on a free port, configured in `dir`.
+///
+/// Ready means Mosquitto itself said it opened the listener: a bare TCP connect can succeed
+/// against another test's process that took the port, or connect to itself on Linux when the
+/// port is in the ephemeral range. If the port was taken in between, it tries another one.
 pub fn mosquitto(dir: &Path) -> (Peer, u16) {
-    let port = free_port();
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-    )
-    .unwrap();
-    let mut child = Command::new("mosquitto")
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start mosquitto");
-    wait_until(Duration::from_secs(10), || {
-        TcpStream::connect(("127.0.0.1", port)).is_ok()
-    })
-    .unwrap_or_else(|| {
-        let _ = child.kill();
-        panic!("mosquitto did not listen on {port}")
-    });
-    (
-        Peer {
-            child,
-            name: "mosquitto".into(),
-        },
-        port,
-    )
+    for _ in 0..5 {
+        let port = free_port();
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n\
+                 log_type information\n"
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mosquitto");
+        // stderr, because mosquitto buffers its stdout when it is a pipe.
+        let stdout = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("running") {
+                    let _ = tx.send(true);
+                }
+            }
+            let _ = tx.send(false); // exited: the port was taken
+        });
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(true) => {
+                return (
+                    Peer {
+                        child,
+                        name: "mosquitto".into(),
+                    },
+                    port,
+                );
+            }
+            Ok(false) => {
+                let _ = child.wait();
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("mosquitto did not start within 10 s on port {port}");
+            }
+        }
+    }
+    panic!("mosquitto could not open a listener on five free ports");
 }
 
 /// Calls `check` every 50 ms until it returns true or `within` passes.
