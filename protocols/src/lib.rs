@@ -8,6 +8,7 @@
 //! - [`decode`](mod@decode): raw registers to values with a quality;
 //! - [`message`]: the [`Trigger`], [`Telemetry`] and [`GatewayStatus`] messages, as JSON;
 //! - [`topic`]: the MQTT topic layout;
+//! - [`series`]: rate of rise, debounce and hysteresis, shared by firmware and policy;
 //! - [`id`]: validated names; [`time`]: RFC 3339 timestamps.
 //!
 //! `#![no_std]`, no allocator, no I/O. Features: `serde` (derives and the JSON codec),
@@ -25,6 +26,7 @@ pub mod id;
 pub mod message;
 pub mod plan;
 pub mod profile;
+pub mod series;
 pub mod signal;
 pub mod time;
 pub mod topic;
@@ -41,5 +43,6 @@ pub use profile::{
     ByteOrder, DataType, DescriptorError, DeviceProfile, ProfileError, RegisterDescriptor,
     Sentinels, Table, ValidRange, WordOrder,
 };
+pub use series::{Debounce, Direction, Hysteresis, HysteresisError, RateOfRise};
 pub use signal::{Quality, Sample, Signal, SignalKind, TransferSource, Unit};
 pub use topic::{Topic, TopicError};
