@@ -152,10 +152,38 @@ id_type!(
     KeyId
 );
 
+impl IncidentId {
+    /// The id of an incident a gateway opens at `at_ms`: `{gateway}-{at_ms}`, the gateway's id
+    /// cut to 40 bytes (on a character boundary) so the whole always fits. Always valid: a
+    /// gateway id has no forbidden character, and neither have `-` and digits.
+    pub fn starting(gateway: &GatewayId, at_ms: u64) -> IncidentId {
+        let mut s = IdString::new();
+        for ch in gateway.as_str().chars() {
+            if s.len() + ch.len_utf8() > 40 || s.push(ch).is_err() {
+                break;
+            }
+        }
+        // 40 + 1 + 20 digits of a u64 <= MAX_ID_LEN: these pushes cannot fail.
+        let _ = s.push('-');
+        let _ = fmt::Write::write_fmt(&mut s, format_args!("{at_ms}"));
+        IncidentId(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::string::ToString;
+
+    #[test]
+    fn incident_ids_always_fit() {
+        let long = GatewayId::new(&"é".repeat(32)).unwrap();
+        let id = IncidentId::starting(&long, u64::MAX);
+        assert!(validate_segment(id.as_str()).is_ok());
+        assert!(id.as_str().ends_with("-18446744073709551615"));
+        let gw = GatewayId::new("gw-1").unwrap();
+        assert_eq!(IncidentId::starting(&gw, 1700).as_str(), "gw-1-1700");
+    }
 
     #[test]
     fn accepts_ordinary_names() {

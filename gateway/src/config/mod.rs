@@ -289,6 +289,14 @@ impl SiteConfig {
 
 /// Reads the TOML into the raw types; errors carry the key path and line.
 pub fn parse_raw(text: &str, origin: &str) -> Result<RawSiteConfig, ConfigError> {
+    parse_toml(text, origin)
+}
+
+/// Reads any TOML document into `T`; errors name `origin`, the key path and the line.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    origin: &str,
+) -> Result<T, ConfigError> {
     let line_of = |span: Option<std::ops::Range<usize>>| {
         span.map(|s| text.get(..s.start).unwrap_or("").matches('\n').count() + 1)
     };

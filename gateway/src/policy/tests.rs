@@ -1,0 +1,560 @@
+use firebreak_protocols::{DeviceId, GatewayId, Level, Quality, Sample, Signal, SiteId, ZoneId};
+use proptest::prelude::*;
+
+use super::*;
+
+fn topology(devices: &[(&str, &str)]) -> Topology {
+    let mut zones: Vec<ZoneId> = Vec::new();
+    for (_, z) in devices {
+        let z = ZoneId::new(z).unwrap();
+        if !zones.contains(&z) {
+            zones.push(z);
+        }
+    }
+    Topology {
+        site: SiteId::new("site").unwrap(),
+        gateway: GatewayId::new("gw").unwrap(),
+        zones,
+        devices: devices
+            .iter()
+            .map(|(d, z)| (DeviceId::new(d).unwrap(), ZoneId::new(z).unwrap()))
+            .collect(),
+    }
+}
+
+fn policy(rules: &str) -> Policy {
+    Policy {
+        rules: Rules::parse(rules, "test.toml").unwrap(),
+        evacuation_budget_s: 300,
+        margin_s: 60,
+        hold_ms: 60_000,
+    }
+}
+
+fn sample(device: &str, signal: Signal, channel: u8, value: f32, quality: Quality) -> Sample {
+    Sample {
+        device: DeviceId::new(device).unwrap(),
+        signal,
+        channel,
+        value,
+        unit: signal.unit(),
+        timestamp_ms: 0,
+        quality,
+    }
+}
+
+fn good(device: &str, signal: Signal, channel: u8, value: f32) -> Sample {
+    sample(device, signal, channel, value, Quality::Good)
+}
+
+/// Steps the engine every second from `from_s` to `to_s` with `samples(t)`; returns the
+/// transitions with their times.
+fn run(
+    e: &mut Engine,
+    from_s: u64,
+    to_s: u64,
+    mut samples: impl FnMut(u64) -> Vec<Sample>,
+) -> Vec<Transition> {
+    let mut out = Vec::new();
+    for t in from_s..=to_s {
+        out.extend(e.step(t * 1000, &samples(t)));
+    }
+    out
+}
+
+fn site_levels(ts: &[Transition]) -> Vec<(u64, Level)> {
+    ts.iter()
+        .filter(|t| t.zone.is_none())
+        .map(|t| (t.at_ms / 1000, t.level))
+        .collect()
+}
+
+const THRESHOLD: &str = r#"
+[[rules]]
+id = "hot"
+kind = "threshold"
+signal = "rack-temperature"
+above = 60.0
+clear = 50.0
+for_s = 10
+level = "prepare"
+"#;
+
+#[test]
+fn threshold_fires_after_its_hold_and_clears_with_hysteresis_and_hold() {
+    let mut e = Engine::new(policy(THRESHOLD), &topology(&[("n1", "room")]));
+    let ts = run(&mut e, 0, 200, |t| {
+        let v = match t {
+            0..20 => 40.0,
+            20..100 => 65.0,
+            100..120 => 55.0, // inside the band: still hot
+            _ => 45.0,
+        };
+        vec![good("n1", Signal::RackTemperature, 0, v)]
+    });
+    // Fires 10 s after 20, clears at 120, lowered 60 s (the hold) later.
+    assert_eq!(
+        site_levels(&ts),
+        vec![(30, Level::Prepare), (180, Level::Normal)]
+    );
+    let up = ts.iter().find(|t| t.level == Level::Prepare).unwrap();
+    assert_eq!(up.reasons.len(), 1);
+    assert_eq!(up.reasons[0].rule.as_str(), "hot");
+    assert_eq!(up.reasons[0].value, 65.0);
+    assert_eq!(up.reasons[0].threshold, 60.0);
+    assert_eq!(up.reasons[0].device.as_ref().unwrap().as_str(), "n1");
+    assert_eq!(up.zone, None.or(up.zone.clone()));
+}
+
+#[test]
+fn zone_transitions_come_before_the_site_and_share_an_incident() {
+    let mut e = Engine::new(policy(THRESHOLD), &topology(&[("n1", "room")]));
+    let ts = run(&mut e, 0, 40, |_| {
+        vec![good("n1", Signal::RackTemperature, 0, 70.0)]
+    });
+    assert_eq!(ts.len(), 2);
+    assert_eq!(ts[0].zone.as_ref().unwrap().as_str(), "room");
+    assert_eq!(ts[1].zone, None);
+    assert_eq!(ts[0].incident, ts[1].incident);
+    assert_eq!(ts[0].incident.as_str(), "gw-10000");
+    assert_eq!(e.incident(), Some(&ts[0].incident));
+}
+
+#[test]
+fn a_faulty_value_is_not_evidence_and_holds_what_it_had_raised() {
+    let mut e = Engine::new(policy(THRESHOLD), &topology(&[("n1", "room")]));
+    // 0xFFFF-style fault from the start: nothing.
+    let ts = run(&mut e, 0, 100, |_| {
+        vec![sample(
+            "n1",
+            Signal::RackTemperature,
+            0,
+            6553.5,
+            Quality::SensorFault,
+        )]
+    });
+    assert!(ts.is_empty());
+    // Real heat, then the sensor dies: the level is held, not cleared.
+    let ts = run(&mut e, 101, 500, |t| {
+        if t < 150 {
+            vec![good("n1", Signal::RackTemperature, 0, 70.0)]
+        } else {
+            vec![sample(
+                "n1",
+                Signal::RackTemperature,
+                0,
+                70.0,
+                Quality::CommLost,
+            )]
+        }
+    });
+    assert_eq!(site_levels(&ts), vec![(111, Level::Prepare)]);
+    assert_eq!(e.site_level(), Level::Prepare);
+    // Good and cool again: cleared after the hold.
+    let ts = run(&mut e, 501, 600, |_| {
+        vec![good("n1", Signal::RackTemperature, 0, 30.0)]
+    });
+    assert_eq!(site_levels(&ts), vec![(561, Level::Normal)]);
+    assert_eq!(e.incident(), None);
+}
+
+#[test]
+fn corroboration_needs_independent_sensors() {
+    let rules = r#"
+[[rules]]
+id = "runaway"
+kind = "threshold"
+signal = "rack-temperature"
+above = 100.0
+corroborate = 2
+level = "evacuate"
+"#;
+    let mut e = Engine::new(policy(rules), &topology(&[("n1", "room"), ("n2", "room")]));
+    // One probe wild: nothing. The same probe reported twice is still one sensor.
+    let ts = run(&mut e, 0, 30, |_| {
+        vec![
+            good("n1", Signal::RackTemperature, 0, 150.0),
+            good("n1", Signal::RackTemperature, 0, 150.0),
+            good("n2", Signal::RackTemperature, 0, 25.0),
+        ]
+    });
+    assert!(ts.is_empty());
+    // A second probe, on another channel of the other node, agrees.
+    let ts = run(&mut e, 31, 32, |_| {
+        vec![
+            good("n1", Signal::RackTemperature, 0, 150.0),
+            good("n2", Signal::RackTemperature, 3, 120.0),
+        ]
+    });
+    assert_eq!(site_levels(&ts), vec![(31, Level::Evacuate)]);
+    let site = ts.iter().find(|t| t.zone.is_none()).unwrap();
+    assert_eq!(site.reasons.len(), 2);
+    assert_eq!(site.reasons[1].channel, 3);
+}
+
+#[test]
+fn rate_of_rise_fires_on_a_ramp_not_on_a_plateau() {
+    let rules = r#"
+[[rules]]
+id = "rise"
+kind = "rate"
+signal = "rack-temperature"
+rise_per_min = 1.0
+window_s = 120
+for_s = 20
+level = "prepare"
+"#;
+    let mut e = Engine::new(policy(rules), &topology(&[("n1", "room")]));
+    // A warm but steady rack: nothing.
+    let ts = run(&mut e, 0, 300, |_| {
+        vec![good("n1", Signal::RackTemperature, 0, 45.0)]
+    });
+    assert!(ts.is_empty());
+    // 3 °C/min from t = 300: the window needs 40 s of points, then 20 s held.
+    let ts = run(&mut e, 301, 600, |t| {
+        vec![good(
+            "n1",
+            Signal::RackTemperature,
+            0,
+            45.0 + 3.0 * (t - 300) as f32 / 60.0,
+        )]
+    });
+    let at = site_levels(&ts);
+    assert_eq!(at.len(), 1, "{at:?}");
+    assert!((350..=380).contains(&at[0].0), "{at:?}");
+    let r = &ts[0].reasons[0];
+    // The rate when it fired: the window still held some of the plateau.
+    assert!(r.value >= 1.0 && r.value <= 3.1, "{r:?}");
+    assert_eq!(r.threshold, 1.0);
+}
+
+#[test]
+fn comm_lost_any_and_all() {
+    let rules = r#"
+[[rules]]
+id = "device-lost"
+kind = "comm-lost"
+devices = "any"
+level = "watch"
+
+[[rules]]
+id = "zone-dark"
+kind = "comm-lost"
+devices = "all"
+level = "evacuate"
+"#;
+    let topo = topology(&[("a", "hall"), ("b", "hall")]);
+    let mut e = Engine::new(policy(rules), &topo);
+    let lost = |d| sample(d, Signal::PduPower, 0, 0.0, Quality::CommLost);
+    let ts = e.step(1000, &[lost("a"), good("b", Signal::PduPower, 0, 100.0)]);
+    assert_eq!(site_levels(&ts), vec![(1, Level::Watch)]);
+    assert_eq!(ts[1].reasons[0].rule.as_str(), "device-lost");
+    assert_eq!(ts[1].reasons[0].device.as_ref().unwrap().as_str(), "a");
+    let ts = e.step(2000, &[lost("b")]);
+    assert_eq!(site_levels(&ts), vec![(2, Level::Evacuate)]);
+    assert_eq!(ts[1].reasons[0].value, 2.0);
+}
+
+#[test]
+fn power_budget_uses_runtime_load_trend_and_ignores_self_tests() {
+    let rules = r#"
+[[rules]]
+id = "power-budget"
+kind = "power-budget"
+level = "evacuate"
+"#;
+    let topo = topology(&[("ups", "hall")]);
+    let ups = |t: u64, on_batt: bool, input: f32, runtime: f32, load: f32| {
+        let _ = t;
+        vec![
+            good("ups", Signal::UpsOnBattery, 0, f32::from(u8::from(on_batt))),
+            good("ups", Signal::UpsInputVoltage, 0, input),
+            good("ups", Signal::UpsRuntimeRemaining, 0, runtime),
+            good("ups", Signal::UpsLoad, 0, load),
+        ]
+    };
+    // Self-test: on battery, utility present, short runtime: nothing.
+    let mut e = Engine::new(policy(rules), &topo);
+    let ts = run(&mut e, 0, 60, |t| ups(t, true, 230.0, 200.0, 50.0));
+    assert!(ts.is_empty());
+    assert_eq!(e.seconds_to_power_loss(), None);
+    // Utility gone: runtime 600 s falling 1 s/s: evacuate when it reaches 360 s.
+    let mut e = Engine::new(policy(rules), &topo);
+    let ts = run(&mut e, 0, 400, |t| {
+        ups(t, true, 0.0, 600.0 - t as f32, 50.0)
+    });
+    assert_eq!(site_levels(&ts), vec![(240, Level::Evacuate)]);
+    assert_eq!(ts[1].seconds_to_power_loss, Some(360));
+    assert_eq!(ts[1].reasons[0].threshold, 360.0);
+    // A runtime that is not refreshed still counts down.
+    let mut e = Engine::new(policy(rules), &topo);
+    e.step(0, &ups(0, true, 0.0, 400.0, 50.0));
+    let ts = run(&mut e, 1, 60, |_| Vec::new());
+    assert_eq!(site_levels(&ts), vec![(40, Level::Evacuate)]);
+    // A rising load shortens the estimate.
+    let mut e = Engine::new(policy(rules), &topo);
+    run(&mut e, 0, 120, |t| {
+        ups(t, true, 0.0, 500.0, 40.0 + 20.0 * t as f32 / 60.0)
+    });
+    let est = e.seconds_to_power_loss().unwrap();
+    assert!(est < 400, "{est}");
+}
+
+#[test]
+fn share_of_pdus_in_a_zone() {
+    let rules = r#"
+[[rules]]
+id = "feeds-lost"
+kind = "share"
+signal = "pdu-input-voltage"
+below = 90.0
+clear = 180.0
+share = 0.5
+min_devices = 2
+level = "evacuate"
+"#;
+    let topo = topology(&[("p1", "h"), ("p2", "h"), ("p3", "h"), ("p4", "h")]);
+    let mut e = Engine::new(policy(rules), &topo);
+    let v = |d, x| good(d, Signal::PduInputVoltage, 0, x);
+    assert!(
+        e.step(
+            1000,
+            &[v("p1", 0.0), v("p2", 230.0), v("p3", 230.0), v("p4", 230.0)]
+        )
+        .is_empty()
+    );
+    // A lost PDU (comm-lost) is not a PDU without power.
+    let lost = sample("p2", Signal::PduInputVoltage, 0, 230.0, Quality::CommLost);
+    assert!(e.step(2000, &[lost]).is_empty());
+    let ts = e.step(3000, &[v("p3", 0.0)]);
+    assert_eq!(site_levels(&ts), vec![(3, Level::Evacuate)]);
+    assert_eq!(ts[1].reasons.len(), 2);
+}
+
+#[test]
+fn combine_and_when() {
+    let rules = r#"
+[[rules]]
+id = "on-battery"
+kind = "state"
+signal = "ups-on-battery"
+
+[[rules]]
+id = "input-lost"
+kind = "threshold"
+signal = "ups-input-voltage"
+below = 90.0
+clear = 100.0
+
+[[rules]]
+id = "utility-lost"
+kind = "combine"
+of = ["on-battery", "input-lost"]
+need = "all"
+for_s = 5
+level = "watch"
+
+[[rules]]
+id = "low-battery"
+kind = "state"
+signal = "ups-low-battery"
+when = "utility-lost"
+level = "evacuate"
+"#;
+    let topo = topology(&[("ups", "hall")]);
+    let mut e = Engine::new(policy(rules), &topo);
+    let s = |on: f32, input: f32, low: f32| {
+        vec![
+            good("ups", Signal::UpsOnBattery, 0, on),
+            good("ups", Signal::UpsInputVoltage, 0, input),
+            good("ups", Signal::UpsLowBattery, 0, low),
+        ]
+    };
+    // Low battery during a self-test (utility present): nothing.
+    assert!(run(&mut e, 0, 30, |_| s(1.0, 230.0, 1.0)).is_empty());
+    // Utility gone: watch after 5 s, evacuate with the low-battery flag.
+    let ts = run(&mut e, 31, 60, |t| {
+        s(1.0, 0.0, f32::from(u8::from(t >= 50)))
+    });
+    assert_eq!(
+        site_levels(&ts),
+        vec![(36, Level::Watch), (50, Level::Evacuate)]
+    );
+    let evac = ts.iter().rfind(|t| t.zone.is_none()).unwrap();
+    let names: Vec<&str> = evac.reasons.iter().map(|r| r.rule.as_str()).collect();
+    assert_eq!(names, vec!["low-battery"]);
+    assert_eq!(
+        e.firing("hall"),
+        vec!["on-battery", "input-lost", "utility-lost", "low-battery"]
+    );
+}
+
+#[test]
+fn evacuate_is_not_cleared_while_its_cause_is_present() {
+    let rules = r#"
+[[rules]]
+id = "smoke"
+kind = "state"
+signal = "smoke-alarm"
+level = "evacuate"
+"#;
+    let mut p = policy(rules);
+    p.hold_ms = 10_000;
+    let mut e = Engine::new(p, &topology(&[("panel", "room")]));
+    let smoke = |v| vec![good("panel", Signal::SmokeAlarm, 0, v)];
+    run(&mut e, 0, 5, |_| smoke(1.0));
+    assert_eq!(e.site_level(), Level::Evacuate);
+    // The panel goes silent (the fire took it): still evacuate, for an hour.
+    let ts = run(&mut e, 6, 3600, |_| {
+        vec![sample(
+            "panel",
+            Signal::SmokeAlarm,
+            0,
+            1.0,
+            Quality::CommLost,
+        )]
+    });
+    assert!(ts.is_empty());
+    // The panel answers again and the alarm is still on: still evacuate.
+    assert!(run(&mut e, 3601, 3700, |_| smoke(1.0)).is_empty());
+    // Reset: lowered after the hold.
+    let ts = run(&mut e, 3701, 3800, |_| smoke(0.0));
+    assert_eq!(site_levels(&ts), vec![(3711, Level::Normal)]);
+}
+
+#[test]
+fn a_higher_level_while_holding_rises_at_once() {
+    let rules = r#"
+[[rules]]
+id = "warm"
+kind = "threshold"
+signal = "room-temperature"
+above = 30.0
+level = "watch"
+
+[[rules]]
+id = "hot"
+kind = "threshold"
+signal = "room-temperature"
+above = 40.0
+level = "prepare"
+"#;
+    let mut e = Engine::new(policy(rules), &topology(&[("r", "room")]));
+    let ts = run(&mut e, 0, 200, |t| {
+        let v = match t {
+            0..10 => 20.0,
+            10..20 => 35.0,
+            20..30 => 45.0,
+            30..40 => 35.0,
+            _ => 20.0,
+        };
+        vec![good("r", Signal::RoomTemperature, 0, v)]
+    });
+    // Up at once; down a level only once everything above it has been clear for the hold
+    // (60 s): prepare cleared at 30, watch at 40.
+    assert_eq!(
+        site_levels(&ts),
+        vec![
+            (10, Level::Watch),
+            (20, Level::Prepare),
+            (90, Level::Watch),
+            (100, Level::Normal)
+        ]
+    );
+}
+
+#[test]
+fn unknown_devices_and_backward_clocks_are_counted_not_fatal() {
+    let mut e = Engine::new(policy(THRESHOLD), &topology(&[("n1", "room")]));
+    e.step(5000, &[good("ghost", Signal::RackTemperature, 0, 99.0)]);
+    e.step(4000, &[]);
+    assert_eq!(e.stats().unknown_device, 1);
+    assert_eq!(e.stats().clock_backwards, 1);
+    assert_eq!(e.site_level(), Level::Normal);
+}
+
+#[test]
+fn default_policy_loads() {
+    let p = Policy::default_policy().unwrap();
+    assert_eq!(p.evacuation_budget_s, DEFAULT_EVACUATION_BUDGET_S);
+    assert!(p.rules.index("power-budget").is_some());
+}
+
+fn quality() -> impl Strategy<Value = Quality> {
+    prop_oneof![
+        Just(Quality::Stale),
+        Just(Quality::CommLost),
+        Just(Quality::SensorFault),
+        Just(Quality::OutOfRange),
+    ]
+}
+
+fn any_signal() -> impl Strategy<Value = Signal> {
+    (0..Signal::ALL.len()).prop_map(|i| Signal::ALL[i])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever one sensor reports, the default rules never evacuate on it alone.
+    #[test]
+    fn one_sensor_cannot_evacuate(
+        signal in any_signal(),
+        channel in 0u8..8,
+        values in proptest::collection::vec(prop_oneof![any::<f32>(), -50.0f32..2000.0], 1..300),
+    ) {
+        let topo = topology(&[("one", "room"), ("other", "room")]);
+        let mut e = Engine::new(Policy::default_policy().unwrap(), &topo);
+        for (t, v) in values.iter().enumerate() {
+            let ts = e.step(t as u64 * 1000, &[good("one", signal, channel, *v)]);
+            for tr in ts {
+                prop_assert!(tr.level < Level::Evacuate, "{tr:?}");
+            }
+        }
+    }
+
+    /// Values without good quality never raise a level, under the default rules.
+    #[test]
+    fn bad_quality_never_raises(
+        samples in proptest::collection::vec(
+            (any_signal(), 0u8..4, any::<f32>(), quality(), 0usize..3), 1..300),
+    ) {
+        let topo = topology(&[("a", "room"), ("b", "room"), ("c", "hall")]);
+        let mut e = Engine::new(Policy::default_policy().unwrap(), &topo);
+        for (t, (signal, channel, value, q, d)) in samples.into_iter().enumerate() {
+            // Comm-lost raises `watch` by design (device-lost); nothing else may.
+            let device = ["a", "b", "c"][d];
+            let ts = e.step(t as u64 * 500, &[sample(device, signal, channel, value, q)]);
+            for tr in ts {
+                prop_assert!(tr.level <= Level::Watch, "{tr:?}");
+                for r in &tr.reasons {
+                    prop_assert!(
+                        matches!(r.rule.as_str(), "device-lost" | "zone-dark"),
+                        "{r:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The same input gives the same output.
+    #[test]
+    fn deterministic(
+        samples in proptest::collection::vec((0u8..4, -20.0f32..200.0, 0usize..2), 1..200),
+    ) {
+        let topo = topology(&[("a", "room"), ("b", "room")]);
+        let signals = [Signal::RackTemperature, Signal::OffGas, Signal::SmokeAlarm, Signal::RoomTemperature];
+        let feed = |e: &mut Engine| {
+            let mut out = Vec::new();
+            for (t, (s, v, d)) in samples.iter().enumerate() {
+                let signal = signals[usize::from(*s)];
+                let v = if signal == Signal::SmokeAlarm { f32::from(u8::from(*v > 100.0)) } else { *v };
+                out.extend(e.step(t as u64 * 2000, &[good(["a", "b"][*d], signal, 0, v)]));
+            }
+            out
+        };
+        let mut e1 = Engine::new(Policy::default_policy().unwrap(), &topo);
+        let mut e2 = Engine::new(Policy::default_policy().unwrap(), &topo);
+        prop_assert_eq!(feed(&mut e1), feed(&mut e2));
+    }
+}
