@@ -53,6 +53,12 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Print the built-in policy rules, or check a rules file and list its rules.
+    Policy {
+        /// What to do.
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
     /// Print the MQTT topics a site's gateway publishes and controllers subscribe to.
     Topics {
         /// The site id.
@@ -112,6 +118,18 @@ pub enum ConfigAction {
     },
     /// Print a commented example configuration that passes the check.
     Default,
+}
+
+/// `firebreak policy …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum PolicyAction {
+    /// Print the built-in rules, commented: a starting point for a site's rules file.
+    Default,
+    /// Check a rules file and list its rules.
+    Check {
+        /// The rules file.
+        file: std::path::PathBuf,
+    },
 }
 
 /// Why a command failed.
@@ -211,6 +229,15 @@ pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
         } => {
             let config = SiteConfig::load(&file)?;
             print_summary(&config, out)
+        }
+        Command::Policy {
+            action: PolicyAction::Default,
+        } => Ok(out.write_all(crate::policy::DEFAULT_RULES.as_bytes())?),
+        Command::Policy {
+            action: PolicyAction::Check { file },
+        } => {
+            let rules = crate::policy::Rules::load(&file)?;
+            print_rules(&rules, out)
         }
         Command::Topics {
             site,
@@ -322,9 +349,91 @@ fn probe(args: ProbeArgs, out: &mut impl Write) -> Result<(), CliError> {
     Ok(())
 }
 
+fn print_rules(rules: &crate::policy::Rules, out: &mut impl Write) -> Result<(), CliError> {
+    use crate::policy::RuleKind;
+    use firebreak_protocols::series::{Direction, Hysteresis};
+    let side = |b: &Hysteresis| match b.direction() {
+        Direction::Above => "at or above",
+        Direction::Below => "at or below",
+    };
+    for r in &rules.rules {
+        let what = match &r.kind {
+            RuleKind::Threshold {
+                signal,
+                band,
+                corroborate,
+            } => format!(
+                "{signal} {} {} (clears at {}) on {corroborate} sensor(s)",
+                side(band),
+                band.trip(),
+                band.clear()
+            ),
+            RuleKind::Rate {
+                signal,
+                band,
+                window_ms,
+                corroborate,
+            } => format!(
+                "{signal} rising {}/min or more over {} s on {corroborate} sensor(s)",
+                band.trip(),
+                window_ms / 1000
+            ),
+            RuleKind::State {
+                signal,
+                corroborate,
+            } => format!("{signal} on, on {corroborate} sensor(s)"),
+            RuleKind::Share {
+                signal,
+                band,
+                share,
+                min_devices,
+            } => format!(
+                "{signal} {} {} on {}% of the zone's devices (at least {min_devices})",
+                side(band),
+                band.trip(),
+                share * 100.0
+            ),
+            RuleKind::CommLost { all: true } => "every device of the zone silent".into(),
+            RuleKind::CommLost { all: false } => "a device of the zone silent".into(),
+            RuleKind::PowerBudget { .. } => {
+                "estimated time to power loss within budget + margin".into()
+            }
+            RuleKind::Combine { of, need } => format!(
+                "{need} of [{}]",
+                of.iter()
+                    .filter_map(|&i| rules.rules.get(i).map(|o| o.id.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let level = r.level.map_or("-".to_string(), |l| l.to_string());
+        let held = if r.for_ms > 0 {
+            format!(" for {} s", r.for_ms as f64 / 1000.0)
+        } else {
+            String::new()
+        };
+        let when = r
+            .when
+            .and_then(|w| rules.rules.get(w))
+            .map(|w| format!(" while {}", w.id))
+            .unwrap_or_default();
+        writeln!(out, "{:<9} {:<20} {what}{held}{when}", level, r.id.as_str())?;
+    }
+    writeln!(out, "ok: {} rules", rules.rules.len())?;
+    Ok(())
+}
+
 fn print_summary(c: &SiteConfig, out: &mut impl Write) -> Result<(), CliError> {
     writeln!(out, "site {} watched by gateway {}", c.site, c.gateway)?;
     writeln!(out, "http status on {}", c.http_bind)?;
+    writeln!(
+        out,
+        "policy: {} rules, evacuation budget {} s + margin {} s, hold {} s",
+        c.policy.rules.rules.len(),
+        c.policy.evacuation_budget_s,
+        c.policy.margin_s,
+        c.policy.hold_ms / 1000
+    )?;
     for zone in &c.zones {
         writeln!(out, "zone {zone}")?;
         for d in c.devices.iter().filter(|d| &d.zone == zone) {

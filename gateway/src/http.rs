@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::acquire::now_ms;
 use crate::acquire::table::{DeviceHealth, SignalTable, SignalView};
+use crate::policy::view::LevelsView;
 
 /// What the handlers read.
 #[derive(Debug, Clone)]
@@ -25,6 +26,8 @@ pub struct Shared {
     pub gateway: String,
     /// The live table.
     pub table: Arc<Mutex<SignalTable>>,
+    /// The policy's levels.
+    pub levels: Arc<Mutex<LevelsView>>,
 }
 
 /// The routes.
@@ -45,6 +48,7 @@ struct Status<'a> {
     site: &'a str,
     gateway: &'a str,
     now_ms: u64,
+    policy: LevelsView,
     devices: Vec<DeviceStatus<'a>>,
     signals: Vec<SignalView>,
 }
@@ -65,10 +69,12 @@ async fn status(State(s): State<Shared>) -> Response {
             .into_response();
     };
     let now = now_ms();
+    let policy = s.levels.lock().map(|l| l.clone()).unwrap_or_default();
     let body = Status {
         site: &s.site,
         gateway: &s.gateway,
         now_ms: now,
+        policy,
         devices: table
             .devices()
             .iter()
@@ -90,7 +96,11 @@ async fn metrics(State(s): State<Shared>) -> Response {
         )
             .into_response();
     };
-    let text = render_metrics(&table, now_ms());
+    let mut text = render_metrics(&table, now_ms());
+    drop(table);
+    if let Ok(levels) = s.levels.lock() {
+        text.push_str(&render_level_metrics(&levels));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -169,6 +179,34 @@ pub fn render_metrics(table: &SignalTable, now_ms: u64) -> String {
             v.age_ms as f64 / 1000.0
         );
     }
+    out
+}
+
+/// The Prometheus text of the policy's levels.
+pub fn render_level_metrics(levels: &LevelsView) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP firebreak_level Evacuation level: 0 normal, 1 watch, 2 prepare, 3 evacuate.\n# TYPE firebreak_level gauge"
+    );
+    let _ = writeln!(
+        out,
+        "firebreak_level{{scope=\"site\"}} {}",
+        levels.site as u8
+    );
+    for z in &levels.zones {
+        let _ = writeln!(
+            out,
+            "firebreak_level{{scope=\"zone\",zone=\"{}\"}} {}",
+            esc(&z.zone),
+            z.level as u8
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP firebreak_transitions_total Level changes since start.\n# TYPE firebreak_transitions_total counter\nfirebreak_transitions_total {}",
+        levels.transitions_total
+    );
     out
 }
 

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use firebreak_protocols::Sample;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
@@ -11,6 +12,8 @@ use crate::acquire::table::SignalTable;
 use crate::acquire::{EVENT_CHANNEL_CAPACITY, Event, modbus, mqtt, now_ms};
 use crate::config::{SiteConfig, Transport};
 use crate::http;
+use crate::policy::view::LevelsView;
+use crate::policy::{Engine, Topology, Transition};
 
 /// How often the table ages its values.
 pub const TICK: Duration = Duration::from_millis(250);
@@ -35,6 +38,8 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let (tx, mut rx) = mpsc::channel::<Event>(EVENT_CHANNEL_CAPACITY);
     let table = Arc::new(Mutex::new(SignalTable::new(&config)));
+    let mut engine = Engine::new(config.policy.clone(), &Topology::from_config(&config));
+    let levels = Arc::new(Mutex::new(LevelsView::default()));
     let mut tasks = JoinSet::new();
 
     let listener = tokio::net::TcpListener::bind(config.http_bind)
@@ -52,6 +57,7 @@ pub async fn run(
         site: config.site.to_string(),
         gateway: config.gateway.to_string(),
         table: table.clone(),
+        levels: levels.clone(),
     });
     tasks.spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -89,25 +95,73 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
-        let changed = tokio::select! {
+        let now = now_ms();
+        let input = tokio::select! {
             _ = &mut shutdown => break,
             event = rx.recv() => {
                 let Some(event) = event else { break };
-                match table.lock() {
-                    Ok(mut t) => t.apply(&event, now_ms()),
+                let changed = match table.lock() {
+                    Ok(mut t) => t.apply(&event, now),
                     Err(_) => break,
-                }
+                };
+                policy_input(&event, changed)
             }
             _ = tick.tick() => match table.lock() {
-                Ok(mut t) => t.tick(now_ms()),
+                Ok(mut t) => t.tick(now),
                 Err(_) => break,
             },
         };
-        for s in changed {
-            debug!(device = %s.device, signal = %s.signal, channel = s.channel, value = s.value, quality = %s.quality, "signal");
+        for s in input.iter().filter(|s| !s.quality.is_evidence()) {
+            debug!(device = %s.device, signal = %s.signal, channel = s.channel, quality = %s.quality, "signal quality");
+        }
+        let transitions = engine.step(now, &input);
+        for t in &transitions {
+            log_transition(t);
+        }
+        if let Ok(mut l) = levels.lock() {
+            l.update(&engine, &transitions);
         }
     }
     info!("gateway stopping");
     tasks.shutdown().await;
     Ok(())
+}
+
+/// What the policy engine gets from one event: every value just read (a rate needs them all,
+/// changed or not), and every quality change the table made (stale, comm-lost, recovered).
+fn policy_input(event: &Event, changed: Vec<Sample>) -> Vec<Sample> {
+    let fresh: &[Sample] = match event {
+        Event::Poll(report) => &report.samples,
+        Event::Mqtt { samples, .. } => samples,
+        _ => &[],
+    };
+    let mut input = fresh.to_vec();
+    input.extend(changed.into_iter().filter(|s| !s.quality.is_evidence()));
+    input
+}
+
+fn log_transition(t: &Transition) {
+    let scope = t
+        .zone
+        .as_ref()
+        .map_or_else(|| "site".to_string(), |z| format!("zone {z}"));
+    let reasons = t
+        .reasons
+        .iter()
+        .map(|r| {
+            let what = match (&r.device, r.signal) {
+                (Some(d), Some(s)) => format!("{d}/{s}[{}]", r.channel),
+                (None, Some(s)) => s.to_string(),
+                (Some(d), None) => d.to_string(),
+                (None, None) => String::new(),
+            };
+            format!("{} {what} {} vs {}", r.rule, r.value, r.threshold)
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    if t.level > t.previous {
+        warn!(%scope, from = %t.previous, to = %t.level, incident = %t.incident, seconds_to_power_loss = ?t.seconds_to_power_loss, %reasons, "level raised");
+    } else {
+        info!(%scope, from = %t.previous, to = %t.level, incident = %t.incident, %reasons, "level lowered");
+    }
 }

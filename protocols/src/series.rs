@@ -280,6 +280,11 @@ impl Hysteresis {
         self.active
     }
 
+    /// Which side of the trip point alarms.
+    pub const fn direction(&self) -> Direction {
+        self.direction
+    }
+
     /// The trip point.
     pub const fn trip(&self) -> f32 {
         self.trip

@@ -23,8 +23,8 @@ use serde::Deserialize;
 mod raw;
 
 pub use raw::{
-    RawDefaults, RawDevice, RawHttp, RawMqttSignal, RawMqttSource, RawProfile, RawRegister,
-    RawSite, RawSiteConfig, RawType, RawZone, TransportKind,
+    RawDefaults, RawDevice, RawHttp, RawMqttSignal, RawMqttSource, RawPolicy, RawProfile,
+    RawRegister, RawSite, RawSiteConfig, RawType, RawZone, TransportKind,
 };
 
 /// A commented example configuration that passes `firebreak config check`.
@@ -241,6 +241,8 @@ pub struct SiteConfig {
     pub mqtt_sources: Vec<MqttSourceConfig>,
     /// Every profile by name: the built-ins and the user-defined ones.
     pub profiles: BTreeMap<String, Arc<OwnedProfile>>,
+    /// The policy: evacuation budget, hold time and rules.
+    pub policy: crate::policy::Policy,
 }
 
 /// The HTTP endpoint's default address: loopback only.
@@ -427,6 +429,7 @@ impl Validator<'_> {
                 "the site has no devices and no mqtt_sources: nothing to watch",
             ));
         }
+        let policy = self.policy(raw.policy.unwrap_or_default())?;
         Ok(SiteConfig {
             site,
             gateway,
@@ -435,6 +438,56 @@ impl Validator<'_> {
             devices,
             mqtt_sources,
             profiles,
+            policy,
+        })
+    }
+
+    fn policy(&self, raw: RawPolicy) -> Result<crate::policy::Policy, ConfigError> {
+        use crate::policy::{DEFAULT_EVACUATION_BUDGET_S, DEFAULT_HOLD_S, DEFAULT_MARGIN_S};
+        let budget = raw
+            .evacuation_budget_s
+            .unwrap_or(DEFAULT_EVACUATION_BUDGET_S);
+        if !(10..=86_400).contains(&budget) {
+            return Err(self.err(
+                "policy.evacuation_budget_s",
+                format!("{budget} is not between 10 and 86400 seconds"),
+            ));
+        }
+        let margin = raw.margin_s.unwrap_or(DEFAULT_MARGIN_S);
+        if margin > 3600 {
+            return Err(self.err(
+                "policy.margin_s",
+                format!("{margin} is more than 3600 seconds"),
+            ));
+        }
+        let hold = raw.hold_s.unwrap_or(DEFAULT_HOLD_S);
+        if hold > 86_400 {
+            return Err(self.err(
+                "policy.hold_s",
+                format!("{hold} is more than 86400 seconds"),
+            ));
+        }
+        let rules = match raw.rules_file {
+            None => crate::policy::Rules::default_rules()?,
+            Some(file) => {
+                let path = Path::new(self.origin)
+                    .parent()
+                    .unwrap_or(Path::new(""))
+                    .join(&file);
+                if !path.is_file() {
+                    return Err(self.err(
+                        "policy.rules_file",
+                        format!("{} is not a readable file", path.display()),
+                    ));
+                }
+                crate::policy::Rules::load(&path)?
+            }
+        };
+        Ok(crate::policy::Policy {
+            rules,
+            evacuation_budget_s: budget,
+            margin_s: margin,
+            hold_ms: u64::from(hold) * 1000,
         })
     }
 

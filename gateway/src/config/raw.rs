@@ -16,6 +16,8 @@ pub struct RawSiteConfig {
     pub zones: Vec<RawZone>,
     /// `[http]`.
     pub http: Option<RawHttp>,
+    /// `[policy]`: the evacuation budget and the rules.
+    pub policy: Option<RawPolicy>,
     /// `[defaults]`: per-device settings that devices may override.
     pub defaults: Option<RawDefaults>,
     /// `[[devices]]`.
@@ -45,6 +47,20 @@ pub struct RawSite {
 pub struct RawZone {
     /// The zone id.
     pub name: String,
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    /// Seconds the failover controllers need to move traffic out of the site.
+    pub evacuation_budget_s: Option<u32>,
+    /// Seconds added to the budget before the time to power loss calls for `evacuate`.
+    pub margin_s: Option<u32>,
+    /// Seconds a level is held after its cause cleared.
+    pub hold_s: Option<u32>,
+    /// A rules file (relative to this file); the built-in rules when absent.
+    pub rules_file: Option<String>,
 }
 
 /// `[http]`.

@@ -70,6 +70,38 @@ fn mqtt_field_is_a_top_level_pointer() {
 }
 
 #[test]
+fn policy_rules_file_is_read_beside_the_site_file_and_named_in_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site.toml");
+    std::fs::write(
+        &site,
+        format!("{BASE}[policy]\nevacuation_budget_s = 600\nrules_file = \"rules.toml\"\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("rules.toml"),
+        "[[rules]]\nid = \"smoke\"\nkind = \"state\"\nsignal = \"smoke-alarm\"\nlevel = \"evacuate\"\n",
+    )
+    .unwrap();
+    let c = SiteConfig::load(&site).unwrap();
+    assert_eq!(c.policy.evacuation_budget_s, 600);
+    assert_eq!(c.policy.rules.rules.len(), 1);
+    std::fs::write(
+        dir.path().join("rules.toml"),
+        "[[rules]]\nid = \"smoke\"\nkind = \"state\"\nsignal = \"smoke\"\nlevel = \"evacuate\"\n",
+    )
+    .unwrap();
+    let e = SiteConfig::load(&site).unwrap_err().to_string();
+    assert!(
+        e.ends_with("rules.toml: rules[0].signal: no signal named \"smoke\""),
+        "{e}"
+    );
+    // Without [policy], the built-in rules and budget.
+    let c = parse(BASE).unwrap();
+    assert_eq!(c.policy, crate::policy::Policy::default_policy().unwrap());
+}
+
+#[test]
 fn serial_frame_gap() {
     let line = |baud| SerialLine {
         path: "/dev/x".into(),
@@ -217,6 +249,18 @@ fn bad_configs_name_file_key_and_problem() {
                 "{BASE}[[mqtt_sources]]\nname = \"bms\"\nzone = \"room\"\nbroker = \"mqtt://127.0.0.1\"\ntopic = \"b/env\"\n[[mqtt_sources.signals]]\nsignal = \"room-temperature\"\n"
             ),
             "site.toml: mqtt_sources[0].signals[0]: give pointer (\"/a/b\") or field (\"a\") for the value",
+        ),
+        (
+            format!("{BASE}[policy]\nevacuation_budget_s = 5\n"),
+            "site.toml: policy.evacuation_budget_s: 5 is not between 10 and 86400 seconds",
+        ),
+        (
+            format!("{BASE}[policy]\nrules_file = \"no-such-rules.toml\"\n"),
+            "site.toml: policy.rules_file: no-such-rules.toml is not a readable file",
+        ),
+        (
+            format!("{BASE}[policy]\nbudget = 300\n"),
+            "site.toml:17: policy.budget: unknown field `budget`",
         ),
         (
             format!("{BASE}[http]\nbind = \"localhost\"\n"),

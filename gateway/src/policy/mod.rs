@@ -17,6 +17,7 @@
 
 mod engine;
 mod rules;
+pub mod view;
 
 pub use engine::{
     DEFAULT_EVACUATION_BUDGET_S, DEFAULT_HOLD_S, DEFAULT_MARGIN_S, Engine, EngineStats, Policy,

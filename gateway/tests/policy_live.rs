@@ -1,0 +1,134 @@
+//! The policy engine inside the running gateway: building sensors publish over a real
+//! Mosquitto broker, and `/status` and `/metrics` show the levels and why.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+const RULES: &str = r#"
+[[rules]]
+id = "device-lost"
+kind = "comm-lost"
+devices = "any"
+level = "watch"
+
+[[rules]]
+id = "off-gas"
+kind = "threshold"
+signal = "off-gas"
+above = 20.0
+clear = 10.0
+level = "prepare"
+
+[[rules]]
+id = "smoke"
+kind = "state"
+signal = "smoke-alarm"
+level = "prepare"
+
+[[rules]]
+id = "fire-corroborated"
+kind = "combine"
+of = ["off-gas", "smoke"]
+need = 2
+level = "evacuate"
+"#;
+
+#[test]
+fn mqtt_evidence_raises_levels_with_reasons() {
+    if !require_peer("mosquitto") || !require_peer("mosquitto_pub") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, port) = mosquitto(dir.path());
+    std::fs::write(dir.path().join("rules.toml"), RULES).unwrap();
+    let config = format!(
+        "[site]\nname = \"test\"\ngateway = \"gw-test\"\n[[zones]]\nname = \"battery-room\"\n\
+         [http]\nbind = \"{{HTTP}}\"\n[policy]\nrules_file = \"rules.toml\"\nhold_s = 1\n\
+         [[mqtt_sources]]\nname = \"room-sensor\"\nzone = \"battery-room\"\n\
+         broker = \"mqtt://127.0.0.1:{port}\"\ntopic = \"building/br/env\"\nfreshness_ms = 60000\n\
+         [[mqtt_sources.signals]]\nsignal = \"off-gas\"\nfield = \"voc_ppm\"\n\
+         [[mqtt_sources.signals]]\nsignal = \"smoke-alarm\"\nfield = \"smoke\"\n"
+    );
+    let gw = Gateway::start(dir.path(), &config);
+    let publish = |payload: &str| {
+        let ok = Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-t", "building/br/env", "-m", payload])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mosquitto_pub");
+    };
+    let site_level = |gw: &Gateway| gw.status()["policy"]["site"].as_str().unwrap().to_string();
+
+    // Clean air: normal.
+    let clean = wait_until(Duration::from_secs(10), || {
+        publish(r#"{"voc_ppm": 2.0, "smoke": 0}"#);
+        gw.signal("room-sensor", "off-gas", 0) == Some(("good".into(), Some(2.0)))
+    });
+    assert!(clean.is_some(), "{}", gw.status());
+    assert_eq!(site_level(&gw), "normal");
+
+    // Off-gas alone: prepare, and the reason says which rule, signal, value and threshold.
+    publish(r#"{"voc_ppm": 45.0, "smoke": 0}"#);
+    let prepared = wait_until(Duration::from_secs(5), || site_level(&gw) == "prepare");
+    assert!(prepared.is_some(), "{}", gw.status());
+    let status = gw.status();
+    let last = status["policy"]["recent"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap();
+    assert_eq!(last["level"], "prepare");
+    assert_eq!(last["previous"], "normal");
+    assert_eq!(last["reasons"][0]["rule"], "off-gas");
+    assert_eq!(last["reasons"][0]["signal"], "off-gas");
+    assert_eq!(last["reasons"][0]["device"], "room-sensor");
+    assert_eq!(last["reasons"][0]["value"], 45.0);
+    assert_eq!(last["reasons"][0]["threshold"], 20.0);
+
+    // Smoke as well: two kinds of evidence, evacuate.
+    publish(r#"{"voc_ppm": 60.0, "smoke": 1}"#);
+    let evacuated = wait_until(Duration::from_secs(5), || site_level(&gw) == "evacuate");
+    assert!(evacuated.is_some(), "{}", gw.status());
+    let metrics = gw.get("/metrics").unwrap();
+    assert!(
+        metrics.contains("firebreak_level{scope=\"site\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("firebreak_level{scope=\"zone\",zone=\"battery-room\"} 3"),
+        "{metrics}"
+    );
+    let zones = &gw.status()["policy"]["zones"];
+    assert_eq!(zones[0]["zone"], "battery-room");
+    assert_eq!(
+        zones[0]["firing"],
+        serde_json::json!(["off-gas", "smoke", "fire-corroborated"])
+    );
+
+    // A garbage payload changes nothing.
+    publish("{\"voc_ppm\": \"lots\"}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(site_level(&gw), "evacuate");
+
+    // All clear: back to normal after the (1 s) hold.
+    publish(r#"{"voc_ppm": 1.0, "smoke": 0}"#);
+    let cleared = wait_until(Duration::from_secs(10), || {
+        publish(r#"{"voc_ppm": 1.0, "smoke": 0}"#);
+        site_level(&gw) == "normal"
+    });
+    assert!(cleared.is_some(), "{}", gw.status());
+    assert!(gw.status()["policy"]["incident"].is_null());
+}
