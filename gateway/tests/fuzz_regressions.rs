@@ -9,6 +9,7 @@
 )] // test code
 
 #[path = "../../fuzz/checks.rs"]
+#[allow(unreachable_pub)] // pub for the fuzz targets
 mod checks;
 
 use std::path::Path;
