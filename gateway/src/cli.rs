@@ -44,6 +44,9 @@ pub enum Command {
         /// The site configuration file.
         #[arg(long)]
         config: std::path::PathBuf,
+        /// Test rigs only: run the policy clock this many times faster (docs/hil.md).
+        #[arg(long, default_value_t = 1.0, hide = true)]
+        time_scale: f64,
     },
     /// Read a device by hand: raw registers of a target, or a configured device's signals.
     Probe(ProbeArgs),
@@ -135,6 +138,9 @@ pub enum PolicyAction {
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    /// `--time-scale` out of range.
+    #[error("--time-scale: {0} is not between 0.01 and 1000")]
+    BadTimeScale(f64),
     /// A name given on the command line is not a valid id.
     #[error("{option}: {value:?} {error}")]
     BadId {
@@ -215,9 +221,13 @@ pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
             })?;
             print_profile(profile, max_gap, out)
         }
-        Command::Run { config } => {
+        Command::Run { config, time_scale } => {
+            if !(time_scale.is_finite() && (0.01..=1000.0).contains(&time_scale)) {
+                return Err(CliError::BadTimeScale(time_scale));
+            }
             let config = SiteConfig::load(&config)?;
-            runtime()?.block_on(crate::run::run(config, shutdown_signal()))?;
+            let options = crate::run::RunOptions { time_scale };
+            runtime()?.block_on(crate::run::run_with(config, options, shutdown_signal()))?;
             Ok(())
         }
         Command::Probe(args) => probe(args, out),
