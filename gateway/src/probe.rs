@@ -183,7 +183,8 @@ pub async fn device(device: &DeviceConfig, out: &mut impl Write) -> Result<(), P
         Transport::Rtu(line) => line.frame_gap(),
         Transport::Tcp { .. } => std::time::Duration::ZERO,
     };
-    let (report, _) = modbus::poll_once(&mut ctx, device, &plan, gap).await;
+    // One look: a probe does not retry, it shows what the device answers now.
+    let (report, _) = modbus::poll_once(&mut ctx, device, &plan, gap, 0).await;
     writeln!(
         out,
         "{} ({} unit {}, profile {}) in {:.1} ms",

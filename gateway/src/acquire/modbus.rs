@@ -102,14 +102,16 @@ pub fn device_plan(device: &DeviceConfig) -> Vec<ReadRequest> {
         .unwrap_or_default()
 }
 
-/// Polls every request of `plan` once, with retries, waiting `gap` before each request (the
-/// RTU inter-frame silence; zero on TCP). Returns the report and whether the link must be
-/// opened again (a timeout or transport error leaves it in an unknown state).
+/// Polls every request of `plan` once, retrying a failed request up to `retries` times on the
+/// same link, waiting `gap` before each request (the RTU inter-frame silence; zero on TCP).
+/// Returns the report and whether the link must be opened again (a timeout or transport error
+/// leaves it in an unknown state).
 pub async fn poll_once(
     ctx: &mut Context,
     device: &DeviceConfig,
     plan: &[ReadRequest],
     gap: Duration,
+    retries: u8,
 ) -> (PollReport, bool) {
     let started = Instant::now();
     let at_ms = now_ms();
@@ -131,7 +133,7 @@ pub async fn poll_once(
             let outcome = read(ctx, request, device.timeout).await;
             match &outcome {
                 Err(RequestError::Timeout { .. } | RequestError::Transport { .. })
-                    if attempt < device.retries =>
+                    if attempt < retries =>
                 {
                     attempt += 1;
                     debug!(device = %device.name, %request, attempt, "retrying");
@@ -258,8 +260,35 @@ pub async fn run_tcp_device(device: DeviceConfig, events: mpsc::Sender<Event>) {
                 }
             }
         }
-        let Some(c) = ctx.as_mut() else { continue };
-        let (report, reconnect) = poll_once(c, &device, &plan, Duration::ZERO).await;
+        // A retry on TCP opens a new connection first: an answer that arrives after its
+        // timeout would otherwise be read as the answer to the retry (a transaction id
+        // mismatch at best).
+        let mut earlier = Vec::new();
+        let mut attempt = 0u8;
+        let mut report = loop {
+            let Some(c) = ctx.as_mut() else {
+                break connect_failed(&device, "no connection".into());
+            };
+            let (report, reconnect) = poll_once(c, &device, &plan, Duration::ZERO, 0).await;
+            if reconnect && let Some(mut c) = ctx.take() {
+                let _ = tokio::time::timeout(device.timeout, c.disconnect()).await;
+            }
+            if !reconnect || attempt >= device.retries {
+                break report;
+            }
+            attempt += 1;
+            debug!(device = %device.name, attempt, "retrying on a new connection");
+            earlier.extend(report.errors);
+            match connect_tcp(&host, port, device.unit, device.timeout).await {
+                Ok(c) => ctx = Some(c),
+                Err(problem) => break connect_failed(&device, problem),
+            }
+        };
+        if !earlier.is_empty() {
+            earlier.append(&mut report.errors);
+            report.errors = earlier;
+        }
+        report.latency = started.elapsed();
         missed = if report.answered {
             0
         } else {
@@ -267,9 +296,6 @@ pub async fn run_tcp_device(device: DeviceConfig, events: mpsc::Sender<Event>) {
         };
         for e in &report.errors {
             warn!(device = %device.name, address = %device.transport, error = %e, "read failed");
-        }
-        if reconnect && let Some(mut c) = ctx.take() {
-            let _ = tokio::time::timeout(device.timeout, c.disconnect()).await;
         }
         if events.send(Event::Poll(report)).await.is_err() {
             return;
@@ -346,7 +372,7 @@ pub async fn run_rtu_bus(
         }
         let Some(c) = ctx.as_mut() else { continue };
         c.set_slave(Slave(device.unit));
-        let (report, reconnect) = poll_once(c, device, plan, gap).await;
+        let (report, reconnect) = poll_once(c, device, plan, gap, device.retries).await;
         let next = if report.answered {
             0
         } else {

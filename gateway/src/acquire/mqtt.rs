@@ -115,14 +115,16 @@ pub async fn run_source(source: MqttSourceConfig, gateway: GatewayId, events: mp
                 if up || failures == 0 {
                     warn!(device = %source.name, topic = %source.topic, error = %e, "broker link lost");
                 }
-                if up
-                    && events
-                        .send(Event::MqttLink {
-                            device: source.name.clone(),
-                            up: false,
-                        })
-                        .await
-                        .is_err()
+                // Every failed attempt counts, including those of a source that never
+                // connected: a broker that refuses us, or accepts and never sends CONNACK
+                // (rumqttc gives up on it after its connection timeout).
+                if events
+                    .send(Event::MqttLink {
+                        device: source.name.clone(),
+                        up: false,
+                    })
+                    .await
+                    .is_err()
                 {
                     return;
                 }
