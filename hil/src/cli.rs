@@ -127,14 +127,19 @@ fn check(paths: &[PathBuf], out: &mut impl Write) -> Result<(), CliError> {
     }
     writeln!(
         out,
-        "{total} scenario{}, {} valid",
-        if total == 1 { "" } else { "s" },
+        "{}, {} valid",
+        count(total, "scenario"),
         total - invalid
     )?;
     if invalid > 0 {
         return Err(CliError::Invalid { invalid, total });
     }
     Ok(())
+}
+
+/// `1 fault`, `2 faults`.
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 fn summarise(s: &Scenario, out: &mut impl Write) -> std::io::Result<()> {
@@ -152,18 +157,20 @@ fn summarise(s: &Scenario, out: &mut impl Write) -> std::io::Result<()> {
             kinds.push(k);
         }
     }
-    writeln!(out, "ok      {:<28} {}", s.name, s.description)?;
+    writeln!(out, "ok      {}: {}", s.name, s.description)?;
     writeln!(
         out,
-        "        {}..{} ({}, x{} by default); {} devices ({}) in {} zones; {changes} changes, {faults} faults, {} events",
+        "        {}..{} ({}, x{} by default); {} ({}) in {}; {}, {}, {}",
         s.start,
         s.end,
         human(s.duration()),
         s.time_scale,
-        s.devices.len(),
+        count(s.devices.len(), "device"),
         kinds.join(", "),
-        s.zones().len(),
-        s.events.len()
+        count(s.zones().len(), "zone"),
+        count(changes, "change"),
+        count(faults, "fault"),
+        count(s.events.len(), "event")
     )?;
     let power = match s.power_loss_at {
         Some(p) => format!("power loss at {p}"),
