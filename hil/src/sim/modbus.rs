@@ -2,7 +2,7 @@
 //! it told apart by unit id, one task per port plus one per open connection.
 //!
 //! Built on `tokio_modbus::server::tcp::Server` with a [`Service`] per connection. A
-//! `drop` fault closes the connection: the service marks the connection's [`Link`], whose
+//! `drop` fault closes the connection: the service marks the connection's stream, whose
 //! next read then reports end of stream to the server loop, which closes the socket.
 
 use std::future::Future;
