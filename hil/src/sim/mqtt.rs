@@ -1,5 +1,5 @@
 //! Room sensors that publish JSON over MQTT, as building-management sensors do:
-//! `{"humidity":40.0,"temperature":24.5}` every publish interval, QoS 0, not retained.
+//! `{"temperature":24.5,"humidity":40.0}` every publish interval, QoS 0, not retained.
 //!
 //! One task per sensor owns its rumqttc event loop. A `drop` fault closes the connection
 //! (the event loop is dropped, with no DISCONNECT, as when a cable is pulled) and the sensor
