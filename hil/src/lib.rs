@@ -1,10 +1,24 @@
-//! The hardware-in-loop rig: device simulators, scenario timelines and the rig that replays
-//! them against the gateway as a separate process, measuring lead time and false alarms.
+//! The hardware-in-loop rig: device simulators, scenarios as data, and (to come) the rig that
+//! replays them against the gateway as a separate process, measuring lead time and false
+//! alarms.
 //!
-//! Built so far: [`timeline`], the values a simulated signal takes over a scenario's time.
-//! Simulators, scenario files and the rig follow (see the HIL issue).
+//! - [`scenario`]: scenario files (`hil/scenarios/*.toml`), read and checked;
+//! - [`time`] and [`clock`]: scenario time (`T-12m`) and the scaled clock that drives it;
+//! - [`timeline`]: the values a signal takes over a scenario;
+//! - [`sim`]: the simulators: UPS, PDU and sensor node as Modbus TCP servers, room sensors
+//!   over MQTT, each with faults;
+//! - [`site`]: the gateway's site configuration for a running simulation.
+//!
+//! `docs/hil.md` describes the scenario format and the suite. The rig itself
+//! (`firebreak-hil run`/`suite`) is not built yet.
 
 #![warn(missing_docs)]
 
 pub mod broker;
+pub mod cli;
+pub mod clock;
+pub mod scenario;
+pub mod sim;
+pub mod site;
+pub mod time;
 pub mod timeline;

@@ -124,6 +124,11 @@ impl Timeline {
         Ok(Timeline { segments })
     }
 
+    /// The segments, in time order.
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
     /// The value at `t`, or `None` before the first segment.
     pub fn value_at(&self, t: Duration) -> Option<f32> {
         self.segments

@@ -5,7 +5,8 @@
 //!   [`Sample`] carries;
 //! - [`profile`] and [`builtin`]: typed Modbus register descriptors and device profiles;
 //! - [`plan`]: the fewest read requests that cover a profile;
-//! - [`decode`](mod@decode): raw registers to values with a quality;
+//! - [`decode`](mod@decode): raw registers to values with a quality; [`encode`](mod@encode): the
+//!   inverse, values to raw registers (the HIL simulators serve profiles with it);
 //! - [`message`]: the [`Trigger`], [`Telemetry`] and [`GatewayStatus`] messages, as JSON;
 //! - [`topic`]: the MQTT topic layout;
 //! - [`series`]: rate of rise, debounce and hysteresis, shared by firmware and policy;
@@ -22,6 +23,7 @@ extern crate std;
 
 pub mod builtin;
 pub mod decode;
+pub mod encode;
 pub mod id;
 pub mod message;
 pub mod plan;
@@ -33,6 +35,7 @@ pub mod topic;
 
 pub use builtin::{BUILTIN_PROFILES, GENERIC_PDU, GENERIC_UPS, SENSOR_NODE, builtin_profile};
 pub use decode::{DecodeError, RawData, Reading, decode, decode_samples};
+pub use encode::{EncodeError, encode_bit, encode_raw, encode_words};
 pub use id::{DeviceId, GatewayId, IdError, IncidentId, KeyId, RuleId, SiteId, ZoneId};
 pub use message::{
     GatewayStatus, Level, MessageError, Presence, Reason, Signature, Telemetry, TelemetryValue,

@@ -1,0 +1,292 @@
+//! The `firebreak-hil` command line.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::scenario::{Scenario, ScenarioError, load_dir};
+use crate::sim::{Broker, Layout, SimError, SimOptions, Simulation};
+use crate::site::{SiteOptions, site_config_with};
+use crate::time::human;
+
+/// Firebreak's hardware-in-loop rig: scenario files and device simulators.
+#[derive(Debug, Parser)]
+#[command(name = "firebreak-hil", version)]
+pub struct Cli {
+    /// More log output: -v debug, -vv trace. RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check scenario files (a file, or every *.toml in a directory) and summarise them.
+    Check {
+        /// Files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Start a scenario's simulators, print where they are and a site configuration for
+    /// the gateway, then replay the scenario until Ctrl-C.
+    Sim(SimArgs),
+}
+
+/// `firebreak-hil sim …`.
+#[derive(Debug, clap::Args)]
+pub struct SimArgs {
+    /// The scenario file.
+    #[arg(long)]
+    pub scenario: PathBuf,
+    /// Scenario seconds per real second (the scenario's time_scale when absent).
+    #[arg(long)]
+    pub time_scale: Option<f64>,
+    /// The address the Modbus servers listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Serve every Modbus device on one port, told apart by unit id.
+    #[arg(long)]
+    pub shared_port: bool,
+    /// The MQTT broker room sensors publish to (mqtt://HOST:PORT); without it they are not
+    /// started.
+    #[arg(long)]
+    pub broker: Option<String>,
+    /// The gateway status endpoint written into the site configuration.
+    #[arg(long, default_value = "127.0.0.1:9186")]
+    pub http_bind: String,
+    /// Exit when the scenario ends instead of holding the last values.
+    #[arg(long)]
+    pub exit_at_end: bool,
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A scenario is invalid.
+    #[error("{0}")]
+    Scenario(#[from] ScenarioError),
+    /// Some scenarios of a check are invalid.
+    #[error("{invalid} of {total} scenarios are invalid")]
+    Invalid {
+        /// How many.
+        invalid: usize,
+        /// Out of.
+        total: usize,
+    },
+    /// The simulators could not start.
+    #[error("{0}")]
+    Sim(#[from] SimError),
+    /// A bad option.
+    #[error("{option} {value:?}: {problem}")]
+    BadOption {
+        /// The option.
+        option: &'static str,
+        /// Its value.
+        value: String,
+        /// Why.
+        problem: String,
+    },
+    /// Output or the runtime failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs a command, writing its output to `out`.
+pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
+    match cli.command {
+        Command::Check { paths } => check(&paths, out),
+        Command::Sim(args) => sim(args, out),
+    }
+}
+
+fn check(paths: &[PathBuf], out: &mut impl Write) -> Result<(), CliError> {
+    let mut results: Vec<(PathBuf, Result<Scenario, ScenarioError>)> = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            results.extend(load_dir(p)?);
+        } else {
+            results.push((p.clone(), Scenario::load(p)));
+        }
+    }
+    let total = results.len();
+    let mut invalid = 0;
+    for (_, result) in &results {
+        match result {
+            Ok(s) => summarise(s, out)?,
+            Err(e) => {
+                invalid += 1;
+                writeln!(out, "INVALID {e}")?;
+            }
+        }
+    }
+    writeln!(
+        out,
+        "{}, {} valid",
+        count(total, "scenario"),
+        total - invalid
+    )?;
+    if invalid > 0 {
+        return Err(CliError::Invalid { invalid, total });
+    }
+    Ok(())
+}
+
+/// `1 fault`, `2 faults`.
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+fn summarise(s: &Scenario, out: &mut impl Write) -> std::io::Result<()> {
+    let faults: usize = s.devices.iter().map(|d| d.faults.len()).sum();
+    let changes: usize = s
+        .devices
+        .iter()
+        .flat_map(|d| &d.signals)
+        .map(|sig| sig.timeline.segments().len())
+        .sum();
+    let mut kinds: Vec<String> = Vec::new();
+    for d in &s.devices {
+        let k = d.kind.to_string();
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    }
+    writeln!(out, "ok      {}: {}", s.name, s.description)?;
+    writeln!(
+        out,
+        "        {}..{} ({}, x{} by default); {} ({}) in {}; {}, {}, {}",
+        s.start,
+        s.end,
+        human(s.duration()),
+        s.time_scale,
+        count(s.devices.len(), "device"),
+        kinds.join(", "),
+        count(s.zones().len(), "zone"),
+        count(changes, "change"),
+        count(faults, "fault"),
+        count(s.events.len(), "event")
+    )?;
+    let power = match s.power_loss_at {
+        Some(p) => format!("power loss at {p}"),
+        None => "no power loss".to_string(),
+    };
+    writeln!(
+        out,
+        "        {power}; budget {} s; expect {}",
+        s.evacuation_budget.as_secs(),
+        s.expect
+    )
+}
+
+fn sim(args: SimArgs, out: &mut impl Write) -> Result<(), CliError> {
+    let scenario = Scenario::load(&args.scenario)?;
+    let broker = args
+        .broker
+        .as_deref()
+        .map(|b| {
+            Broker::parse(b).ok_or_else(|| CliError::BadOption {
+                option: "--broker",
+                value: b.to_string(),
+                problem: "is not mqtt://HOST:PORT".into(),
+            })
+        })
+        .transpose()?;
+    let options = SimOptions {
+        time_scale: args.time_scale,
+        host: args.host,
+        layout: if args.shared_port {
+            Layout::SharedPort
+        } else {
+            Layout::PortPerDevice
+        },
+        broker,
+        ..SimOptions::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let sim = Simulation::start(&scenario, options).await?;
+        let clock = sim.clock();
+        writeln!(out, "scenario {}: {}", scenario.name, scenario.description)?;
+        writeln!(
+            out,
+            "clock    {}, x{} ({} of scenario per real second)",
+            clock.now(),
+            clock.scale(),
+            human(Duration::from_secs(1).mul_f64(clock.scale()))
+        )?;
+        writeln!(out, "devices")?;
+        for (name, endpoint) in &sim.addresses().devices {
+            let kind = scenario
+                .device(name.as_str())
+                .map(|d| format!("{:<10} {}", d.kind.name(), d.zone.as_str()))
+                .unwrap_or_default();
+            writeln!(out, "  {:<16} {kind:<32} {endpoint}", name.as_str())?;
+        }
+        if scenario
+            .devices
+            .iter()
+            .any(|d| d.kind == crate::scenario::DeviceKind::Node)
+        {
+            writeln!(
+                out,
+                "  (the node is the stand-in: its register map over Modbus TCP; see hil::sim::node)"
+            )?;
+        }
+        let site = site_config_with(
+            &scenario,
+            sim.addresses(),
+            &SiteOptions {
+                http_bind: args.http_bind.clone(),
+                ..SiteOptions::default()
+            },
+        );
+        writeln!(
+            out,
+            "\nsite configuration (for firebreak config check / run):\n"
+        )?;
+        writeln!(out, "{site}")?;
+        writeln!(
+            out,
+            "running  {} -> {}; Ctrl-C to stop",
+            scenario.start, scenario.end
+        )?;
+        out.flush()?;
+        let replay = narrate(&scenario, &sim, out);
+        tokio::select! {
+            r = replay => {
+                r?;
+                if !args.exit_at_end {
+                    writeln!(out, "values hold; Ctrl-C to stop")?;
+                    out.flush()?;
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        Ok::<(), CliError>(())
+    })
+}
+
+/// Prints each happening of the scenario when the clock reaches it.
+async fn narrate(
+    scenario: &Scenario,
+    sim: &Simulation,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    for (at, text) in scenario.happenings() {
+        sim.clock()
+            .sleep_until(at, Duration::from_millis(200))
+            .await;
+        writeln!(out, "{at:>10}  {text}")?;
+        out.flush()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,199 @@
+//! A scenario file as TOML spells it: serde types, every unknown key an error.
+
+use std::fmt;
+
+use firebreak_protocols::{Level, Signal};
+use serde::Deserialize;
+
+use super::DeviceKind;
+use crate::time::ScenarioTime;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScenario {
+    /// The scenario's name: the file's name without `.toml`.
+    pub name: String,
+    /// One line: what it models.
+    pub description: String,
+    /// When the replay starts.
+    pub start: ScenarioTime,
+    /// When it ends.
+    pub end: ScenarioTime,
+    /// The speed-up a rig uses unless told otherwise (1 = real time).
+    pub time_scale: Option<f64>,
+    /// When the first servers lose power; absent in nuisance scenarios.
+    pub power_loss_at: Option<ScenarioTime>,
+    /// The controllers' evacuation budget, in seconds.
+    pub evacuation_budget_s: u64,
+    /// `[expect]`.
+    pub expect: RawExpect,
+    /// `[[devices]]`.
+    #[serde(default)]
+    pub devices: Vec<RawDevice>,
+    /// `[[timeline]]`: signal changes.
+    #[serde(default)]
+    pub timeline: Vec<RawChange>,
+    /// `[[faults]]`.
+    #[serde(default)]
+    pub faults: Vec<RawFault>,
+    /// `[[events]]`: infrastructure events.
+    #[serde(default)]
+    pub events: Vec<RawEvent>,
+}
+
+/// `[expect]`: one of the two keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExpect {
+    /// The latest acceptable moment `evacuate` reaches the subscriber.
+    pub evacuate_by: Option<ScenarioTime>,
+    /// The highest level allowed at any moment.
+    pub never_above: Option<Level>,
+}
+
+/// `[[devices]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDevice {
+    /// The device id.
+    pub name: String,
+    /// `ups`, `pdu`, `node` or `room-mqtt`.
+    pub kind: DeviceKind,
+    /// Its zone.
+    pub zone: String,
+    /// Modbus devices: the unit id (1).
+    pub unit: Option<u8>,
+    /// `room-mqtt`: milliseconds between publications (1000).
+    pub publish_interval_ms: Option<u64>,
+}
+
+/// A value in a timeline: a number, or `true`/`false` for states.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RawValue(pub f32);
+
+impl<'de> Deserialize<'de> for RawValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RawValue;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number, or true/false")
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<RawValue, E> {
+                Ok(RawValue(if v { 1.0 } else { 0.0 }))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawValue, E> {
+                Ok(RawValue(v as f32))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawValue, E> {
+                Ok(RawValue(v as f32))
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RawValue, E> {
+                Ok(RawValue(v as f32))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// `[[timeline]]`: a step (`at`, `value`) or a ramp (`from`, `to`, `end`, optional `start`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChange {
+    /// The device.
+    pub device: String,
+    /// The signal.
+    pub signal: Signal,
+    /// Which instance (probe) of the signal (0).
+    pub channel: Option<u8>,
+    /// Step: when.
+    pub at: Option<ScenarioTime>,
+    /// Step: the value from then on.
+    pub value: Option<RawValue>,
+    /// Ramp: start time.
+    pub from: Option<ScenarioTime>,
+    /// Ramp: end time.
+    pub to: Option<ScenarioTime>,
+    /// Ramp: value at `from` (the signal's value there when absent).
+    pub start: Option<RawValue>,
+    /// Ramp: value at `to` and after.
+    pub end: Option<RawValue>,
+}
+
+/// A fault's kind as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawFaultKind {
+    /// No answer at all.
+    Silent,
+    /// A Modbus exception response.
+    Exception,
+    /// Random register contents.
+    Garbage,
+    /// Every register reads 0xFFFF.
+    AllOnes,
+    /// The TCP connection is closed at the next request.
+    Drop,
+    /// Answers after `delay_ms`.
+    Slow,
+    /// Values freeze at their value when the fault starts.
+    Stuck,
+}
+
+/// `[[faults]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFault {
+    /// The device.
+    pub device: String,
+    /// What goes wrong.
+    pub kind: RawFaultKind,
+    /// When it starts.
+    pub from: ScenarioTime,
+    /// When it ends (absent: it lasts to the end).
+    pub to: Option<ScenarioTime>,
+    /// `garbage`, `all-ones`, `stuck`: only this signal's registers (else the whole device).
+    pub signal: Option<Signal>,
+    /// With `signal`: its channel (0).
+    pub channel: Option<u8>,
+    /// `exception`: the exception code (4, server device failure).
+    pub code: Option<u8>,
+    /// `slow`: the delay in milliseconds of real time.
+    pub delay_ms: Option<u64>,
+}
+
+/// An infrastructure event's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawEventKind {
+    /// The MQTT broker stops.
+    BrokerStop,
+    /// The MQTT broker starts again.
+    BrokerRestart,
+    /// The gateway process is killed (SIGKILL).
+    GatewayKill,
+    /// The gateway process is started again.
+    GatewayRestart,
+    /// The network between the gateway and devices is cut.
+    NetworkCut,
+    /// The network is restored.
+    NetworkRestore,
+}
+
+/// `[[events]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEvent {
+    /// When.
+    pub at: ScenarioTime,
+    /// What.
+    pub kind: RawEventKind,
+    /// `network-cut`: the devices cut off (all when absent).
+    pub devices: Option<Vec<String>>,
+}

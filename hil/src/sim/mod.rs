@@ -1,0 +1,367 @@
+//! Device simulators: a scenario's UPSes, PDUs and sensor node as Modbus TCP servers, its room
+//! sensors as MQTT publishers, all driven by one [`ScenarioClock`].
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! use firebreak_hil::scenario::Scenario;
+//! use firebreak_hil::sim::{SimOptions, Simulation};
+//!
+//! let scenario = Scenario::load("hil/scenarios/battery-fire.toml".as_ref())?;
+//! let sim = Simulation::start(&scenario, SimOptions { paused: true, ..SimOptions::default() }).await?;
+//! let site = firebreak_hil::site::site_config_for(&scenario, sim.addresses());
+//! // … write `site`, start the gateway on it, then let the scenario run:
+//! sim.clock().resume();
+//! # Ok(()) }
+//! ```
+//!
+//! The rig drives time through [`Simulation::clock`] (pause, resume, jump, speed) and can
+//! change any device by hand through [`Simulation::device`] ([`SimDevice::set_value`],
+//! [`SimDevice::inject`], [`SimDevice::set_cut`]), on top of what the scenario scripts.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use firebreak_protocols::DeviceId;
+
+use crate::clock::{ScaleError, ScenarioClock};
+use crate::scenario::{DeviceKind, Scenario};
+
+pub mod device;
+pub mod modbus;
+pub mod mqtt;
+pub mod node;
+
+pub use device::{ActiveFaults, Answer, DeviceStats, Publication, SimDevice, mqtt_field};
+pub use modbus::ModbusServer;
+pub use mqtt::{Broker, MqttSensor};
+pub use node::NodeLink;
+
+/// How Modbus devices are spread over ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// Each device on its own port, as separate network cards are.
+    #[default]
+    PortPerDevice,
+    /// Every device on one port, told apart by unit id, as behind a Modbus gateway. The
+    /// scenario's unit ids must then differ.
+    SharedPort,
+}
+
+/// How to start a scenario's simulators.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Speed-up over real time; the scenario's `time_scale` when `None`.
+    pub time_scale: Option<f64>,
+    /// The address Modbus servers listen on (127.0.0.1).
+    pub host: IpAddr,
+    /// Ports.
+    pub layout: Layout,
+    /// The broker room sensors publish to; without one they are not started.
+    pub broker: Option<Broker>,
+    /// How the sensor node is brought up.
+    pub node: NodeLink,
+    /// Start with the clock paused at the scenario's start (the rig resumes it when the
+    /// gateway is up).
+    pub paused: bool,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            time_scale: None,
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            layout: Layout::PortPerDevice,
+            broker: None,
+            node: NodeLink::StandIn,
+            paused: false,
+        }
+    }
+}
+
+/// Why simulators could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// A listener could not be opened.
+    #[error("{device}: cannot listen on {addr}: {source}")]
+    Listen {
+        /// The device (or devices) it was for.
+        device: String,
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Two devices share a unit id on a shared port.
+    #[error(
+        "devices {first} and {second} both use unit {unit}: give them different units, or one port per device"
+    )]
+    UnitClash {
+        /// One device.
+        first: String,
+        /// The other.
+        second: String,
+        /// The unit id.
+        unit: u8,
+    },
+    /// The time scale is out of range.
+    #[error("{0}")]
+    Scale(#[from] ScaleError),
+    /// The firmware host build over a PTY was asked for; it is not wired yet.
+    #[error(
+        "{device}: the sensor node's firmware host build over a PTY is not wired into the rig yet (see hil::sim::node); use the stand-in"
+    )]
+    NodeHostBuildNotWired {
+        /// The node.
+        device: String,
+    },
+}
+
+/// Where the gateway reaches a simulated device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Modbus TCP.
+    ModbusTcp {
+        /// Listening address.
+        addr: SocketAddr,
+        /// Unit id.
+        unit: u8,
+    },
+    /// Modbus RTU on a serial device (the node's host build over a PTY, once wired).
+    ModbusRtu {
+        /// The serial device the gateway opens.
+        serial: PathBuf,
+        /// Unit id.
+        unit: u8,
+    },
+    /// An MQTT publisher.
+    Mqtt {
+        /// The broker.
+        broker: Broker,
+        /// The topic it publishes on.
+        topic: String,
+    },
+    /// Not started, and why.
+    NotStarted {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ModbusTcp { addr, unit } => write!(f, "modbus tcp://{addr} unit {unit}"),
+            Self::ModbusRtu { serial, unit } => {
+                write!(f, "modbus rtu://{} unit {unit}", serial.display())
+            }
+            Self::Mqtt { broker, topic } => write!(f, "mqtt {} topic {topic}", broker.url()),
+            Self::NotStarted { reason } => write!(f, "not started: {reason}"),
+        }
+    }
+}
+
+/// Where each device of a scenario is, in the scenario's order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SimAddresses {
+    /// (device, endpoint).
+    pub devices: Vec<(DeviceId, Endpoint)>,
+}
+
+impl SimAddresses {
+    /// The endpoint of a device.
+    pub fn get(&self, device: &str) -> Option<&Endpoint> {
+        self.devices
+            .iter()
+            .find(|(d, _)| d.as_str() == device)
+            .map(|(_, e)| e)
+    }
+}
+
+/// The MQTT topic a room sensor publishes on: `firebreak-hil/<scenario>/<zone>/<device>`.
+pub fn sensor_topic(scenario: &Scenario, zone: &str, device: &str) -> String {
+    format!("firebreak-hil/{}/{zone}/{device}", scenario.name)
+}
+
+/// A scenario's simulators, running; everything stops when it is dropped.
+#[derive(Debug)]
+pub struct Simulation {
+    clock: ScenarioClock,
+    devices: Vec<Arc<SimDevice>>,
+    servers: Vec<ModbusServer>,
+    sensors: Vec<MqttSensor>,
+    addresses: SimAddresses,
+}
+
+impl Simulation {
+    /// Starts every device of `scenario`.
+    pub async fn start(scenario: &Scenario, options: SimOptions) -> Result<Simulation, SimError> {
+        let scale = options.time_scale.unwrap_or(scenario.time_scale);
+        let clock = if options.paused {
+            let clock = ScenarioClock::paused(scenario.start);
+            clock.set_scale(scale)?;
+            clock
+        } else {
+            ScenarioClock::running(scenario.start, scale)?
+        };
+        let devices: Vec<Arc<SimDevice>> = scenario
+            .devices
+            .iter()
+            .map(|d| Arc::new(SimDevice::from_scenario(d)))
+            .collect();
+        let mut endpoints: Vec<Option<Endpoint>> = vec![None; devices.len()];
+        let mut servers = Vec::new();
+        let mut sensors = Vec::new();
+
+        let modbus: Vec<usize> = (0..devices.len())
+            .filter(|&i| scenario.devices.get(i).is_some_and(|d| d.kind.is_modbus()))
+            .collect();
+        if let NodeLink::HostBuild { .. } = options.node
+            && let Some(node) = scenario.devices.iter().find(|d| d.kind == DeviceKind::Node)
+        {
+            return Err(SimError::NodeHostBuildNotWired {
+                device: node.name.to_string(),
+            });
+        }
+        let bind = SocketAddr::new(options.host, 0);
+        let listen_error = |device: String| {
+            move |source| SimError::Listen {
+                device,
+                addr: bind,
+                source,
+            }
+        };
+        match options.layout {
+            Layout::PortPerDevice => {
+                for &i in &modbus {
+                    let (Some(d), Some(sd)) = (scenario.devices.get(i), devices.get(i)) else {
+                        continue;
+                    };
+                    let server =
+                        ModbusServer::start(bind, vec![(d.unit, Arc::clone(sd))], clock.clone())
+                            .await
+                            .map_err(listen_error(d.name.to_string()))?;
+                    if let Some(e) = endpoints.get_mut(i) {
+                        *e = Some(Endpoint::ModbusTcp {
+                            addr: server.local_addr(),
+                            unit: d.unit,
+                        });
+                    }
+                    servers.push(server);
+                }
+            }
+            Layout::SharedPort => {
+                let mut units: Vec<(u8, Arc<SimDevice>)> = Vec::new();
+                for &i in &modbus {
+                    let (Some(d), Some(sd)) = (scenario.devices.get(i), devices.get(i)) else {
+                        continue;
+                    };
+                    if let Some((_, other)) = units.iter().find(|(u, _)| *u == d.unit) {
+                        return Err(SimError::UnitClash {
+                            first: other.name().to_string(),
+                            second: d.name.to_string(),
+                            unit: d.unit,
+                        });
+                    }
+                    units.push((d.unit, Arc::clone(sd)));
+                }
+                if !units.is_empty() {
+                    let server = ModbusServer::start(bind, units, clock.clone())
+                        .await
+                        .map_err(listen_error("the shared port".into()))?;
+                    for &i in &modbus {
+                        if let (Some(e), Some(d)) = (endpoints.get_mut(i), scenario.devices.get(i))
+                        {
+                            *e = Some(Endpoint::ModbusTcp {
+                                addr: server.local_addr(),
+                                unit: d.unit,
+                            });
+                        }
+                    }
+                    servers.push(server);
+                }
+            }
+        }
+
+        for (i, d) in scenario.devices.iter().enumerate() {
+            if d.kind != DeviceKind::RoomMqtt {
+                continue;
+            }
+            let endpoint = match (&options.broker, devices.get(i)) {
+                (Some(broker), Some(sd)) => {
+                    let topic = sensor_topic(scenario, d.zone.as_str(), d.name.as_str());
+                    sensors.push(MqttSensor::start(
+                        Arc::clone(sd),
+                        clock.clone(),
+                        broker.clone(),
+                        topic.clone(),
+                        d.publish_interval,
+                    ));
+                    Endpoint::Mqtt {
+                        broker: broker.clone(),
+                        topic,
+                    }
+                }
+                _ => Endpoint::NotStarted {
+                    reason: "no MQTT broker given (--broker mqtt://HOST:PORT)".into(),
+                },
+            };
+            if let Some(e) = endpoints.get_mut(i) {
+                *e = Some(endpoint);
+            }
+        }
+
+        let addresses = SimAddresses {
+            devices: scenario
+                .devices
+                .iter()
+                .zip(endpoints)
+                .map(|(d, e)| {
+                    (
+                        d.name.clone(),
+                        e.unwrap_or(Endpoint::NotStarted {
+                            reason: "not simulated".into(),
+                        }),
+                    )
+                })
+                .collect(),
+        };
+        Ok(Simulation {
+            clock,
+            devices,
+            servers,
+            sensors,
+            addresses,
+        })
+    }
+
+    /// The scenario clock every simulator reads.
+    pub fn clock(&self) -> &ScenarioClock {
+        &self.clock
+    }
+
+    /// Where each device is.
+    pub fn addresses(&self) -> &SimAddresses {
+        &self.addresses
+    }
+
+    /// A device by name, to change by hand or to read its counters.
+    pub fn device(&self, name: &str) -> Option<&Arc<SimDevice>> {
+        self.devices.iter().find(|d| d.name().as_str() == name)
+    }
+
+    /// Every device.
+    pub fn devices(&self) -> &[Arc<SimDevice>] {
+        &self.devices
+    }
+
+    /// The Modbus servers (one per port).
+    pub fn servers(&self) -> &[ModbusServer] {
+        &self.servers
+    }
+
+    /// The MQTT room sensors.
+    pub fn sensors(&self) -> &[MqttSensor] {
+        &self.sensors
+    }
+}
