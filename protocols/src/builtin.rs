@@ -37,6 +37,8 @@ const fn rack_probe(channel: u8) -> R {
     .valid(-40.0, 200.0)
     .sentinel(NO_SENSOR_I16)
     .sentinel(FAULT_I16)
+    // All ones (-0.1 °C) is what a floating or disconnected line reads: no reading.
+    .sentinel(NO_SENSOR_U16)
 }
 
 const SENSOR_NODE_REGISTERS: [R; 15] = [
@@ -65,25 +67,29 @@ const SENSOR_NODE_REGISTERS: [R; 15] = [
         Table::Input,
         sensor_node::CONTACTS,
         DataType::Bit(sensor_node::CONTACT_SMOKE),
-    ),
+    )
+    .sentinel(NO_SENSOR_U16),
     R::new(
         Signal::UpsOnBattery,
         Table::Input,
         sensor_node::CONTACTS,
         DataType::Bit(sensor_node::CONTACT_UPS_ON_BATTERY),
-    ),
+    )
+    .sentinel(NO_SENSOR_U16),
     R::new(
         Signal::SuppressionReleased,
         Table::Input,
         sensor_node::CONTACTS,
         DataType::Bit(sensor_node::CONTACT_SUPPRESSION),
-    ),
+    )
+    .sentinel(NO_SENSOR_U16),
     R::new(
         Signal::NodeAlarm,
         Table::Input,
         sensor_node::ALARM_STATE,
         DataType::Bit(sensor_node::ALARM_LATCHED),
-    ),
+    )
+    .sentinel(NO_SENSOR_U16),
 ];
 
 /// The sensor node's registers that are not signals: its status block and its settings.
@@ -253,19 +259,22 @@ const GENERIC_UPS_REGISTERS: [R; 9] = [
         Table::Holding,
         0,
         DataType::Bit(UPS_ALARM_ON_BATTERY),
-    ),
+    )
+    .sentinel(NO_SENSOR_U16),
     R::new(
         Signal::UpsLowBattery,
         Table::Holding,
         0,
         DataType::Bit(UPS_ALARM_LOW_BATTERY),
-    ),
+    )
+    .sentinel(NO_SENSOR_U16),
     R::new(
         Signal::UpsReplaceBattery,
         Table::Holding,
         0,
         DataType::Bit(UPS_ALARM_BATTERY_BAD),
-    ),
+    )
+    .sentinel(NO_SENSOR_U16),
     R::new(
         Signal::UpsRuntimeRemaining,
         Table::Holding,
@@ -346,13 +355,37 @@ mod tests {
     }
 
     #[test]
-    fn rack_probes_keep_both_sentinels() {
+    fn an_all_ones_ups_status_word_is_no_reading() {
+        use crate::{PlanOptions, RawData, decode, plan_reads};
+        let plan = plan_reads::<8>(GENERIC_UPS.registers, &PlanOptions::default()).unwrap();
+        let words = [0xFFFFu16; 16];
+        for d in GENERIC_UPS.registers.iter().filter(|d| d.address == 0) {
+            let r = plan.iter().find(|r| r.covers(d)).unwrap();
+            let reading = decode(d, r, RawData::Words(&words)).unwrap();
+            assert_eq!(reading.quality, crate::Quality::SensorFault, "{}", d.signal);
+        }
+        // One bit set is a reading.
+        let words = [1u16; 16];
+        let d = &GENERIC_UPS.registers[0];
+        let r = plan.iter().find(|r| r.covers(d)).unwrap();
+        let reading = decode(d, r, RawData::Words(&words)).unwrap();
+        assert_eq!(
+            (reading.value, reading.quality),
+            (1.0, crate::Quality::Good)
+        );
+    }
+
+    #[test]
+    fn rack_probes_keep_their_sentinels() {
         for d in SENSOR_NODE
             .registers
             .iter()
             .filter(|d| d.signal == Signal::RackTemperature)
         {
-            assert_eq!(d.sentinels.as_slice(), &[NO_SENSOR_I16, FAULT_I16]);
+            assert_eq!(
+                d.sentinels.as_slice(),
+                &[NO_SENSOR_I16, FAULT_I16, NO_SENSOR_U16]
+            );
         }
     }
 }

@@ -140,13 +140,16 @@ pub fn interpret(d: &RegisterDescriptor, raw: u32) -> Reading {
         DataType::I32 => f64::from(raw as i32),
         DataType::F32 => f64::from(f32::from_bits(raw)),
     };
+    // A bit's sentinels are whole-register values: a status word of 0xFFFF is no reading of
+    // any of its bits (a UPS card that lost its UPS answers all ones).
+    let sentinel = d.sentinels.contains(raw);
     let raw = match d.data_type {
         DataType::Bit(n) => (raw >> (n & 15)) & 1,
         _ => raw,
     };
     // Scale in f64, round once: 253 × 0.1 reads 25.3, not 25.300001.
     let value = (number * d.scale + d.offset) as f32;
-    let quality = if d.sentinels.contains(raw) || !value.is_finite() {
+    let quality = if sentinel || !value.is_finite() {
         Quality::SensorFault
     } else if !d.valid.contains(value) {
         Quality::OutOfRange

@@ -214,6 +214,8 @@ pub struct RegisterDescriptor {
     /// Values outside this range are [`Quality::OutOfRange`](crate::Quality::OutOfRange).
     pub valid: ValidRange,
     /// Raw values that mean "no sensor" ([`Quality::SensorFault`](crate::Quality::SensorFault)).
+    /// For [`DataType::Bit`] values they are compared with the whole register, so a status
+    /// word of all ones is no reading of any of its bits.
     pub sentinels: Sentinels,
 }
 
