@@ -8,6 +8,7 @@
 //! - [`decode`](mod@decode): raw registers to values with a quality;
 //! - [`message`]: the [`Trigger`], [`Telemetry`] and [`GatewayStatus`] messages, as JSON;
 //! - [`topic`]: the MQTT topic layout;
+//! - [`signed`]: the bytes a trigger's signature covers, and where the signature sits;
 //! - [`series`]: rate of rise, debounce and hysteresis, shared by firmware and policy;
 //! - [`id`]: validated names; [`time`]: RFC 3339 timestamps.
 //!
@@ -28,6 +29,7 @@ pub mod plan;
 pub mod profile;
 pub mod series;
 pub mod signal;
+pub mod signed;
 pub mod time;
 pub mod topic;
 
@@ -45,4 +47,5 @@ pub use profile::{
 };
 pub use series::{Debounce, Direction, Hysteresis, HysteresisError, RateOfRise};
 pub use signal::{Quality, Sample, Signal, SignalKind, TransferSource, Unit};
+pub use signed::{SignedError, SignedParts};
 pub use topic::{Topic, TopicError};
