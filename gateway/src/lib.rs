@@ -12,3 +12,4 @@ pub mod policy;
 pub mod probe;
 pub mod run;
 pub mod subscribe;
+pub mod watch;
