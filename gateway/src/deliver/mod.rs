@@ -317,6 +317,13 @@ impl DeliveryTasks {
         }
     }
 
+    /// Stops the tasks at once, as a crash would (no `offline` status: the broker publishes the
+    /// will), and waits until they are gone and have let go of the outbox.
+    pub async fn abort(mut self) {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
     /// Waits until a task ends (they end only on shutdown); for `select!` in the run loop.
     pub async fn join_next(&mut self) -> Option<Result<(), tokio::task::JoinError>> {
         self.tasks.join_next().await
