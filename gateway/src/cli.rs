@@ -394,6 +394,41 @@ fn print_summary(c: &SiteConfig, out: &mut impl Write) -> Result<(), CliError> {
             )?;
         }
     }
+    for b in &c.brokers {
+        let mut how = Vec::new();
+        if let Some(tls) = &b.tls {
+            how.push(format!("CA {}", tls.ca_file.display()));
+            if tls.client.is_some() {
+                how.push("client certificate".to_string());
+            }
+        }
+        if let Some(user) = &b.username {
+            how.push(format!("user {user}"));
+        }
+        writeln!(
+            out,
+            "broker {:<16} {}{}",
+            b.name,
+            b.url(),
+            if how.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", how.join(", "))
+            }
+        )?;
+    }
+    if let Some(s) = &c.signing {
+        writeln!(out, "signing key {}", s.key_file.display())?;
+    }
+    if let Some(o) = &c.outbox {
+        writeln!(
+            out,
+            "outbox {} (capacity {} per broker, warning at {})",
+            o.dir.display(),
+            o.capacity,
+            o.warn_at
+        )?;
+    }
     writeln!(
         out,
         "ok: {} devices, {} mqtt sources, {} zones",

@@ -1124,10 +1124,15 @@ pub fn parse_broker_url(s: &str) -> Option<(bool, String, u16)> {
     if rest.contains('@') {
         return None;
     }
+    let default_port = if tls { 8883 } else { 1883 };
+    if let Some(v6) = rest.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return (!v6.is_empty() && !v6.contains(['/', ' ', '[', ']']))
+            .then(|| (tls, v6.to_string(), default_port));
+    }
     match parse_host_port(rest) {
         Some(Transport::Tcp { host, port }) => Some((tls, host, port)),
         _ if !rest.is_empty() && !rest.contains([':', '/', ' ', '@']) => {
-            Some((tls, rest.to_string(), if tls { 8883 } else { 1883 }))
+            Some((tls, rest.to_string(), default_port))
         }
         _ => None,
     }
