@@ -67,6 +67,10 @@ fn keys(dir: &Path) -> SigningKey {
 
 /// A site configuration delivering to `brokers` (`[[brokers]]` tables, written by the caller).
 fn config(dir: &Path, brokers: &str) -> SiteConfig {
+    config_with(dir, brokers, 100, 50)
+}
+
+fn config_with(dir: &Path, brokers: &str, capacity: u32, warn_at: u32) -> SiteConfig {
     let text = format!(
         r#"
 [site]
@@ -90,8 +94,8 @@ key_id = "k1"
 
 [outbox]
 dir = "{}"
-capacity = 100
-warn_at = 50
+capacity = {capacity}
+warn_at = {warn_at}
 
 {brokers}
 "#,
@@ -274,6 +278,69 @@ fn a_broker_down_for_20_s_delays_nobody_and_gets_every_missed_trigger_in_order()
     assert!(site_state.wait(Duration::from_secs(5), |g| !g.is_empty()));
     assert_eq!(seq_of(&site_state.got[0].2), missed[5]);
     rt.block_on(tasks.shutdown());
+}
+
+#[test]
+fn a_full_outbox_refuses_for_its_broker_only_and_says_so() {
+    if !peers() {
+        return;
+    }
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    keys(dir.path());
+    let (_broker, up) = mosquitto(dir.path());
+    let down = free_port();
+    let cfg = config_with(
+        dir.path(),
+        &format!("{}{}", plain_broker("up", up), plain_broker("down", down)),
+        2,
+        1,
+    );
+    let mut sub = Sub::start(&strs(&sub_args(up)), TRIGGERS);
+    let (delivery, tasks) = rt.block_on(Delivery::start(&cfg, options())).unwrap();
+    let sent: Vec<u64> = (0..3)
+        .map(|n| rt.block_on(delivery.issue(draft(n))).unwrap().seq)
+        .collect();
+    // The healthy broker got all three; the dead one's outbox took two and refused the third.
+    assert!(sub.wait(Duration::from_secs(10), |g| g.len() == 3));
+    assert_eq!(seqs(&sub), sent);
+    let stats = delivery.stats();
+    let down = stats.brokers.iter().find(|b| b.name == "down").unwrap();
+    assert_eq!(
+        (down.pending, down.refused, down.near_full),
+        (2, 1, true),
+        "{down:?}"
+    );
+    assert!(
+        stats
+            .prometheus()
+            .contains("firebreak_delivery_refused_total{broker=\"down\"} 1")
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || delivery.stats().brokers[0]
+            .pending
+            == 0)
+        .is_some()
+    );
+    rt.block_on(tasks.shutdown());
+}
+
+#[test]
+fn every_outbox_full_refuses_the_trigger_without_using_a_seq() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    keys(dir.path());
+    let cfg = config_with(dir.path(), &plain_broker("down", free_port()), 1, 1);
+    let (delivery, tasks) = rt.block_on(Delivery::start(&cfg, options())).unwrap();
+    let first = rt.block_on(delivery.issue(draft(0))).unwrap();
+    let e = rt.block_on(delivery.issue(draft(1))).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "trigger refused: the outbox of every broker is full (1 triggers each); no broker has acknowledged anything for a long time"
+    );
+    assert_eq!(delivery.stats().refused, 1);
+    assert_eq!(delivery.stats().last_seq, Some(first.seq));
+    rt.block_on(tasks.abort());
 }
 
 #[test]

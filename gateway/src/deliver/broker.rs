@@ -215,7 +215,10 @@ async fn connection(ctx: &mut BrokerCtx) -> Ended {
                 fill(ctx, &client, &mut s);
             }
             _ = heartbeat.tick(), if s.connected => {
-                s.queue.push_front(Item::Status { payload: status_payload(ctx, Presence::Online) });
+                // One status waiting is enough: a stalled broker does not grow the queue.
+                if !s.queue.iter().any(|i| matches!(i, Item::Status { .. })) {
+                    s.queue.push_front(Item::Status { payload: status_payload(ctx, Presence::Online) });
+                }
                 fill(ctx, &client, &mut s);
             }
             _ = ctx.shutdown.changed() => {
