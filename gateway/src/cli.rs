@@ -62,6 +62,18 @@ pub enum Command {
         #[command(subcommand)]
         action: PolicyAction,
     },
+    /// Make a signing key pair: DIR/ID.key (mode 0600, for the gateway) and DIR/ID.pub (for
+    /// controllers).
+    Keygen {
+        /// The directory to write the two files into.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// The key id, as triggers will name it (`gw-paris-1a-2026`).
+        #[arg(long)]
+        key_id: String,
+    },
+    /// Subscribe to a site's triggers, verify and de-duplicate them, print each one.
+    Watch(crate::watch::WatchArgs),
     /// Print the MQTT topics a site's gateway publishes and controllers subscribe to.
     Topics {
         /// The site id.
@@ -192,6 +204,12 @@ pub enum CliError {
     /// The command exists but is not built yet.
     #[error("{0} is not built yet: see the open issues")]
     NotBuilt(&'static str),
+    /// A key could not be made or written.
+    #[error("keygen: {0}")]
+    Key(#[from] crate::keys::KeyError),
+    /// `watch` failed.
+    #[error("watch: {0}")]
+    Watch(#[from] crate::watch::WatchError),
     /// Writing the output failed.
     #[error("writing output: {0}")]
     Io(#[from] std::io::Error),
@@ -231,6 +249,32 @@ pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
             Ok(())
         }
         Command::Probe(args) => probe(args, out),
+        Command::Keygen { out: dir, key_id } => {
+            let key_id: firebreak_protocols::KeyId = parse_id("--key-id", &key_id)?;
+            let key = crate::keys::SigningKey::generate(key_id)?;
+            let (private, public) = key.write_pair(&dir)?;
+            writeln!(
+                out,
+                "private key {} (mode 0600: keep it on the gateway)",
+                private.display()
+            )?;
+            writeln!(
+                out,
+                "public key  {} (give it to controllers: --trust)",
+                public.display()
+            )?;
+            writeln!(
+                out,
+                "in the site configuration:\n[signing]\nkey_file = {:?}\nkey_id = \"{}\"",
+                private.display().to_string(),
+                key.key_id()
+            )?;
+            Ok(())
+        }
+        Command::Watch(args) => {
+            runtime()?.block_on(crate::watch::watch(args, out, shutdown_signal()))?;
+            Ok(())
+        }
         Command::Config {
             action: ConfigAction::Default,
         } => Ok(out.write_all(EXAMPLE.as_bytes())?),
@@ -468,6 +512,41 @@ fn print_summary(c: &SiteConfig, out: &mut impl Write) -> Result<(), CliError> {
                 s.signals.len()
             )?;
         }
+    }
+    for b in &c.brokers {
+        let mut how = Vec::new();
+        if let Some(tls) = &b.tls {
+            how.push(format!("CA {}", tls.ca_file.display()));
+            if tls.client.is_some() {
+                how.push("client certificate".to_string());
+            }
+        }
+        if let Some(user) = &b.username {
+            how.push(format!("user {user}"));
+        }
+        writeln!(
+            out,
+            "broker {:<16} {}{}",
+            b.name,
+            b.url(),
+            if how.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", how.join(", "))
+            }
+        )?;
+    }
+    if let Some(s) = &c.signing {
+        writeln!(out, "signing key {}", s.key_file.display())?;
+    }
+    if let Some(o) = &c.outbox {
+        writeln!(
+            out,
+            "outbox {} (capacity {} per broker, warning at {})",
+            o.dir.display(),
+            o.capacity,
+            o.warn_at
+        )?;
     }
     writeln!(
         out,

@@ -5,7 +5,11 @@
 pub mod acquire;
 pub mod cli;
 pub mod config;
+pub mod deliver;
 pub mod http;
+pub mod keys;
 pub mod policy;
 pub mod probe;
 pub mod run;
+pub mod subscribe;
+pub mod watch;

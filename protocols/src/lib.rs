@@ -9,6 +9,7 @@
 //!   inverse, values to raw registers (the HIL simulators serve profiles with it);
 //! - [`message`]: the [`Trigger`], [`Telemetry`] and [`GatewayStatus`] messages, as JSON;
 //! - [`topic`]: the MQTT topic layout;
+//! - [`signed`]: the bytes a trigger's signature covers, and where the signature sits;
 //! - [`series`]: rate of rise, debounce and hysteresis, shared by firmware and policy;
 //! - [`id`]: validated names; [`time`]: RFC 3339 timestamps.
 //!
@@ -30,6 +31,7 @@ pub mod plan;
 pub mod profile;
 pub mod series;
 pub mod signal;
+pub mod signed;
 pub mod time;
 pub mod topic;
 
@@ -48,4 +50,5 @@ pub use profile::{
 };
 pub use series::{Debounce, Direction, Hysteresis, HysteresisError, RateOfRise};
 pub use signal::{Quality, Sample, Signal, SignalKind, TransferSource, Unit};
+pub use signed::{SignedError, SignedParts};
 pub use topic::{Topic, TopicError};

@@ -236,6 +236,107 @@ fn examples() -> String {
     )
 }
 
+/// The documentation's signing key: a fixed seed, so the example is the same every time.
+fn example_key() -> ed25519_dalek::SigningKey {
+    let mut seed = [0u8; 32];
+    for (i, b) in seed.iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    ed25519_dalek::SigningKey::from_bytes(&seed)
+}
+
+const EXAMPLE_KEY_ID: &str = "gw-paris-1a-2026";
+
+/// The example trigger, signed as the gateway signs it: (canonical bytes, published payload).
+fn signed_example() -> (Vec<u8>, Vec<u8>) {
+    use base64::Engine;
+    use ed25519_dalek::Signer;
+    let canonical = message::encode_vec(&example_trigger()).unwrap();
+    let sig = example_key().sign(&canonical);
+    let signature = firebreak_protocols::Signature {
+        key_id: firebreak_protocols::KeyId::new(EXAMPLE_KEY_ID).unwrap(),
+        ed25519: base64::engine::general_purpose::STANDARD
+            .encode(sig.to_bytes())
+            .as_str()
+            .try_into()
+            .unwrap(),
+    };
+    let payload = firebreak_protocols::signed::signed_vec(&canonical, &signature).unwrap();
+    (canonical, payload)
+}
+
+fn signing() -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let (canonical, payload) = signed_example();
+    let at = payload.len() - (payload.len() - canonical.len() + 1);
+    let public = b64.encode(example_key().verifying_key().as_bytes());
+    let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+    format!(
+        "The key (its 32-byte seed is the bytes 0, 1, …, 31, for this example only), as the \
+         public key file `gw-paris-1a-2026.pub` that controllers hold:\n\n```json\n\
+         {{\"schema\":\"firebreak.public-key/1\",\"key_id\":\"{EXAMPLE_KEY_ID}\",\"ed25519\":\"{public}\"}}\n```\n\n\
+         The payload `P` the gateway publishes ({} bytes, one line, exactly as on the wire):\n\n\
+         ```text\n{}\n```\n\n\
+         The last `,\"signature\":{{` starts at byte {at} (counting from 0). The bytes before it, \
+         followed by `}}`, are the canonical bytes `B` ({} bytes) — the signed message:\n\n\
+         ```text\n{}\n```\n",
+        payload.len(),
+        text(&payload),
+        canonical.len(),
+        text(&canonical),
+    )
+}
+
+#[test]
+fn contract_signing_example_is_generated() {
+    sync_section("contract.md", "signing", &signing());
+}
+
+/// What a controller in any language does: strip textually, verify over the bytes, decode.
+#[test]
+fn documented_signed_payload_verifies() {
+    use base64::Engine;
+    use ed25519_dalek::Verifier;
+    let text = std::fs::read_to_string(doc_path("contract.md")).unwrap();
+    let start = text.find("<!-- BEGIN GENERATED signing -->").unwrap();
+    let blocks: Vec<&str> = text[start..]
+        .split("```text\n")
+        .skip(1)
+        .take(2)
+        .map(|b| b.split("\n```").next().unwrap())
+        .collect();
+    let (payload, canonical) = (blocks[0].as_bytes(), blocks[1].as_bytes());
+    let parts = firebreak_protocols::signed::split(payload).unwrap();
+    assert_eq!(parts.canonical_vec(), canonical);
+    let sig = firebreak_protocols::signed::decode_signature(parts.signature).unwrap();
+    assert_eq!(sig.key_id.as_str(), EXAMPLE_KEY_ID);
+    let bytes: [u8; 64] = base64::engine::general_purpose::STANDARD
+        .decode(sig.ed25519.as_str())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let key = example_key().verifying_key();
+    key.verify(canonical, &ed25519_dalek::Signature::from_bytes(&bytes))
+        .unwrap();
+    // The same trigger either way; the signed bytes are what a controller acts on.
+    let whole: Trigger = message::decode(payload).unwrap();
+    let signed: Trigger = message::decode(canonical).unwrap();
+    assert_eq!(signed, example_trigger());
+    assert_eq!(whole.signature, Some(sig));
+    // One changed byte, and it no longer verifies.
+    let tampered = String::from_utf8(canonical.to_vec())
+        .unwrap()
+        .replace("\"seq\":1207", "\"seq\":1208");
+    assert!(
+        key.verify(
+            tampered.as_bytes(),
+            &ed25519_dalek::Signature::from_bytes(&bytes)
+        )
+        .is_err()
+    );
+}
+
 #[test]
 fn register_maps_match_the_tables() {
     sync_section("register-maps.md", "register-maps", &register_maps());

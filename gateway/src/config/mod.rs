@@ -23,8 +23,9 @@ use serde::Deserialize;
 mod raw;
 
 pub use raw::{
-    RawDefaults, RawDevice, RawHttp, RawMqttSignal, RawMqttSource, RawPolicy, RawProfile,
-    RawRegister, RawSite, RawSiteConfig, RawType, RawZone, TransportKind,
+    RawBroker, RawDefaults, RawDevice, RawHttp, RawMqttSignal, RawMqttSource, RawOutbox,
+    RawPolicy, RawProfile, RawRegister, RawSigning, RawSite, RawSiteConfig, RawType, RawZone,
+    TransportKind,
 };
 
 /// A commented example configuration that passes `firebreak config check`.
@@ -243,7 +244,83 @@ pub struct SiteConfig {
     pub profiles: BTreeMap<String, Arc<OwnedProfile>>,
     /// The policy: evacuation budget, hold time and rules.
     pub policy: crate::policy::Policy,
+    /// The brokers triggers are delivered to (none: the gateway publishes nothing).
+    pub brokers: Vec<BrokerConfig>,
+    /// The signing key; present whenever brokers are.
+    pub signing: Option<SigningConfig>,
+    /// The outbox; present whenever brokers are.
+    pub outbox: Option<OutboxConfig>,
 }
+
+/// A broker triggers are delivered to. Holds where secrets are, never a secret itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerConfig {
+    /// Its name in logs, metrics and the outbox.
+    pub name: String,
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// TLS settings, for `mqtts://`.
+    pub tls: Option<TlsFiles>,
+    /// The MQTT user name.
+    pub username: Option<String>,
+    /// Where the MQTT password is.
+    pub password: Option<PasswordSource>,
+}
+
+impl BrokerConfig {
+    /// `mqtt://host:port` or `mqtts://host:port`: no user name, no secret.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "mqtts" } else { "mqtt" };
+        if self.host.contains(':') {
+            format!("{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            format!("{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// The files of a TLS connection to a broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The CA certificate (PEM) that signed the broker's certificate.
+    pub ca_file: std::path::PathBuf,
+    /// This gateway's certificate and private key (PEM), when the broker asks for one.
+    pub client: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+/// Where an MQTT password is kept: the configuration names it, never holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    /// The first line of this file.
+    File(std::path::PathBuf),
+    /// This environment variable.
+    Env(String),
+}
+
+/// `[signing]`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningConfig {
+    /// The private key file.
+    pub key_file: std::path::PathBuf,
+    /// The key id the file must hold, when the configuration says.
+    pub key_id: Option<firebreak_protocols::KeyId>,
+}
+
+/// `[outbox]`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxConfig {
+    /// The directory of the store.
+    pub dir: std::path::PathBuf,
+    /// The most triggers waiting for one broker.
+    pub capacity: u32,
+    /// Waiting triggers at which a broker's outbox is reported near full.
+    pub warn_at: u32,
+}
+
+/// The default [`OutboxConfig::capacity`].
+pub const DEFAULT_OUTBOX_CAPACITY: u32 = 10_000;
 
 /// The HTTP endpoint's default address: loopback only.
 pub const DEFAULT_HTTP_BIND: &str = "127.0.0.1:9186";
@@ -430,6 +507,7 @@ impl Validator<'_> {
             ));
         }
         let policy = self.policy(raw.policy.unwrap_or_default())?;
+        let (brokers, signing, outbox) = self.delivery(raw.brokers, raw.signing, raw.outbox)?;
         Ok(SiteConfig {
             site,
             gateway,
@@ -439,6 +517,178 @@ impl Validator<'_> {
             mqtt_sources,
             profiles,
             policy,
+            brokers,
+            signing,
+            outbox,
+        })
+    }
+
+    /// `[[brokers]]`, `[signing]` and `[outbox]`: where triggers go, signed by what, kept where.
+    #[allow(clippy::type_complexity)]
+    fn delivery(
+        &self,
+        raw_brokers: Vec<RawBroker>,
+        signing: Option<RawSigning>,
+        outbox: Option<RawOutbox>,
+    ) -> Result<
+        (
+            Vec<BrokerConfig>,
+            Option<SigningConfig>,
+            Option<OutboxConfig>,
+        ),
+        ConfigError,
+    > {
+        let mut brokers: Vec<BrokerConfig> = Vec::new();
+        for (i, b) in raw_brokers.into_iter().enumerate() {
+            let broker = self.broker(i, b)?;
+            if let Some(j) = brokers.iter().position(|o| o.name == broker.name) {
+                return Err(self.err(
+                    format!("brokers[{i}].name"),
+                    format!("broker {:?} is defined twice (brokers[{j}])", broker.name),
+                ));
+            }
+            brokers.push(broker);
+        }
+        let signing = match signing {
+            Some(s) => {
+                if s.key_file.is_empty() {
+                    return Err(self.err("signing.key_file", "is empty"));
+                }
+                let key_id = match &s.key_id {
+                    Some(k) => Some(self.id("signing.key_id", k)?),
+                    None => None,
+                };
+                Some(SigningConfig {
+                    key_file: s.key_file.into(),
+                    key_id,
+                })
+            }
+            None => None,
+        };
+        let outbox = match outbox {
+            Some(o) => {
+                if o.dir.is_empty() {
+                    return Err(self.err("outbox.dir", "is empty"));
+                }
+                let capacity = o.capacity.unwrap_or(DEFAULT_OUTBOX_CAPACITY);
+                if capacity == 0 {
+                    return Err(self.err("outbox.capacity", "must be at least 1"));
+                }
+                let warn_at = o
+                    .warn_at
+                    .unwrap_or_else(|| (u64::from(capacity) * 8 / 10).max(1) as u32);
+                if warn_at == 0 || warn_at > capacity {
+                    return Err(self.err(
+                        "outbox.warn_at",
+                        format!("{warn_at} must be from 1 to capacity ({capacity})"),
+                    ));
+                }
+                Some(OutboxConfig {
+                    dir: o.dir.into(),
+                    capacity,
+                    warn_at,
+                })
+            }
+            None => None,
+        };
+        if !brokers.is_empty() {
+            if signing.is_none() {
+                return Err(self.err(
+                    "signing",
+                    "required with [[brokers]]: controllers refuse unsigned triggers (make a key with `firebreak keygen`)",
+                ));
+            }
+            if outbox.is_none() {
+                return Err(self.err(
+                    "outbox",
+                    "required with [[brokers]]: the directory where triggers wait for each broker's acknowledgement",
+                ));
+            }
+        }
+        Ok((brokers, signing, outbox))
+    }
+
+    fn broker(&self, i: usize, raw: RawBroker) -> Result<BrokerConfig, ConfigError> {
+        let at = format!("brokers[{i}]");
+        firebreak_protocols::id::validate_segment(&raw.name)
+            .map_err(|e| self.err(format!("{at}.name"), format!("{:?} {e}", raw.name)))?;
+        let (tls, host, port) = parse_broker_url(&raw.url).ok_or_else(|| {
+            self.err(
+                format!("{at}.url"),
+                format!("{:?} is not mqtt://host:port or mqtts://host:port", raw.url),
+            )
+        })?;
+        let tls_only = [
+            ("ca_file", raw.ca_file.is_some()),
+            ("client_cert", raw.client_cert.is_some()),
+            ("client_key", raw.client_key.is_some()),
+        ];
+        let tls = if tls {
+            let ca_file = raw.ca_file.clone().ok_or_else(|| {
+                self.err(
+                    format!("{at}.ca_file"),
+                    "required for mqtts://: the CA certificate (PEM) that signed the broker's certificate",
+                )
+            })?;
+            let client = match (raw.client_cert.clone(), raw.client_key.clone()) {
+                (Some(c), Some(k)) => Some((c.into(), k.into())),
+                (None, None) => None,
+                (Some(_), None) => {
+                    return Err(self.err(
+                        format!("{at}.client_key"),
+                        "client_cert and client_key go together",
+                    ));
+                }
+                (None, Some(_)) => {
+                    return Err(self.err(
+                        format!("{at}.client_cert"),
+                        "client_cert and client_key go together",
+                    ));
+                }
+            };
+            Some(TlsFiles {
+                ca_file: ca_file.into(),
+                client,
+            })
+        } else {
+            if let Some((key, _)) = tls_only.iter().find(|(_, set)| *set) {
+                return Err(self.err(format!("{at}.{key}"), "only for mqtts:// brokers (TLS)"));
+            }
+            None
+        };
+        let password = match (raw.password_file, raw.password_env) {
+            (Some(_), Some(_)) => {
+                return Err(self.err(&at, "give password_file or password_env, not both"));
+            }
+            (Some(f), None) if f.is_empty() => {
+                return Err(self.err(format!("{at}.password_file"), "is empty"));
+            }
+            (Some(f), None) => Some(PasswordSource::File(f.into())),
+            (None, Some(v)) if v.is_empty() || v.contains(['=', '\0']) => {
+                return Err(self.err(
+                    format!("{at}.password_env"),
+                    format!("{v:?} is not an environment variable name"),
+                ));
+            }
+            (None, Some(v)) => Some(PasswordSource::Env(v)),
+            (None, None) => None,
+        };
+        if password.is_some() && raw.username.is_none() {
+            return Err(self.err(
+                format!("{at}.username"),
+                "required with password_file or password_env",
+            ));
+        }
+        if raw.username.as_deref() == Some("") {
+            return Err(self.err(format!("{at}.username"), "is empty"));
+        }
+        Ok(BrokerConfig {
+            name: raw.name,
+            host,
+            port,
+            tls,
+            username: raw.username,
+            password,
         })
     }
 
@@ -920,6 +1170,32 @@ pub fn parse_mqtt_url(s: &str) -> Option<(String, u16)> {
     match parse_host_port(rest) {
         Some(Transport::Tcp { host, port }) => Some((host, port)),
         _ if !rest.is_empty() && !rest.contains([':', '/', ' ']) => Some((rest.to_string(), 1883)),
+        _ => None,
+    }
+}
+
+/// Parses `mqtt://host:port` or `mqtts://host:port` (ports 1883 and 8883 when absent):
+/// whether it is TLS, the host and the port.
+pub fn parse_broker_url(s: &str) -> Option<(bool, String, u16)> {
+    let (tls, rest) = match s.strip_prefix("mqtts://") {
+        Some(rest) => (true, rest),
+        None => (false, s.strip_prefix("mqtt://")?),
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    // No user:password@ in a URL: secrets would end up in logs.
+    if rest.contains('@') {
+        return None;
+    }
+    let default_port = if tls { 8883 } else { 1883 };
+    if let Some(v6) = rest.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return (!v6.is_empty() && !v6.contains(['/', ' ', '[', ']']))
+            .then(|| (tls, v6.to_string(), default_port));
+    }
+    match parse_host_port(rest) {
+        Some(Transport::Tcp { host, port }) => Some((tls, host, port)),
+        _ if !rest.is_empty() && !rest.contains([':', '/', ' ', '@']) => {
+            Some((tls, rest.to_string(), default_port))
+        }
         _ => None,
     }
 }

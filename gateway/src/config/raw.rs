@@ -29,6 +29,13 @@ pub struct RawSiteConfig {
     /// `[[mqtt_sources]]`.
     #[serde(default)]
     pub mqtt_sources: Vec<RawMqttSource>,
+    /// `[[brokers]]`: where triggers are delivered.
+    #[serde(default)]
+    pub brokers: Vec<RawBroker>,
+    /// `[signing]`: the key that signs triggers.
+    pub signing: Option<RawSigning>,
+    /// `[outbox]`: where triggers wait for each broker's acknowledgement.
+    pub outbox: Option<RawOutbox>,
 }
 
 /// `[site]`.
@@ -258,4 +265,48 @@ pub struct RawMqttSignal {
     pub min: Option<f32>,
     /// Highest valid value.
     pub max: Option<f32>,
+}
+
+/// `[[brokers]]`: one MQTT broker triggers are delivered to. Secrets are named, never inline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBroker {
+    /// An id for logs, metrics and the broker's outbox (`site-b`).
+    pub name: String,
+    /// `mqtt://host:port` or `mqtts://host:port` (TLS).
+    pub url: String,
+    /// For `mqtts://`: the CA certificate (PEM) that signed the broker's certificate.
+    pub ca_file: Option<String>,
+    /// For `mqtts://`: this gateway's certificate (PEM), for brokers that ask for one.
+    pub client_cert: Option<String>,
+    /// For `mqtts://`: the private key (PEM) of `client_cert`.
+    pub client_key: Option<String>,
+    /// The MQTT user name.
+    pub username: Option<String>,
+    /// A file holding the MQTT password (its first line); or give `password_env`.
+    pub password_file: Option<String>,
+    /// The name of an environment variable holding the MQTT password.
+    pub password_env: Option<String>,
+}
+
+/// `[signing]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSigning {
+    /// The private key file `firebreak keygen` wrote (mode 0600).
+    pub key_file: String,
+    /// The key id; when given, it must be the one in the key file.
+    pub key_id: Option<String>,
+}
+
+/// `[outbox]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutbox {
+    /// The directory of the outbox store (created when missing).
+    pub dir: String,
+    /// The most triggers waiting for one broker (10000).
+    pub capacity: Option<u32>,
+    /// Waiting triggers at which a broker's outbox is reported near full (80 % of capacity).
+    pub warn_at: Option<u32>,
 }

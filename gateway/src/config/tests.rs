@@ -44,6 +44,45 @@ fn example_passes_the_check() {
     assert_eq!(c.http_bind.to_string(), "127.0.0.1:9186");
 }
 
+/// `[signing]` and `[outbox]` for the broker cases.
+const DELIVERY: &str = "[signing]\nkey_file = \"k.key\"\n[outbox]\ndir = \"/var/lib/fb\"\n";
+
+#[test]
+fn brokers_signing_and_outbox() {
+    let c = parse(EXAMPLE).unwrap();
+    assert_eq!(c.brokers.len(), 2);
+    let b = &c.brokers[0];
+    assert_eq!(b.url(), "mqtts://broker.site-b.example:8883");
+    assert_eq!(
+        b.password,
+        Some(PasswordSource::File(
+            "/etc/firebreak/site-b.password".into()
+        ))
+    );
+    assert!(b.tls.as_ref().is_some_and(|t| t.client.is_some()));
+    assert_eq!(c.brokers[1].url(), "mqtt://198.51.100.7:1883");
+    assert_eq!(
+        c.outbox,
+        Some(OutboxConfig {
+            dir: "/var/lib/firebreak/outbox".into(),
+            capacity: 10_000,
+            warn_at: 8000
+        })
+    );
+    let text = format!(
+        "{BASE}{DELIVERY}[[brokers]]\nname = \"b\"\nurl = \"mqtts://[::1]\"\nca_file = \"ca.pem\"\nusername = \"u\"\npassword_env = \"FB_PW\"\n"
+    );
+    let c = parse(&text).unwrap();
+    assert_eq!(c.brokers[0].url(), "mqtts://[::1]:8883");
+    assert_eq!(
+        c.brokers[0].password,
+        Some(PasswordSource::Env("FB_PW".into()))
+    );
+    assert_eq!(c.outbox.unwrap().capacity, DEFAULT_OUTBOX_CAPACITY);
+    // Without brokers the gateway publishes nothing, as before.
+    assert!(parse(BASE).unwrap().brokers.is_empty());
+}
+
 #[test]
 fn defaults_fill_what_is_left_out() {
     let c = parse(BASE).unwrap();
@@ -273,6 +312,84 @@ fn bad_configs_name_file_key_and_problem() {
         (
             "[site\nname = 1".to_string(),
             "site.toml:1: unclosed table, expected `]`",
+        ),
+        (
+            format!("{BASE}{DELIVERY}[[brokers]]\nname = \"b\"\nurl = \"tcp://10.0.0.1:1883\"\n"),
+            "site.toml: brokers[0].url: \"tcp://10.0.0.1:1883\" is not mqtt://host:port or mqtts://host:port",
+        ),
+        (
+            format!(
+                "{BASE}{DELIVERY}[[brokers]]\nname = \"b\"\nurl = \"mqtt://gw:secret@10.0.0.1\"\n"
+            ),
+            "site.toml: brokers[0].url: \"mqtt://gw:secret@10.0.0.1\" is not mqtt://host:port or mqtts://host:port",
+        ),
+        (
+            format!("{BASE}{DELIVERY}[[brokers]]\nname = \"b\"\nurl = \"mqtts://b.example\"\n"),
+            "site.toml: brokers[0].ca_file: required for mqtts://: the CA certificate (PEM) that signed the broker's certificate",
+        ),
+        (
+            format!(
+                "{BASE}{DELIVERY}[[brokers]]\nname = \"b\"\nurl = \"mqtt://b.example\"\nca_file = \"ca.pem\"\n"
+            ),
+            "site.toml: brokers[0].ca_file: only for mqtts:// brokers (TLS)",
+        ),
+        (
+            format!(
+                "{BASE}{DELIVERY}[[brokers]]\nname = \"b\"\nurl = \"mqtts://b.example\"\nca_file = \"ca.pem\"\nclient_cert = \"c.pem\"\n"
+            ),
+            "site.toml: brokers[0].client_key: client_cert and client_key go together",
+        ),
+        (
+            format!(
+                "{BASE}{DELIVERY}[[brokers]]\nname = \"b\"\nurl = \"mqtt://b.example\"\npassword_env = \"PW\"\n"
+            ),
+            "site.toml: brokers[0].username: required with password_file or password_env",
+        ),
+        (
+            format!(
+                "{BASE}{DELIVERY}[[brokers]]\nname = \"b\"\nurl = \"mqtt://b.example\"\nusername = \"u\"\npassword_env = \"PW\"\npassword_file = \"pw\"\n"
+            ),
+            "site.toml: brokers[0]: give password_file or password_env, not both",
+        ),
+        (
+            format!(
+                "{BASE}{DELIVERY}[[brokers]]\nname = \"b\"\nurl = \"mqtt://b.example\"\npassword = \"hunter2\"\n"
+            ),
+            "site.toml:23: brokers[0].password: unknown field `password`, expected one of `name`, `url`, `ca_file`, `client_cert`, `client_key`, `username`, `password_file`, `password_env`",
+        ),
+        (
+            format!(
+                "{BASE}{DELIVERY}[[brokers]]\nname = \"b\"\nurl = \"mqtt://b.example\"\n[[brokers]]\nname = \"b\"\nurl = \"mqtt://c.example\"\n"
+            ),
+            "site.toml: brokers[1].name: broker \"b\" is defined twice (brokers[0])",
+        ),
+        (
+            format!("{BASE}{DELIVERY}[[brokers]]\nname = \"b/1\"\nurl = \"mqtt://b.example\"\n"),
+            "site.toml: brokers[0].name: \"b/1\" contains forbidden character '/' at byte 1",
+        ),
+        (
+            format!(
+                "{BASE}[outbox]\ndir = \"/var/lib/fb\"\n[[brokers]]\nname = \"b\"\nurl = \"mqtt://b.example\"\n"
+            ),
+            "site.toml: signing: required with [[brokers]]: controllers refuse unsigned triggers (make a key with `firebreak keygen`)",
+        ),
+        (
+            format!(
+                "{BASE}[signing]\nkey_file = \"k.key\"\n[[brokers]]\nname = \"b\"\nurl = \"mqtt://b.example\"\n"
+            ),
+            "site.toml: outbox: required with [[brokers]]: the directory where triggers wait for each broker's acknowledgement",
+        ),
+        (
+            format!("{BASE}[signing]\nkey_file = \"k.key\"\nkey_id = \"k#1\"\n"),
+            "site.toml: signing.key_id: \"k#1\" contains forbidden character '#' at byte 1",
+        ),
+        (
+            format!("{BASE}[outbox]\ndir = \"/var/lib/fb\"\ncapacity = 100\nwarn_at = 200\n"),
+            "site.toml: outbox.warn_at: 200 must be from 1 to capacity (100)",
+        ),
+        (
+            format!("{BASE}[outbox]\ndir = \"/var/lib/fb\"\ncapacity = 0\n"),
+            "site.toml: outbox.capacity: must be at least 1",
         ),
     ];
     let mut failures = Vec::new();

@@ -155,55 +155,189 @@ pub fn foreign_ups_tcp(python: &Path, port: u16, args: &[&str]) -> Peer {
 /// port is in the ephemeral range. If the port was taken in between, it tries another one.
 pub fn mosquitto(dir: &Path) -> (Peer, u16) {
     for _ in 0..5 {
-        let port = free_port();
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n\
-                 log_type information\n"
-            ),
-        )
-        .unwrap();
-        let mut child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start mosquitto");
-        // stderr, because mosquitto buffers its stdout when it is a pipe.
-        let stdout = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("running") {
-                    let _ = tx.send(true);
-                }
-            }
-            let _ = tx.send(false); // exited: the port was taken
-        });
-        match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(true) => {
-                return (
-                    Peer {
-                        child,
-                        name: "mosquitto".into(),
-                    },
-                    port,
-                );
-            }
-            Ok(false) => {
-                let _ = child.wait();
-            }
-            Err(_) => {
-                let _ = child.kill();
-                panic!("mosquitto did not start within 10 s on port {port}");
-            }
+        if let Some(started) = mosquitto_with(
+            dir,
+            free_port(),
+            "allow_anonymous true\npersistence false\n",
+        ) {
+            return started;
         }
     }
     panic!("mosquitto could not open a listener on five free ports");
+}
+
+/// Mosquitto on `port` with `extra` configuration lines (TLS, passwords, persistence), its
+/// files in `dir`; `None` when the port is taken. Call again with the same port to restart a
+/// stopped broker where its clients expect it.
+pub fn mosquitto_with(dir: &Path, port: u16, extra: &str) -> Option<(Peer, u16)> {
+    let conf = dir.join(format!("mosquitto-{port}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\n{extra}\n\
+             log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n\
+             log_type information\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mosquitto");
+    // stderr, because mosquitto buffers its stdout when it is a pipe.
+    let stdout = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("running") {
+                let _ = tx.send(true);
+            }
+        }
+        let _ = tx.send(false); // exited: the port was taken, or the configuration is wrong
+    });
+    match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(true) => Some((
+            Peer {
+                child,
+                name: "mosquitto".into(),
+            },
+            port,
+        )),
+        Ok(false) => {
+            let _ = child.wait();
+            None
+        }
+        Err(_) => {
+            let _ = child.kill();
+            panic!("mosquitto did not start within 10 s on port {port}");
+        }
+    }
+}
+
+/// Restarts Mosquitto on the port it had (a broker coming back where clients expect it);
+/// retries while the old socket lingers.
+pub fn mosquitto_again(dir: &Path, port: u16, extra: &str) -> Peer {
+    for _ in 0..20 {
+        if let Some((peer, _)) = mosquitto_with(dir, port, extra) {
+            return peer;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("mosquitto could not listen on port {port} again");
+}
+
+impl Peer {
+    /// Stops the process with SIGTERM (a clean stop: Mosquitto saves its persistence file)
+    /// and waits for it, at most 10 s.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+    }
+}
+
+/// A `mosquitto_sub` process whose lines (`-v`: topic, space, payload) are collected with the
+/// instant each arrived.
+pub struct Sub {
+    pub peer: Peer,
+    lines: std::sync::mpsc::Receiver<(Instant, String)>,
+    pub got: Vec<(Instant, String, String)>,
+}
+
+impl Sub {
+    /// Starts `mosquitto_sub -d -v -q 1 -t FILTER` with `args` (port, TLS, client id…) and
+    /// returns once the broker acknowledged the subscription.
+    pub fn start(args: &[&str], filter: &str) -> Sub {
+        // stdbuf: mosquitto_sub's lines are block-buffered when stdout is a pipe.
+        let mut child = Command::new("stdbuf")
+            .args(["-oL", "mosquitto_sub", "-d", "-v", "-q", "1", "-t", filter])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send((Instant::now(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok((_, line)) if line.contains("received SUBACK") => break,
+                // A persistent session's queued messages may come before the SUBACK.
+                Ok((at, line)) => {
+                    if let Some(m) = Sub::message(at, &line) {
+                        got.push(m);
+                    }
+                }
+                Err(e) => panic!("mosquitto_sub did not subscribe to {filter}: {e}"),
+            }
+        }
+        Sub {
+            peer: Peer {
+                child,
+                name: "mosquitto_sub".into(),
+            },
+            lines,
+            got,
+        }
+    }
+
+    fn message(at: Instant, line: &str) -> Option<(Instant, String, String)> {
+        if line.starts_with("Client ") || line.starts_with("Subscribed (") {
+            return None;
+        }
+        line.split_once(' ')
+            .map(|(t, p)| (at, t.to_string(), p.to_string()))
+    }
+
+    /// Collects lines until `done` holds for the messages so far, or `within` passes.
+    pub fn wait(
+        &mut self,
+        within: Duration,
+        done: impl Fn(&[(Instant, String, String)]) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if done(&self.got) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            match self
+                .lines
+                .recv_timeout(left.min(Duration::from_millis(100)))
+            {
+                Ok((at, line)) => {
+                    if let Some(m) = Sub::message(at, &line) {
+                        self.got.push(m);
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(_) => return done(&self.got),
+            }
+        }
+    }
 }
 
 /// Calls `check` every 50 ms until it returns true or `within` passes.

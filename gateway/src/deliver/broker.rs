@@ -1,0 +1,445 @@
+//! One broker's task: its own connection, its own outbox, its own pace.
+//!
+//! Per connection, one task owns `EventLoop::poll()` and forwards what matters (ConnAck,
+//! the packet id given to each publish, PubAck, errors) to this task, which decides what to
+//! publish. A connection is never reused after an error: the broker's state in rumqttc is
+//! dropped with it, and the outbox on disk is the truth from which the next connection
+//! re-sends every waiting trigger in `seq` order.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use firebreak_protocols::message::encode_vec;
+use firebreak_protocols::{GatewayId, GatewayStatus, Presence, SiteId};
+use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, Outgoing, Packet, QoS};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, error, info, warn};
+
+use super::link::Link;
+use super::outbox::Store;
+use super::{BrokerStats, DeliveryOptions};
+use crate::acquire::now_ms;
+
+/// What the delivery handle shares with one broker's task.
+#[derive(Debug)]
+pub(crate) struct BrokerShared {
+    pub(crate) name: String,
+    pub(crate) link: Link,
+    pub(crate) stats: Mutex<BrokerStats>,
+}
+
+impl BrokerShared {
+    pub(crate) fn update(&self, f: impl FnOnce(&mut BrokerStats)) {
+        if let Ok(mut s) = self.stats.lock() {
+            f(&mut s);
+        }
+    }
+
+    /// Records the outbox length and reports crossing the warning threshold.
+    pub(crate) fn set_pending(&self, len: u64) {
+        self.update(|s| {
+            s.pending = len;
+            let near = len >= u64::from(s.warn_at);
+            if near && !s.near_full {
+                warn!(broker = %self.name, pending = len, capacity = s.capacity, warn_at = s.warn_at, "outbox near full: the broker is not acknowledging triggers");
+            } else if !near && s.near_full {
+                info!(broker = %self.name, pending = len, "outbox below its warning threshold again");
+            }
+            s.near_full = near;
+        });
+    }
+}
+
+/// Everything one broker's task needs.
+#[derive(Debug)]
+pub(crate) struct BrokerCtx {
+    pub(crate) shared: Arc<BrokerShared>,
+    pub(crate) store: Arc<Store>,
+    pub(crate) site: SiteId,
+    pub(crate) gateway: GatewayId,
+    pub(crate) triggers_topic: String,
+    pub(crate) status_topic: String,
+    pub(crate) wake: watch::Receiver<u64>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) devices: Arc<AtomicU32>,
+    pub(crate) options: DeliveryOptions,
+}
+
+enum Ended {
+    Shutdown,
+    Lost { was_up: bool, reason: String },
+}
+
+#[derive(Debug, Clone)]
+enum Item {
+    /// A part of a trigger: its publish on the triggers topic or on its state topic.
+    Trigger {
+        seq: u64,
+        topic: String,
+        retain: bool,
+        payload: Arc<[u8]>,
+    },
+    /// A re-publication of the latest trigger of a state topic, after a (re)connect.
+    State { topic: String, payload: Arc<[u8]> },
+    /// The gateway's status.
+    Status { payload: Vec<u8> },
+}
+
+#[derive(Default)]
+struct Session {
+    connected: bool,
+    queue: VecDeque<Item>,
+    /// Handed to rumqttc, waiting for the packet id it gives them.
+    sent: VecDeque<Item>,
+    /// By packet id, waiting for the broker's PubAck.
+    inflight: HashMap<u16, Item>,
+    /// Parts of each loaded trigger not yet acknowledged.
+    outstanding: BTreeMap<u64, u8>,
+    last_loaded: Option<u64>,
+    wake_closed: bool,
+}
+
+/// Runs one broker's delivery until shutdown.
+pub(crate) async fn run(mut ctx: BrokerCtx) {
+    let mut failures: u32 = 0;
+    loop {
+        if *ctx.shutdown.borrow() {
+            return;
+        }
+        match connection(&mut ctx).await {
+            Ended::Shutdown => return,
+            Ended::Lost { was_up, reason } => {
+                if was_up || failures == 0 {
+                    warn!(broker = %ctx.shared.name, url = %ctx.shared.link.broker.url(), error = %reason, "broker link lost; triggers wait in its outbox");
+                } else {
+                    debug!(broker = %ctx.shared.name, error = %reason, "broker still unreachable");
+                }
+                ctx.shared.update(|s| {
+                    s.connected = false;
+                    s.connection_errors += 1;
+                    s.last_error = Some(reason);
+                });
+                failures = if was_up {
+                    1
+                } else {
+                    failures.saturating_add(1)
+                };
+            }
+        }
+        let base = Duration::from_millis(100u64.saturating_mul(1 << failures.min(8)));
+        let backoff = base
+            .min(ctx.options.max_backoff)
+            .mul_f64(0.8 + 0.4 * fastrand::f64());
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = ctx.shutdown.changed() => return,
+        }
+    }
+}
+
+fn status_payload(ctx: &BrokerCtx, state: Presence) -> Vec<u8> {
+    let d = ctx.devices.load(Ordering::Relaxed);
+    let (healthy, total) = ((d >> 16) as u16, (d & 0xFFFF) as u16);
+    let status = GatewayStatus::new(
+        ctx.gateway.clone(),
+        ctx.site.clone(),
+        state,
+        env!("CARGO_PKG_VERSION"),
+        healthy.min(total),
+        total,
+        now_ms(),
+    );
+    encode_vec(&status).unwrap_or_default()
+}
+
+async fn connection(ctx: &mut BrokerCtx) -> Ended {
+    let client_id = format!("{}-deliver", ctx.gateway);
+    let mut options = ctx.shared.link.options(&client_id, ctx.options.keep_alive);
+    options.set_last_will(LastWill::new(
+        ctx.status_topic.clone(),
+        status_payload(ctx, Presence::Offline),
+        QoS::AtLeastOnce,
+        true,
+    ));
+    // Room for a full window, a status and the disconnect: try_publish never finds it full.
+    let (client, mut eventloop) = AsyncClient::new(options, ctx.options.window * 2 + 8);
+    let (tx, mut events) = mpsc::channel::<Result<Event, ConnectionError>>(64);
+    let poller = tokio::spawn(async move {
+        loop {
+            let event = eventloop.poll().await;
+            let stop = event.is_err();
+            let forward = match &event {
+                Ok(Event::Incoming(Packet::ConnAck(_) | Packet::PubAck(_))) => true,
+                Ok(Event::Outgoing(Outgoing::Publish(_))) => true,
+                Ok(_) => false,
+                Err(_) => true,
+            };
+            if (forward && tx.send(event).await.is_err()) || stop {
+                return;
+            }
+        }
+    });
+    let _poller = AbortOnDrop(poller);
+    let mut s = Session::default();
+    let mut heartbeat = tokio::time::interval(ctx.options.heartbeat);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    heartbeat.reset();
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else {
+                    return Ended::Lost { was_up: s.connected, reason: "the MQTT event loop stopped".into() };
+                };
+                let mut done = Vec::new();
+                if let Err(reason) = handle(ctx, &client, &mut s, event, &mut done) {
+                    return Ended::Lost { was_up: s.connected, reason };
+                }
+                // Take whatever else is ready, so acknowledgements are removed in one batch.
+                while let Ok(event) = events.try_recv() {
+                    if let Err(reason) = handle(ctx, &client, &mut s, event, &mut done) {
+                        remove(ctx, done).await;
+                        return Ended::Lost { was_up: s.connected, reason };
+                    }
+                }
+                remove(ctx, done).await;
+                load(ctx, &mut s);
+                fill(ctx, &client, &mut s);
+            }
+            changed = ctx.wake.changed(), if s.connected && !s.wake_closed => {
+                if changed.is_err() {
+                    s.wake_closed = true;
+                }
+                load(ctx, &mut s);
+                fill(ctx, &client, &mut s);
+            }
+            _ = heartbeat.tick(), if s.connected => {
+                // One status waiting is enough: a stalled broker does not grow the queue.
+                if !s.queue.iter().any(|i| matches!(i, Item::Status { .. })) {
+                    s.queue.push_front(Item::Status { payload: status_payload(ctx, Presence::Online) });
+                }
+                fill(ctx, &client, &mut s);
+            }
+            _ = ctx.shutdown.changed() => {
+                if s.connected {
+                    goodbye(ctx, &client, &mut s, &mut events).await;
+                }
+                return Ended::Shutdown;
+            }
+        }
+    }
+}
+
+fn handle(
+    ctx: &BrokerCtx,
+    client: &AsyncClient,
+    s: &mut Session,
+    event: Result<Event, ConnectionError>,
+    done: &mut Vec<u64>,
+) -> Result<(), String> {
+    match event.map_err(|e| e.to_string())? {
+        Event::Incoming(Packet::ConnAck(ack)) => {
+            if ack.code != rumqttc::ConnectReturnCode::Success {
+                return Err(format!("the broker refused the connection: {:?}", ack.code));
+            }
+            s.connected = true;
+            info!(broker = %ctx.shared.name, url = %ctx.shared.link.broker.url(), "broker connected");
+            ctx.shared.update(|st| {
+                st.connected = true;
+                st.connects += 1;
+            });
+            s.queue.push_back(Item::Status {
+                payload: status_payload(ctx, Presence::Online),
+            });
+            // The retained state of every scope, in case the broker lost it (a restart
+            // without persistence); then every waiting trigger, in seq order.
+            match ctx.store.states() {
+                Ok(states) => {
+                    for (topic, _, payload) in states {
+                        s.queue.push_back(Item::State {
+                            topic,
+                            payload: payload.into(),
+                        });
+                    }
+                }
+                Err(e) => {
+                    error!(broker = %ctx.shared.name, error = %e, "cannot read the retained states")
+                }
+            }
+            fill(ctx, client, s);
+        }
+        Event::Outgoing(Outgoing::Publish(pkid)) => {
+            if let Some(item) = s.sent.pop_front() {
+                s.inflight.insert(pkid, item);
+            }
+        }
+        Event::Incoming(Packet::PubAck(ack)) => match s.inflight.remove(&ack.pkid) {
+            Some(Item::Trigger { seq, .. }) => {
+                if let Some(left) = s.outstanding.get_mut(&seq) {
+                    *left = left.saturating_sub(1);
+                    if *left == 0 {
+                        s.outstanding.remove(&seq);
+                        done.push(seq);
+                    }
+                }
+            }
+            Some(_) => {}
+            None => {
+                debug!(broker = %ctx.shared.name, pkid = ack.pkid, "PubAck for no publish of ours")
+            }
+        },
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Queues waiting triggers from the outbox, in seq order, while the queue is short.
+fn load(ctx: &BrokerCtx, s: &mut Session) {
+    if !s.connected || s.queue.len() >= ctx.options.window {
+        return;
+    }
+    let pending = match ctx
+        .store
+        .pending(&ctx.shared.name, s.last_loaded, ctx.options.window * 4)
+    {
+        Ok(p) => p,
+        Err(e) => {
+            error!(broker = %ctx.shared.name, error = %e, "cannot read the outbox");
+            return;
+        }
+    };
+    for p in pending {
+        let payload: Arc<[u8]> = p.payload.into();
+        // Only the latest trigger of a scope goes to its retained state topic, so a late
+        // re-send never puts an older level back.
+        let latest = matches!(ctx.store.state_seq(&p.state_topic), Ok(Some(seq)) if seq == p.seq);
+        s.queue.push_back(Item::Trigger {
+            seq: p.seq,
+            topic: ctx.triggers_topic.clone(),
+            retain: false,
+            payload: payload.clone(),
+        });
+        if latest {
+            s.queue.push_back(Item::Trigger {
+                seq: p.seq,
+                topic: p.state_topic,
+                retain: true,
+                payload,
+            });
+        }
+        s.outstanding.insert(p.seq, if latest { 2 } else { 1 });
+        s.last_loaded = Some(p.seq);
+    }
+}
+
+/// Publishes queued items while the window has room.
+fn fill(ctx: &BrokerCtx, client: &AsyncClient, s: &mut Session) {
+    while s.connected && s.sent.len() + s.inflight.len() < ctx.options.window {
+        let Some(item) = s.queue.pop_front() else {
+            return;
+        };
+        let (topic, retain, payload): (&str, bool, Vec<u8>) = match &item {
+            Item::Trigger {
+                topic,
+                retain,
+                payload,
+                ..
+            } => (topic, *retain, payload.to_vec()),
+            Item::State { topic, payload } => (topic, true, payload.to_vec()),
+            Item::Status { payload } => (&ctx.status_topic, true, payload.clone()),
+        };
+        match client.try_publish(topic, QoS::AtLeastOnce, retain, payload) {
+            Ok(()) => {
+                if let Item::Trigger {
+                    seq, retain: false, ..
+                } = &item
+                {
+                    debug!(broker = %ctx.shared.name, seq, "trigger published");
+                    ctx.shared.update(|st| st.published += 1);
+                }
+                s.sent.push_back(item);
+            }
+            Err(e) => {
+                debug!(broker = %ctx.shared.name, error = %e, "publish deferred");
+                s.queue.push_front(item);
+                return;
+            }
+        }
+    }
+}
+
+/// Removes acknowledged triggers from the outbox (fsync'd, off the async threads).
+async fn remove(ctx: &BrokerCtx, done: Vec<u64>) {
+    if done.is_empty() {
+        return;
+    }
+    let store = ctx.store.clone();
+    let name = ctx.shared.name.clone();
+    let count = done.len() as u64;
+    let last = done.last().copied();
+    match tokio::task::spawn_blocking(move || store.remove(&name, &done)).await {
+        Ok(Ok(len)) => {
+            debug!(broker = %ctx.shared.name, count, last_seq = ?last, pending = len, "acknowledged");
+            ctx.shared.update(|st| {
+                st.delivered += count;
+                st.last_delivered_seq = last.or(st.last_delivered_seq);
+            });
+            ctx.shared.set_pending(len);
+        }
+        Ok(Err(e)) => {
+            error!(broker = %ctx.shared.name, error = %e, "cannot remove acknowledged triggers; they will be sent again")
+        }
+        Err(e) => error!(broker = %ctx.shared.name, error = %e, "outbox removal failed"),
+    }
+}
+
+/// A clean stop: `offline` status (the will is not sent on a clean disconnect), acknowledged
+/// within the grace period, then DISCONNECT.
+async fn goodbye(
+    ctx: &BrokerCtx,
+    client: &AsyncClient,
+    s: &mut Session,
+    events: &mut mpsc::Receiver<Result<Event, ConnectionError>>,
+) {
+    let payload = status_payload(ctx, Presence::Offline);
+    if client
+        .try_publish(&ctx.status_topic, QoS::AtLeastOnce, true, payload.clone())
+        .is_ok()
+    {
+        s.sent.push_back(Item::Status { payload });
+    }
+    let deadline = tokio::time::Instant::now() + ctx.options.shutdown_grace;
+    let mut done = Vec::new();
+    while s
+        .sent
+        .iter()
+        .chain(s.inflight.values())
+        .any(|i| matches!(i, Item::Status { .. }))
+    {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(event)) => {
+                if handle(ctx, client, s, event, &mut done).is_err() {
+                    break;
+                }
+            }
+            _ => break,
+        }
+    }
+    remove(ctx, done).await;
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        while let Some(Ok(_)) = events.recv().await {}
+    })
+    .await;
+    ctx.shared.update(|st| st.connected = false);
+    info!(broker = %ctx.shared.name, "broker disconnected (offline status sent)");
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

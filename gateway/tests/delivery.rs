@@ -1,0 +1,858 @@
+//! Trigger delivery against real Mosquitto brokers: a broker down for 20 s, a restart with
+//! triggers waiting in the outbox, the documented topics as `mosquitto_sub` sees them, TLS
+//! with a client certificate and a password, and `firebreak watch` telling good triggers from
+//! forged, tampered, replayed and malformed ones.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use firebreak_gateway::config::SiteConfig;
+use firebreak_gateway::deliver::{Delivery, DeliveryOptions, TriggerDraft};
+use firebreak_gateway::keys::SigningKey;
+use firebreak_gateway::subscribe::{Verdict, Verifier};
+use firebreak_protocols::message::{decode, encode_vec};
+use firebreak_protocols::signed::signed_vec;
+use firebreak_protocols::{
+    DeviceId, GatewayStatus, IncidentId, KeyId, Level, Presence, Reason, RuleId, Signal, Trigger,
+    ZoneId,
+};
+
+const TRIGGERS: &str = "firebreak/v1/paris-1/triggers";
+
+fn peers() -> bool {
+    require_peer("mosquitto") && require_peer("mosquitto_sub") && require_peer("mosquitto_pub")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn options() -> DeliveryOptions {
+    DeliveryOptions {
+        heartbeat: Duration::from_secs(2),
+        keep_alive: Duration::from_secs(5),
+        max_backoff: Duration::from_millis(500),
+        ..DeliveryOptions::default()
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A key pair in `dir`: `k1.key`, `k1.pub`.
+fn keys(dir: &Path) -> SigningKey {
+    let key = SigningKey::generate(KeyId::new("k1").unwrap()).unwrap();
+    key.write_pair(dir).unwrap();
+    key
+}
+
+/// A site configuration delivering to `brokers` (`[[brokers]]` tables, written by the caller).
+fn config(dir: &Path, brokers: &str) -> SiteConfig {
+    config_with(dir, brokers, 100, 50)
+}
+
+fn config_with(dir: &Path, brokers: &str, capacity: u32, warn_at: u32) -> SiteConfig {
+    let text = format!(
+        r#"
+[site]
+name = "paris-1"
+gateway = "gw-1"
+
+[[zones]]
+name = "battery-room"
+
+[[devices]]
+name = "ups"
+zone = "battery-room"
+transport = "tcp"
+address = "127.0.0.1:9"
+unit = 1
+profile = "generic-ups"
+
+[signing]
+key_file = "{}"
+key_id = "k1"
+
+[outbox]
+dir = "{}"
+capacity = {capacity}
+warn_at = {warn_at}
+
+{brokers}
+"#,
+        dir.join("k1.key").display(),
+        dir.join("outbox").display()
+    );
+    SiteConfig::parse(&text, "site.toml").unwrap()
+}
+
+fn plain_broker(name: &str, port: u16) -> String {
+    format!("[[brokers]]\nname = \"{name}\"\nurl = \"mqtt://127.0.0.1:{port}\"\n")
+}
+
+/// The n-th change of an escalating incident: site and zone alternate.
+fn draft(n: u64) -> TriggerDraft {
+    let levels = [Level::Normal, Level::Watch, Level::Prepare, Level::Evacuate];
+    let i = (n as usize) % 3;
+    let reasons = vec![Reason {
+        rule: RuleId::new("off-gas").unwrap(),
+        signal: Some(Signal::OffGas),
+        device: Some(DeviceId::new("node-b1").unwrap()),
+        channel: 0,
+        value: 60.0 + n as f32 * 10.5,
+        threshold: 50.0,
+    }];
+    TriggerDraft {
+        incident: IncidentId::new("gw-1-incident").unwrap(),
+        zone: n
+            .is_multiple_of(2)
+            .then(|| ZoneId::new("battery-room").unwrap()),
+        level: levels[i + 1],
+        previous: levels[i],
+        reasons,
+        seconds_to_power_loss: Some(600 - n as u32),
+        issued_at_ms: now_ms(),
+    }
+}
+
+fn seq_of(payload: &str) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(payload).unwrap();
+    v["seq"].as_u64().unwrap()
+}
+
+fn seqs(sub: &Sub) -> Vec<u64> {
+    sub.got.iter().map(|(_, _, p)| seq_of(p)).collect()
+}
+
+fn sub_args(port: u16) -> Vec<String> {
+    vec![
+        "-h".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port.to_string(),
+    ]
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Starts Mosquitto with `extra` on some free port; retries when the port was taken.
+fn broker_with(dir: &Path, extra: &str) -> (Peer, u16) {
+    for _ in 0..5 {
+        if let Some(started) = mosquitto_with(dir, free_port(), extra) {
+            return started;
+        }
+    }
+    panic!("mosquitto could not start");
+}
+
+#[test]
+fn a_broker_down_for_20_s_delays_nobody_and_gets_every_missed_trigger_in_order() {
+    if !peers() {
+        return;
+    }
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let (dir_a, dir_b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&dir_a).unwrap();
+    std::fs::create_dir_all(&dir_b).unwrap();
+    keys(dir.path());
+    let (_broker_a, pa) = mosquitto(&dir_a);
+    // B keeps its sessions across a clean stop, so its subscriber's queue survives the outage.
+    let persist_b = format!(
+        "allow_anonymous true\npersistence true\npersistence_location {}/\n",
+        dir_b.display()
+    );
+    let (mut broker_b, pb) = broker_with(&dir_b, &persist_b);
+    let mut sub_a = Sub::start(&strs(&sub_args(pa)), TRIGGERS);
+    let mut b_args = sub_args(pb);
+    b_args.extend(["-c".into(), "-i".into(), "controller-b".into()]);
+    let mut sub_b = Sub::start(&strs(&b_args), TRIGGERS);
+
+    let cfg = config(
+        dir.path(),
+        &format!("{}{}", plain_broker("a", pa), plain_broker("b", pb)),
+    );
+    let (delivery, tasks) = rt.block_on(Delivery::start(&cfg, options())).unwrap();
+    let mut issued = Vec::new();
+    let mut latency_both_up = Duration::ZERO;
+    for n in 0..2 {
+        let start = Instant::now();
+        let t = rt.block_on(delivery.issue(draft(n))).unwrap();
+        issued.push(t.seq);
+        let want = t.seq;
+        assert!(sub_a.wait(Duration::from_secs(5), |g| {
+            g.iter().any(|(_, _, p)| seq_of(p) == want)
+        }));
+        latency_both_up = latency_both_up.max(start.elapsed());
+    }
+    assert!(sub_b.wait(Duration::from_secs(5), |g| g.len() == 2));
+    assert_eq!(seqs(&sub_b), issued);
+
+    // Site B goes dark: its broker stops, its controller with it.
+    broker_b.terminate();
+    sub_b.peer.kill();
+    let outage = Instant::now();
+    let mut missed = Vec::new();
+    let mut worst = Duration::ZERO;
+    for n in 2..8 {
+        let start = Instant::now();
+        let t = rt.block_on(delivery.issue(draft(n))).unwrap();
+        let want = t.seq;
+        missed.push(want);
+        assert!(
+            sub_a.wait(Duration::from_secs(5), |g| g
+                .iter()
+                .any(|(_, _, p)| seq_of(p) == want)),
+            "broker A did not get seq {want} while B was down"
+        );
+        worst = worst.max(start.elapsed());
+        std::thread::sleep(Duration::from_millis(2500));
+    }
+    // No extra delay: every trigger reached A's controller as fast as with both brokers up.
+    assert!(
+        worst < Duration::from_millis(1000),
+        "A took {worst:?} with B down ({latency_both_up:?} with both up)"
+    );
+    let stats = delivery.stats();
+    let b = stats.brokers.iter().find(|b| b.name == "b").unwrap();
+    assert!(!b.connected);
+    assert_eq!(b.pending, 6, "{b:?}");
+    assert_eq!(seqs(&sub_a), [issued.clone(), missed.clone()].concat());
+
+    // Site B is back 20 s later, on the same port; its controller reconnects.
+    std::thread::sleep(Duration::from_secs(20).saturating_sub(outage.elapsed()));
+    let _broker_b = mosquitto_again(&dir_b, pb, &persist_b);
+    let mut sub_b = Sub::start(&strs(&b_args), TRIGGERS);
+    assert!(
+        sub_b.wait(Duration::from_secs(20), |g| g.len() >= missed.len()),
+        "B got {:?}, expected {missed:?}",
+        seqs(&sub_b)
+    );
+    assert_eq!(
+        seqs(&sub_b),
+        missed,
+        "every missed trigger, in seq order, once"
+    );
+    // Original seq and timestamps: the very bytes A got.
+    let a_payloads: Vec<&String> = sub_a.got.iter().skip(2).map(|(_, _, p)| p).collect();
+    let b_payloads: Vec<&String> = sub_b.got.iter().map(|(_, _, p)| p).collect();
+    assert_eq!(a_payloads, b_payloads);
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            let s = delivery.stats();
+            s.brokers.iter().all(|b| b.pending == 0 && b.connected)
+        })
+        .is_some()
+    );
+
+    // The retained state on B is the latest of each scope, though B lost it in the restart.
+    let mut state = Sub::start(&strs(&sub_args(pb)), "firebreak/v1/paris-1/+/+/state");
+    assert!(state.wait(Duration::from_secs(5), |g| !g.is_empty()));
+    assert_eq!(
+        seq_of(&state.got[0].2),
+        missed[4],
+        "zone state: the last zone trigger"
+    );
+    let mut site_state = Sub::start(&strs(&sub_args(pb)), "firebreak/v1/paris-1/state");
+    assert!(site_state.wait(Duration::from_secs(5), |g| !g.is_empty()));
+    assert_eq!(seq_of(&site_state.got[0].2), missed[5]);
+    rt.block_on(tasks.shutdown());
+}
+
+#[test]
+fn a_full_outbox_refuses_for_its_broker_only_and_says_so() {
+    if !peers() {
+        return;
+    }
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    keys(dir.path());
+    let (_broker, up) = mosquitto(dir.path());
+    let down = free_port();
+    let cfg = config_with(
+        dir.path(),
+        &format!("{}{}", plain_broker("up", up), plain_broker("down", down)),
+        2,
+        1,
+    );
+    let mut sub = Sub::start(&strs(&sub_args(up)), TRIGGERS);
+    let (delivery, tasks) = rt.block_on(Delivery::start(&cfg, options())).unwrap();
+    let sent: Vec<u64> = (0..3)
+        .map(|n| rt.block_on(delivery.issue(draft(n))).unwrap().seq)
+        .collect();
+    // The healthy broker got all three; the dead one's outbox took two and refused the third.
+    assert!(sub.wait(Duration::from_secs(10), |g| g.len() == 3));
+    assert_eq!(seqs(&sub), sent);
+    let stats = delivery.stats();
+    let down = stats.brokers.iter().find(|b| b.name == "down").unwrap();
+    assert_eq!(
+        (down.pending, down.refused, down.near_full),
+        (2, 1, true),
+        "{down:?}"
+    );
+    assert!(
+        stats
+            .prometheus()
+            .contains("firebreak_delivery_refused_total{broker=\"down\"} 1")
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || delivery.stats().brokers[0]
+            .pending
+            == 0)
+        .is_some()
+    );
+    rt.block_on(tasks.shutdown());
+}
+
+#[test]
+fn every_outbox_full_refuses_the_trigger_without_using_a_seq() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    keys(dir.path());
+    let cfg = config_with(dir.path(), &plain_broker("down", free_port()), 1, 1);
+    let (delivery, tasks) = rt.block_on(Delivery::start(&cfg, options())).unwrap();
+    let first = rt.block_on(delivery.issue(draft(0))).unwrap();
+    let e = rt.block_on(delivery.issue(draft(1))).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "trigger refused: the outbox of every broker is full (1 triggers each); no broker has acknowledged anything for a long time"
+    );
+    assert_eq!(delivery.stats().refused, 1);
+    assert_eq!(delivery.stats().last_seq, Some(first.seq));
+    rt.block_on(tasks.abort());
+}
+
+#[test]
+fn waiting_triggers_survive_a_restart_with_their_seq_and_timestamps() {
+    if !peers() {
+        return;
+    }
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    keys(dir.path());
+    // Nothing listens on the broker's port yet: the triggers can only wait.
+    let port = free_port();
+    let cfg = config(dir.path(), &plain_broker("a", port));
+    let (delivery, tasks) = rt.block_on(Delivery::start(&cfg, options())).unwrap();
+    let mut sent = Vec::new();
+    for n in 0..3 {
+        sent.push(rt.block_on(delivery.issue(draft(n))).unwrap());
+    }
+    assert_eq!(delivery.stats().brokers[0].pending, 3);
+    assert!(sent.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+    // The gateway dies: tasks gone, handle dropped, store closed.
+    rt.block_on(tasks.abort());
+    drop(delivery);
+
+    let mosquitto_dir = dir.path().join("broker");
+    std::fs::create_dir_all(&mosquitto_dir).unwrap();
+    let (_broker, _) = mosquitto_with(&mosquitto_dir, port, "allow_anonymous true\n")
+        .expect("the broker's port was taken");
+    let mut sub = Sub::start(&strs(&sub_args(port)), TRIGGERS);
+    let (delivery, tasks) = rt.block_on(Delivery::start(&cfg, options())).unwrap();
+    assert!(sub.wait(Duration::from_secs(10), |g| g.len() >= 3));
+    let got: Vec<Trigger> = sub
+        .got
+        .iter()
+        .map(|(_, _, p)| decode(p.as_bytes()).unwrap())
+        .collect();
+    assert_eq!(got, sent, "same seq, timestamps and signatures, in order");
+    let next = rt.block_on(delivery.issue(draft(3))).unwrap();
+    assert_eq!(
+        next.seq,
+        sent[2].seq + 1,
+        "seq counts on across the restart"
+    );
+    assert!(sub.wait(Duration::from_secs(5), |g| g.len() == 4));
+    rt.block_on(tasks.shutdown());
+}
+
+#[test]
+fn mosquitto_sub_sees_the_documented_topics_status_and_will() {
+    if !peers() {
+        return;
+    }
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let key = keys(dir.path());
+    let (_broker, port) = mosquitto(dir.path());
+    let mut all = Sub::start(&strs(&sub_args(port)), "firebreak/v1/paris-1/#");
+    let cfg = config(dir.path(), &plain_broker("a", port));
+    let (delivery, tasks) = rt.block_on(Delivery::start(&cfg, options())).unwrap();
+    delivery.set_devices(0, 1);
+    let zone = rt.block_on(delivery.issue(draft(0))).unwrap();
+    let site = rt.block_on(delivery.issue(draft(1))).unwrap();
+    let topics = |g: &[(Instant, String, String)]| -> Vec<String> {
+        g.iter().map(|(_, t, _)| t.clone()).collect()
+    };
+    assert!(all.wait(Duration::from_secs(10), |g| {
+        let t = topics(g);
+        t.iter().filter(|t| t.ends_with("/triggers")).count() == 2
+            && t.iter().any(|t| t == "firebreak/v1/paris-1/state")
+            && t.iter()
+                .any(|t| t == "firebreak/v1/paris-1/zones/battery-room/state")
+            && t.iter()
+                .any(|t| t == "firebreak/v1/paris-1/gateways/gw-1/status")
+    }));
+    let mut verifier = Verifier::new(vec![key.public()]);
+    for (_, topic, payload) in &all.got {
+        if topic.ends_with("/status") {
+            let s: GatewayStatus = decode(payload.as_bytes()).unwrap();
+            assert_eq!(
+                (s.state, s.devices_healthy, s.devices_total),
+                (Presence::Online, 0, 1)
+            );
+            continue;
+        }
+        let (t, key_id) = verifier.verify_signature(payload.as_bytes()).unwrap();
+        assert_eq!(key_id.as_str(), "k1");
+        let expected = if topic.ends_with("zones/battery-room/state") {
+            &zone
+        } else if topic.ends_with("paris-1/state") {
+            &site
+        } else {
+            continue;
+        };
+        assert_eq!(&t, expected, "{topic}");
+    }
+    for (_, topic, payload) in all.got.iter().filter(|(_, t, _)| t == TRIGGERS) {
+        assert!(
+            matches!(
+                verifier.check(payload.as_bytes(), now_ms()),
+                Verdict::Accepted(_)
+            ),
+            "{topic}"
+        );
+    }
+    // Retained: a controller that starts late reads the current state and the status.
+    let mut late = Sub::start(&strs(&sub_args(port)), "firebreak/v1/paris-1/+/+/status");
+    assert!(late.wait(Duration::from_secs(5), |g| !g.is_empty()));
+
+    // The gateway dies without a word: the broker publishes its will, `offline`.
+    rt.block_on(tasks.abort());
+    assert!(
+        late.wait(Duration::from_secs(10), |g| g.iter().any(|(_, _, p)| {
+            decode::<GatewayStatus>(p.as_bytes()).is_ok_and(|s| s.state == Presence::Offline)
+        }))
+    );
+    drop(delivery);
+}
+
+#[test]
+fn tls_with_a_client_certificate_and_a_password() {
+    if !(peers() && require_peer("mosquitto_passwd")) {
+        return;
+    }
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    // Distinct names: a certificate whose subject equals its issuer's looks self-signed.
+    let named = |sans: Vec<String>, cn: &str| {
+        let mut p = CertificateParams::new(sans).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p
+    };
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    keys(dir.path());
+    let d = dir.path();
+    let write = |name: &str, text: &str| {
+        std::fs::write(d.join(name), text).unwrap();
+        d.join(name).display().to_string()
+    };
+    let mut ca_params = named(Vec::new(), "firebreak test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let ca_file = write("ca.pem", &ca.pem());
+    let server_key = KeyPair::generate().unwrap();
+    let server = named(vec!["127.0.0.1".into(), "localhost".into()], "localhost")
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    let server_cert = write("server.pem", &server.pem());
+    let server_key = write("server.key", &server_key.serialize_pem());
+    let client_key = KeyPair::generate().unwrap();
+    let client = named(vec!["gw-1".into()], "gw-1")
+        .signed_by(&client_key, &ca)
+        .unwrap();
+    let client_cert = write("client.pem", &client.pem());
+    let client_key = write("client.key", &client_key.serialize_pem());
+    let passwd = d.join("passwd");
+    let ok = Command::new("mosquitto_passwd")
+        .args(["-b", "-c"])
+        .arg(&passwd)
+        .args(["gw-1", "s3cret-Passw0rd"])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let password_file = write("gw.password", "s3cret-Passw0rd\n");
+    let (_broker, port) = broker_with(
+        d,
+        &format!(
+            "allow_anonymous false\npassword_file {}\ncafile {ca_file}\ncertfile {server_cert}\nkeyfile {server_key}\nrequire_certificate true\n",
+            passwd.display()
+        ),
+    );
+    let tls_args = |user: &str, pass: &str| -> Vec<String> {
+        let mut a = sub_args(port);
+        a.extend(
+            [
+                "--cafile",
+                &ca_file,
+                "--cert",
+                &client_cert,
+                "--key",
+                &client_key,
+                "-u",
+                user,
+                "-P",
+                pass,
+            ]
+            .map(String::from),
+        );
+        a
+    };
+    let mut sub = Sub::start(&strs(&tls_args("gw-1", "s3cret-Passw0rd")), TRIGGERS);
+    let broker = format!(
+        "[[brokers]]\nname = \"tls\"\nurl = \"mqtts://127.0.0.1:{port}\"\nca_file = \"{ca_file}\"\nclient_cert = \"{client_cert}\"\nclient_key = \"{client_key}\"\nusername = \"gw-1\"\npassword_file = \"{password_file}\"\n"
+    );
+    let cfg = config(d, &broker);
+    let (delivery, tasks) = rt.block_on(Delivery::start(&cfg, options())).unwrap();
+    let t = rt.block_on(delivery.issue(draft(0))).unwrap();
+    assert!(
+        sub.wait(Duration::from_secs(10), |g| !g.is_empty()),
+        "nothing over TLS"
+    );
+    assert_eq!(seq_of(&sub.got[0].2), t.seq);
+    assert!(delivery.stats().brokers[0].connected);
+    assert!(
+        !format!("{delivery:?}").contains("s3cret"),
+        "the password never shows"
+    );
+    rt.block_on(tasks.shutdown());
+    drop(delivery);
+
+    // A wrong password is refused: the trigger waits, and the error says so without the secret.
+    let wrong = write("wrong.password", "not-it\n");
+    let cfg = config(
+        d,
+        &broker
+            .replace(&password_file, &wrong)
+            .replace("\"tls\"", "\"tls2\""),
+    );
+    let (delivery, tasks) = rt.block_on(Delivery::start(&cfg, options())).unwrap();
+    rt.block_on(delivery.issue(draft(1))).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || delivery.stats().brokers[0]
+            .connection_errors
+            > 0)
+        .is_some()
+    );
+    let b = &delivery.stats().brokers[0];
+    assert!(!b.connected && b.pending == 1, "{b:?}");
+    assert!(!b.last_error.clone().unwrap_or_default().contains("not-it"));
+    rt.block_on(tasks.shutdown());
+}
+
+/// `firebreak watch` as a process, its stdout lines collected.
+struct Watch {
+    peer: Peer,
+    out: std::sync::mpsc::Receiver<String>,
+    lines: Vec<String>,
+}
+
+impl Watch {
+    fn start(args: &[String], brokers: usize, env: &[(&str, &Path)]) -> Watch {
+        use std::io::BufRead;
+        let mut cmd = Command::new(firebreak_bin());
+        cmd.arg("watch")
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let (tx, out) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let (etx, err) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = etx.send(line);
+            }
+        });
+        let peer = Peer {
+            child,
+            name: "firebreak watch".into(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut subscribed = 0;
+        while subscribed < brokers {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match err.recv_timeout(left) {
+                Ok(line) if line.starts_with("watch: subscribed to") => subscribed += 1,
+                Ok(_) => {}
+                Err(e) => panic!("watch subscribed on {subscribed} of {brokers} brokers: {e}"),
+            }
+        }
+        Watch {
+            peer,
+            out,
+            lines: Vec::new(),
+        }
+    }
+
+    /// Collects lines until `count` are there or `within` passes.
+    fn wait(&mut self, count: usize, within: Duration) -> &[String] {
+        let deadline = Instant::now() + within;
+        while self.lines.len() < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.out.recv_timeout(left) {
+                Ok(line) => self.lines.push(line),
+                Err(_) => break,
+            }
+        }
+        &self.lines
+    }
+}
+
+fn publish(port: u16, payload: &[u8]) {
+    use std::io::Write;
+    let mut child = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-q",
+            "1",
+            "-t",
+            TRIGGERS,
+            "-s",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(payload).unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn watch_accepts_once_from_three_brokers_and_rejects_forged_tampered_replayed_malformed() {
+    if !peers() {
+        return;
+    }
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The key pair, made as an operator would.
+    let out = Command::new(firebreak_bin())
+        .args(["keygen", "--out"])
+        .arg(d)
+        .args(["--key-id", "k1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = SigningKey::load(&d.join("k1.key")).unwrap();
+    let brokers: Vec<(Peer, u16)> = (0..3)
+        .map(|i| {
+            let bd = d.join(format!("broker-{i}"));
+            std::fs::create_dir_all(&bd).unwrap();
+            mosquitto(&bd)
+        })
+        .collect();
+    let ports: Vec<u16> = brokers.iter().map(|(_, p)| *p).collect();
+    let exec_dir = d.join("exec");
+    std::fs::create_dir_all(&exec_dir).unwrap();
+    let mut args: Vec<String> = Vec::new();
+    for p in &ports {
+        args.extend(["--broker".into(), format!("mqtt://127.0.0.1:{p}")]);
+    }
+    args.extend([
+        "--site".into(),
+        "paris-1".into(),
+        "--trust".into(),
+        d.join("k1.pub").display().to_string(),
+    ]);
+    let mut text_args = args.clone();
+    text_args.extend([
+        "--exec".into(),
+        "cat > \"$EXEC_DIR/$FIREBREAK_SEQ-$FIREBREAK_LEVEL.json\"".into(),
+    ]);
+    let mut watch = Watch::start(&text_args, 3, &[("EXEC_DIR", &exec_dir)]);
+    let mut json_args = args.clone();
+    json_args.push("--json".into());
+    let mut json = Watch::start(&json_args, 3, &[]);
+
+    let cfg = config(
+        d,
+        &format!(
+            "{}{}{}",
+            plain_broker("a", ports[0]),
+            plain_broker("b", ports[1]),
+            plain_broker("c", ports[2])
+        ),
+    );
+    let (delivery, tasks) = rt.block_on(Delivery::start(&cfg, options())).unwrap();
+    let first = rt.block_on(delivery.issue(draft(0))).unwrap();
+    let second = rt.block_on(delivery.issue(draft(1))).unwrap();
+    let lines = watch.wait(2, Duration::from_secs(10)).to_vec();
+    assert!(lines[0].starts_with("ACCEPTED WATCH (was normal) site paris-1 zone battery-room | off-gas: off-gas on node-b1 = 60 ppm (threshold 50 ppm) | power loss in ~600 s | seq "), "{lines:?}");
+    assert!(
+        lines[1].contains(&format!("seq {} from gw-1 (key k1)", second.seq)),
+        "{lines:?}"
+    );
+
+    // Hostile payloads, each on one broker.
+    let base = |seq: u64| {
+        let mut t = Trigger::new(
+            first.gateway.clone(),
+            seq,
+            first.incident.clone(),
+            first.site.clone(),
+            None,
+            Level::Evacuate,
+            Level::Prepare,
+            now_ms(),
+        )
+        .unwrap();
+        t.push_reason(first.reasons[0].clone()).unwrap();
+        t
+    };
+    let sign = |t: &Trigger, k: &SigningKey| {
+        let b = encode_vec(t).unwrap();
+        signed_vec(&b, &k.sign(&b)).unwrap()
+    };
+    let forger = SigningKey::from_seed(KeyId::new("k1").unwrap(), &[9; 32]);
+    publish(ports[0], &sign(&base(second.seq + 1), &forger));
+    let tampered = String::from_utf8(sign(&base(second.seq + 1), &key))
+        .unwrap()
+        .replace("\"value\":60.0", "\"value\":6000.0");
+    assert!(tampered.contains("6000"));
+    publish(ports[1], tampered.as_bytes());
+    publish(ports[2], &sign(&base(first.seq - 1), &key)); // older than the last accepted
+    publish(
+        ports[0],
+        b"{\"schema\":\"firebreak.trigger/1\",\"level\":\"evacuate\"",
+    );
+    publish(ports[1], &encode_vec(&base(second.seq + 2)).unwrap());
+    // The first trigger again, as a replaying attacker or a late broker would send it: the
+    // same bytes (Ed25519 signatures are deterministic).
+    let mut again = first.clone();
+    again.signature = None;
+    publish(ports[2], &sign(&again, &key));
+    let lines = watch.wait(7, Duration::from_secs(10)).to_vec();
+    // Each from another broker, so their order may vary: count them by reason.
+    let count = |prefix: &str| lines.iter().filter(|l| l.starts_with(prefix)).count();
+    assert_eq!(count("REJECTED"), 5, "{lines:#?}");
+    assert_eq!(
+        count(
+            "REJECTED bad signature: does not verify with trusted key \"k1\" (forged, or changed after signing)"
+        ),
+        2,
+        "{lines:#?}"
+    );
+    assert_eq!(
+        count(&format!(
+            "REJECTED replayed: seq {} from gateway gw-1 is not above the last accepted ({})",
+            first.seq - 1,
+            second.seq
+        )),
+        1,
+        "{lines:#?}"
+    );
+    assert_eq!(count("REJECTED malformed: "), 1, "{lines:#?}");
+    assert_eq!(
+        count("REJECTED unsigned: the trigger carries no signature"),
+        1,
+        "{lines:#?}"
+    );
+    // Every valid trigger came from three brokers, and was accepted once.
+    std::thread::sleep(Duration::from_millis(500));
+    let lines = watch.wait(8, Duration::from_millis(500)).to_vec();
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("ACCEPTED")).count(),
+        2,
+        "{lines:#?}"
+    );
+    assert_eq!(lines.len(), 7, "{lines:#?}");
+    // --exec ran once per accepted trigger, with the payload as received.
+    let mut files: Vec<String> = std::fs::read_dir(&exec_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        vec![
+            format!("{}-watch.json", first.seq),
+            format!("{}-prepare.json", second.seq)
+        ]
+    );
+    let body = std::fs::read(exec_dir.join(&files[0])).unwrap();
+    assert_eq!(decode::<Trigger>(&body).unwrap(), first);
+
+    // --json: one object per line.
+    let lines = json.wait(7, Duration::from_secs(5)).to_vec();
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events[0]["event"], "accepted");
+    assert_eq!(events[0]["trigger"]["seq"], first.seq);
+    assert_eq!(events[0]["key_id"], "k1");
+    let mut reasons: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "rejected")
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            "bad-signature",
+            "bad-signature",
+            "malformed",
+            "replayed",
+            "unsigned"
+        ]
+    );
+    rt.block_on(tasks.shutdown());
+    drop(watch.peer);
+    drop(json.peer);
+}
