@@ -28,6 +28,8 @@ pub struct Shared {
     pub table: Arc<Mutex<SignalTable>>,
     /// The policy's levels.
     pub levels: Arc<Mutex<LevelsView>>,
+    /// Trigger delivery, when brokers are configured.
+    pub delivery: Option<crate::deliver::Delivery>,
 }
 
 /// The routes.
@@ -100,6 +102,9 @@ async fn metrics(State(s): State<Shared>) -> Response {
     drop(table);
     if let Ok(levels) = s.levels.lock() {
         text.push_str(&render_level_metrics(&levels));
+    }
+    if let Some(d) = &s.delivery {
+        text.push_str(&d.stats().prometheus());
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -11,6 +11,7 @@ use tracing::{debug, info, warn};
 use crate::acquire::table::SignalTable;
 use crate::acquire::{EVENT_CHANNEL_CAPACITY, Event, modbus, mqtt, now_ms};
 use crate::config::{SiteConfig, Transport};
+use crate::deliver::{Delivery, DeliveryOptions, TriggerDraft};
 use crate::http;
 use crate::policy::view::LevelsView;
 use crate::policy::{Engine, Topology, Transition};
@@ -21,6 +22,9 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// Why the gateway stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// Delivery could not start (outbox, key, brokers).
+    #[error("delivery: {0}")]
+    Delivery(#[from] crate::deliver::DeliverError),
     /// The status endpoint could not listen.
     #[error("http.bind {addr}: {error}")]
     Bind {
@@ -96,6 +100,17 @@ pub async fn run_with(
     let table = Arc::new(Mutex::new(SignalTable::new(&config)));
     let mut engine = Engine::new(config.policy.clone(), &Topology::from_config(&config));
     let levels = Arc::new(Mutex::new(LevelsView::default()));
+    let delivery = if config.brokers.is_empty() {
+        warn!(
+            "no [[brokers]] configured: levels are decided and shown, but no trigger is published"
+        );
+        None
+    } else {
+        let (d, tasks) = Delivery::start(&config, DeliveryOptions::default()).await?;
+        Some((d, tasks))
+    };
+    let publisher = delivery.as_ref().map(|(d, _)| d.clone());
+    let mut outbox = Outbox::new(publisher.clone());
     let mut tasks = JoinSet::new();
 
     let listener = tokio::net::TcpListener::bind(config.http_bind)
@@ -114,6 +129,7 @@ pub async fn run_with(
         gateway: config.gateway.to_string(),
         table: table.clone(),
         levels: levels.clone(),
+        delivery: publisher.clone(),
     });
     tasks.spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -173,14 +189,78 @@ pub async fn run_with(
         let transitions = engine.step(clock.at(now), &input);
         for t in &transitions {
             log_transition(t);
+            outbox.push(t, now);
+        }
+        outbox.flush().await;
+        if let Some(d) = &publisher
+            && let Ok(t) = table.lock()
+        {
+            let devices = t.devices();
+            let healthy = devices.values().filter(|h| !h.comm_lost).count();
+            d.set_devices(
+                u16::try_from(healthy).unwrap_or(u16::MAX),
+                u16::try_from(devices.len()).unwrap_or(u16::MAX),
+            );
         }
         if let Ok(mut l) = levels.lock() {
             l.update(&engine, &transitions);
         }
     }
     info!("gateway stopping");
+    outbox.flush().await;
+    if let Some((_, delivery_tasks)) = delivery {
+        delivery_tasks.shutdown().await;
+    }
     tasks.shutdown().await;
     Ok(())
+}
+
+/// The transitions waiting to be handed to delivery, in order. A trigger that delivery could
+/// not take (every outbox full, the disk failing) stays here and is tried again on the next
+/// turn of the loop, before any newer one: none is dropped, none overtakes another.
+struct Outbox {
+    delivery: Option<Delivery>,
+    waiting: std::collections::VecDeque<TriggerDraft>,
+}
+
+impl Outbox {
+    fn new(delivery: Option<Delivery>) -> Self {
+        Self {
+            delivery,
+            waiting: std::collections::VecDeque::new(),
+        }
+    }
+
+    fn push(&mut self, t: &Transition, wall_ms: u64) {
+        if self.delivery.is_none() {
+            return;
+        }
+        self.waiting.push_back(TriggerDraft {
+            incident: t.incident.clone(),
+            zone: t.zone.clone(),
+            level: t.level,
+            previous: t.previous,
+            reasons: t.reasons.clone(),
+            seconds_to_power_loss: t.seconds_to_power_loss,
+            issued_at_ms: wall_ms,
+        });
+    }
+
+    async fn flush(&mut self) {
+        let Some(d) = &self.delivery else { return };
+        while let Some(draft) = self.waiting.front() {
+            match d.issue(draft.clone()).await {
+                Ok(trigger) => {
+                    info!(seq = trigger.seq, level = %trigger.level, scope = ?trigger.zone.as_ref().map(|z| z.as_str()), "trigger issued");
+                    self.waiting.pop_front();
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, waiting = self.waiting.len(), "trigger not yet issued; retrying");
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// What the policy engine gets from one event: every value just read (a rate needs them all,

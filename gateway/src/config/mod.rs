@@ -23,9 +23,8 @@ use serde::Deserialize;
 mod raw;
 
 pub use raw::{
-    RawBroker, RawDefaults, RawDevice, RawHttp, RawMqttSignal, RawMqttSource, RawOutbox,
-    RawPolicy, RawProfile, RawRegister, RawSigning, RawSite, RawSiteConfig, RawType, RawZone,
-    TransportKind,
+    RawBroker, RawDefaults, RawDevice, RawHttp, RawMqttSignal, RawMqttSource, RawOutbox, RawPolicy,
+    RawProfile, RawRegister, RawSigning, RawSite, RawSiteConfig, RawType, RawZone, TransportKind,
 };
 
 /// A commented example configuration that passes `firebreak config check`.
