@@ -169,6 +169,27 @@ pub fn render_metrics(table: &SignalTable, now_ms: u64) -> String {
             h.polls
         );
     }
+    let late = table.lateness();
+    let _ = writeln!(
+        out,
+        "# HELP firebreak_poll_lateness_seconds How much later than scheduled Modbus polls started.\n# TYPE firebreak_poll_lateness_seconds histogram"
+    );
+    let mut cumulative = 0;
+    for (i, n) in late.buckets.iter().enumerate() {
+        cumulative += n;
+        let le = crate::acquire::table::LATENESS_BUCKETS_S
+            .get(i)
+            .map_or("+Inf".to_string(), |b| b.to_string());
+        let _ = writeln!(
+            out,
+            "firebreak_poll_lateness_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "firebreak_poll_lateness_seconds_sum {}\nfirebreak_poll_lateness_seconds_count {}",
+        late.sum_s, late.count
+    );
     let _ = writeln!(
         out,
         "# HELP firebreak_signal_age_seconds Age of each signal's last value.\n# TYPE firebreak_signal_age_seconds gauge"

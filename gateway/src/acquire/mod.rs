@@ -64,6 +64,9 @@ pub struct PollReport {
     pub at_ms: u64,
     /// How long the whole poll took.
     pub latency: Duration,
+    /// How much later than scheduled the poll started (0 when on time): the gateway keeping
+    /// up with its poll intervals, or not.
+    pub lateness: Duration,
     /// The values decoded from the requests that were answered.
     pub samples: Vec<Sample>,
     /// What went wrong, per request.

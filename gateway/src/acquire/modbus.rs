@@ -119,6 +119,7 @@ pub async fn poll_once(
         device: device.name.clone(),
         at_ms,
         latency: Duration::ZERO,
+        lateness: Duration::ZERO,
         samples: Vec::new(),
         errors: Vec::new(),
         answered: false,
@@ -200,6 +201,7 @@ fn connect_failed(device: &DeviceConfig, problem: String) -> PollReport {
         device: device.name.clone(),
         at_ms: now_ms(),
         latency: Duration::ZERO,
+        lateness: Duration::ZERO,
         samples: Vec::new(),
         errors: vec![RequestError::Connect { problem }],
         answered: false,
@@ -234,9 +236,11 @@ pub async fn run_tcp_device(device: DeviceConfig, events: mpsc::Sender<Event>) {
     let plan = device_plan(&device);
     let mut ctx: Option<Context> = None;
     let mut missed = 0u32;
+    let mut due: Option<Instant> = None;
     info!(device = %device.name, address = %device.transport, "polling");
     loop {
         let started = Instant::now();
+        let lateness = due.map_or(Duration::ZERO, |d| started.saturating_duration_since(d));
         if ctx.is_none() {
             match connect_tcp(&host, port, device.unit, device.timeout).await {
                 Ok(c) => ctx = Some(c),
@@ -252,10 +256,9 @@ pub async fn run_tcp_device(device: DeviceConfig, events: mpsc::Sender<Event>) {
                     {
                         return;
                     }
-                    tokio::time::sleep(
-                        next_delay(&device, missed).saturating_sub(started.elapsed()),
-                    )
-                    .await;
+                    let next = started + next_delay(&device, missed);
+                    due = Some(next);
+                    tokio::time::sleep_until(next.into()).await;
                     continue;
                 }
             }
@@ -289,6 +292,7 @@ pub async fn run_tcp_device(device: DeviceConfig, events: mpsc::Sender<Event>) {
             report.errors = earlier;
         }
         report.latency = started.elapsed();
+        report.lateness = lateness;
         missed = if report.answered {
             0
         } else {
@@ -300,7 +304,9 @@ pub async fn run_tcp_device(device: DeviceConfig, events: mpsc::Sender<Event>) {
         if events.send(Event::Poll(report)).await.is_err() {
             return;
         }
-        tokio::time::sleep(next_delay(&device, missed).saturating_sub(started.elapsed())).await;
+        let next = started + next_delay(&device, missed);
+        due = Some(next);
+        tokio::time::sleep_until(next.into()).await;
     }
 }
 
@@ -372,7 +378,9 @@ pub async fn run_rtu_bus(
         }
         let Some(c) = ctx.as_mut() else { continue };
         c.set_slave(Slave(device.unit));
-        let (report, reconnect) = poll_once(c, device, plan, gap, device.retries).await;
+        let lateness = Instant::now().saturating_duration_since(when);
+        let (mut report, reconnect) = poll_once(c, device, plan, gap, device.retries).await;
+        report.lateness = lateness;
         let next = if report.answered {
             0
         } else {

@@ -63,6 +63,39 @@ pub struct DeviceHealth {
 pub struct SignalTable {
     entries: BTreeMap<Key, Entry>,
     devices: BTreeMap<DeviceId, DeviceHealth>,
+    lateness: Lateness,
+}
+
+/// Upper bounds (seconds) of the poll lateness histogram's buckets.
+pub const LATENESS_BUCKETS_S: [f64; 12] = [
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+];
+
+/// How late polls start against their schedule, over every Modbus device: a histogram.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Lateness {
+    /// Polls per bucket of [`LATENESS_BUCKETS_S`] (not cumulative); the last counts the rest.
+    pub buckets: [u64; LATENESS_BUCKETS_S.len() + 1],
+    /// Polls counted.
+    pub count: u64,
+    /// Sum of lateness, in seconds.
+    pub sum_s: f64,
+}
+
+impl Lateness {
+    /// Counts one poll.
+    pub fn record(&mut self, late: Duration) {
+        let s = late.as_secs_f64();
+        let i = LATENESS_BUCKETS_S
+            .iter()
+            .position(|&b| s <= b)
+            .unwrap_or(LATENESS_BUCKETS_S.len());
+        if let Some(b) = self.buckets.get_mut(i) {
+            *b += 1;
+        }
+        self.count += 1;
+        self.sum_s += s;
+    }
 }
 
 /// One row of [`SignalTable::snapshot`].
@@ -103,6 +136,7 @@ impl SignalTable {
         SignalTable {
             entries: BTreeMap::new(),
             devices,
+            lateness: Lateness::default(),
         }
     }
 
@@ -157,6 +191,7 @@ impl SignalTable {
         h.polls += 1;
         h.last_latency_ms = Some(report.latency.as_secs_f64() * 1000.0);
         h.latency_sum_s += report.latency.as_secs_f64();
+        self.lateness.record(report.lateness);
         for e in &report.errors {
             *h.errors.entry(e.kind()).or_default() += 1;
         }
@@ -280,6 +315,11 @@ impl SignalTable {
     pub fn devices(&self) -> &BTreeMap<DeviceId, DeviceHealth> {
         &self.devices
     }
+
+    /// How late Modbus polls have started against their schedule.
+    pub fn lateness(&self) -> &Lateness {
+        &self.lateness
+    }
 }
 
 impl DeviceHealth {
@@ -307,6 +347,19 @@ fn duration_ms(d: Duration) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn lateness_lands_in_its_bucket() {
+        let mut l = Lateness::default();
+        l.record(Duration::ZERO);
+        l.record(Duration::from_millis(15));
+        l.record(Duration::from_secs(60));
+        assert_eq!(l.buckets[0], 1);
+        assert_eq!(l.buckets[4], 1); // <= 20 ms
+        assert_eq!(l.buckets[LATENESS_BUCKETS_S.len()], 1);
+        assert_eq!(l.count, 3);
+        assert!((l.sum_s - 60.015).abs() < 1e-9);
+    }
+
     use super::*;
     use crate::acquire::RequestError;
     use firebreak_protocols::{ReadRequest, Table, Unit};
@@ -355,6 +408,7 @@ freshness_ms = 3000
             count: 7,
         };
         Event::Poll(PollReport {
+            lateness: Duration::ZERO,
             device: ups(),
             at_ms,
             latency: Duration::from_millis(3),
@@ -416,6 +470,7 @@ freshness_ms = 3000
             count: 7,
         };
         let exception = Event::Poll(PollReport {
+            lateness: Duration::ZERO,
             device: ups(),
             at_ms: 2000,
             latency: Duration::from_millis(1),
