@@ -8,6 +8,7 @@
 //! - [`decode`](mod@decode): raw registers to values with a quality;
 //! - [`message`]: the [`Trigger`], [`Telemetry`] and [`GatewayStatus`] messages, as JSON;
 //! - [`topic`]: the MQTT topic layout;
+//! - [`rtu`]: Modbus RTU frames (CRC, requests, responses, exceptions), sans-IO;
 //! - [`series`]: rate of rise, debounce and hysteresis, shared by firmware and policy;
 //! - [`id`]: validated names; [`time`]: RFC 3339 timestamps.
 //!
@@ -26,6 +27,7 @@ pub mod id;
 pub mod message;
 pub mod plan;
 pub mod profile;
+pub mod rtu;
 pub mod series;
 pub mod signal;
 pub mod time;
