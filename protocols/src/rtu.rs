@@ -335,6 +335,8 @@ pub fn encode_exception(unit: u8, function: u8, exception: Exception) -> Frame {
 }
 
 /// A server's answer, as a master decodes it.
+// No allocator to box the registers into; a response is built one at a time.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response {
     /// Registers read by 03 or 04.
