@@ -82,11 +82,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            rack_temperature: map::DEFAULT_LIMIT_RACK_TEMPERATURE,
-            rate_of_rise: map::DEFAULT_LIMIT_RATE_OF_RISE,
-            off_gas: map::DEFAULT_LIMIT_OFF_GAS,
-        }
+        Limits::DEFAULT
     }
 }
 
@@ -95,6 +91,13 @@ impl Default for Limits {
 pub struct LimitOutOfRange;
 
 impl Limits {
+    /// The documented defaults.
+    pub const DEFAULT: Limits = Limits {
+        rack_temperature: map::DEFAULT_LIMIT_RACK_TEMPERATURE,
+        rate_of_rise: map::DEFAULT_LIMIT_RATE_OF_RISE,
+        off_gas: map::DEFAULT_LIMIT_OFF_GAS,
+    };
+
     /// Accepted rack temperature limits, 0.1 °C: 30.0 to 150.0 °C.
     pub const RACK_TEMPERATURE: core::ops::RangeInclusive<u16> = 300..=1500;
     /// Accepted rate limits, 0.1 °C/min: 0.2 to 20.0 °C/min.
@@ -161,8 +164,34 @@ pub struct Detector {
 
 /// A threshold above `trip`, clearing at `clear`; `None` (never trips) only if the bounds
 /// were not finite or out of order, which validated [`Limits`] never give.
-fn above(trip: f32, clear: f32) -> Option<Hysteresis> {
-    Hysteresis::new(Direction::Above, trip, clear).ok()
+const fn above(trip: f32, clear: f32) -> Option<Hysteresis> {
+    match Hysteresis::new(Direction::Above, trip, clear) {
+        Ok(h) => Some(h),
+        Err(_) => None,
+    }
+}
+
+/// The thresholds for `limits`: temperature, rate of rise, off-gas.
+const fn thresholds(
+    limits: Limits,
+) -> (Option<Hysteresis>, Option<Hysteresis>, Option<Hysteresis>) {
+    let t = limits.rack_temperature as f32 / 10.0;
+    let r = limits.rate_of_rise as f32 / 10.0;
+    let g = limits.off_gas as f32;
+    (
+        above(t, t - TEMPERATURE_BAND),
+        above(r, r / 2.0),
+        above(g, g * 0.8),
+    )
+}
+
+const fn probe(limits: Limits) -> Probe {
+    let (over, rising, _) = thresholds(limits);
+    Probe {
+        over,
+        rate: RateOfRise::new(RATE_WINDOW_MS, RATE_MIN_SPAN_MS),
+        rising,
+    }
 }
 
 fn feed(h: &mut Option<Hysteresis>, value: f32) -> bool {
@@ -176,24 +205,28 @@ fn reset(h: &mut Option<Hysteresis>) {
 }
 
 impl Detector {
-    /// A detector with `limits`.
-    pub fn new(limits: Limits) -> Self {
-        let probe = Probe {
-            over: None,
-            rate: RateOfRise::new(RATE_WINDOW_MS, RATE_MIN_SPAN_MS),
-            rising: None,
-        };
-        let mut d = Detector {
+    /// A detector with `limits` (`const`: the firmware builds it in a static).
+    pub const fn new(limits: Limits) -> Self {
+        let l = limits;
+        Detector {
             limits,
-            probes: core::array::from_fn(|_| probe.clone()),
-            off_gas: None,
+            // One per rack probe (PROBES): a different count fails to compile.
+            probes: [
+                probe(l),
+                probe(l),
+                probe(l),
+                probe(l),
+                probe(l),
+                probe(l),
+                probe(l),
+                probe(l),
+            ],
+            off_gas: thresholds(limits).2,
             temperature_held: Debounce::new(TEMPERATURE_HOLD_MS, CLEAR_HOLD_MS),
             rate_held: Debounce::new(RATE_HOLD_MS, CLEAR_HOLD_MS),
             off_gas_held: Debounce::new(OFF_GAS_HOLD_MS, CLEAR_HOLD_MS),
             smoke_held: Debounce::new(SMOKE_HOLD_MS, CLEAR_HOLD_MS),
-        };
-        d.set_limits(limits);
-        d
+        }
     }
 
     /// The limits in force.
@@ -204,14 +237,12 @@ impl Detector {
     /// Changes the limits; thresholds restart from "not tripped", rate history is kept.
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
-        let t = f32::from(limits.rack_temperature) / 10.0;
-        let r = f32::from(limits.rate_of_rise) / 10.0;
-        let g = f32::from(limits.off_gas);
+        let (over, rising, off_gas) = thresholds(limits);
         for p in &mut self.probes {
-            p.over = above(t, t - TEMPERATURE_BAND);
-            p.rising = above(r, r / 2.0);
+            p.over = over;
+            p.rising = rising;
         }
-        self.off_gas = above(g, g * 0.8);
+        self.off_gas = off_gas;
     }
 
     /// Feeds one cycle; the causes present now (debounced).

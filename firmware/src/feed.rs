@@ -73,18 +73,36 @@ impl fmt::Display for FeedError {
     }
 }
 
+/// A decimal number (`-12`, `72.5`, `0.125`) in thousandths, exactly: no float parsing, which
+/// would cost the image several KiB of tables.
+fn thousandths(v: &str) -> Result<i32, FeedError> {
+    let (negative, digits) = match v.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, v),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty() || fraction.len() > 3 {
+        return Err(FeedError::BadValue);
+    }
+    let mut value: i32 = 0;
+    let padded = fraction.bytes().chain(core::iter::repeat(b'0')).take(3);
+    for c in whole.bytes().chain(padded) {
+        if !c.is_ascii_digit() {
+            return Err(FeedError::BadValue);
+        }
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(i32::from(c - b'0')))
+            .ok_or(FeedError::BadValue)?;
+    }
+    Ok(if negative { -value } else { value })
+}
+
 fn temperature(v: &str) -> Result<ProbeSample, FeedError> {
     match v {
         "-" => Ok(ProbeSample::Absent),
         "err" => Ok(ProbeSample::BusError),
-        _ => {
-            let c: f32 = v.parse().map_err(|_| FeedError::BadValue)?;
-            let mc = c * 1000.0;
-            if !mc.is_finite() || mc.abs() > 1.0e9 {
-                return Err(FeedError::BadValue);
-            }
-            Ok(ProbeSample::Reading(MilliCelsius(mc as i32)))
-        }
+        _ => Ok(ProbeSample::Reading(MilliCelsius(thousandths(v)?))),
     }
 }
 
@@ -110,11 +128,8 @@ pub fn parse(line: &str) -> Result<Command, FeedError> {
         "hum" => Command::Humidity(match value()? {
             "-" => None,
             v => {
-                let pct: f32 = v.parse().map_err(|_| FeedError::BadValue)?;
-                if !(0.0..=6553.0).contains(&pct) {
-                    return Err(FeedError::BadValue);
-                }
-                Some((pct * 10.0 + 0.5) as u16)
+                let tenths = thousandths(v)? / 100;
+                Some(u16::try_from(tenths).map_err(|_| FeedError::BadValue)?)
             }
         }),
         "gas" => Command::OffGas(match value()? {
@@ -145,8 +160,18 @@ pub struct Feed {
 
 impl Feed {
     /// Nothing fitted, every contact open.
-    pub fn new() -> Self {
-        Feed::default()
+    pub const fn new() -> Self {
+        Feed {
+            inputs: Inputs {
+                probes: [ProbeSample::Absent; PROBES],
+                off_gas: GasSample::Absent,
+                room: ProbeSample::Absent,
+                humidity_tenths: None,
+                smoke: false,
+                ups_on_battery: false,
+                suppression: false,
+            },
+        }
     }
 
     /// This cycle's readings.
@@ -185,8 +210,11 @@ pub struct LineBuffer {
 
 impl LineBuffer {
     /// Empty.
-    pub fn new() -> Self {
-        LineBuffer::default()
+    pub const fn new() -> Self {
+        LineBuffer {
+            line: heapless::Vec::new(),
+            overflow: false,
+        }
     }
 
     /// Adds a byte; at the end of a line, the line (or why it is refused) and the buffer
@@ -291,6 +319,14 @@ mod tests {
         assert_eq!(parse("reset"), Ok(Command::Reset));
         assert_eq!(parse("status"), Ok(Command::Status));
         assert_eq!(parse("t1 NaN"), Err(FeedError::BadValue));
+        assert_eq!(
+            parse("t1 -0.125"),
+            Ok(Command::Probe(1, ProbeSample::Reading(MilliCelsius(-125))))
+        );
+        assert_eq!(parse("t1 1.2345"), Err(FeedError::BadValue));
+        assert_eq!(parse("t1 99999999"), Err(FeedError::BadValue));
+        assert_eq!(parse("t1 .5"), Err(FeedError::BadValue));
+        assert_eq!(parse("hum -1"), Err(FeedError::BadValue));
         assert_eq!(parse("t1 1 2"), Err(FeedError::UnknownCommand));
         assert_eq!(parse("fire"), Err(FeedError::UnknownCommand));
     }

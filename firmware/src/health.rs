@@ -37,29 +37,34 @@ pub struct HealthLimits {
     pub stuck_after_ms: u64,
 }
 
-/// The valid range the sensor-node profile gives rack probes, in m°C: one definition for
-/// what the node calls impossible and what the gateway calls out of range.
-fn rack_range() -> (MilliCelsius, MilliCelsius) {
-    let valid = SENSOR_NODE
-        .registers
-        .iter()
-        .find(|d| d.signal == Signal::RackTemperature)
-        .map(|d| d.valid);
-    match valid {
-        Some(v) => (
-            MilliCelsius((v.min * 1000.0) as i32),
-            MilliCelsius((v.max * 1000.0) as i32),
-        ),
-        None => (MilliCelsius(-40_000), MilliCelsius(200_000)),
+/// The valid range the sensor-node profile gives `signal`, in m°C (`fallback` if it has none):
+/// one definition for what the node calls impossible and what the gateway calls out of range.
+pub(crate) const fn profile_range(
+    signal: Signal,
+    fallback: (MilliCelsius, MilliCelsius),
+) -> (MilliCelsius, MilliCelsius) {
+    let mut rest = SENSOR_NODE.registers;
+    while let [d, tail @ ..] = rest {
+        if d.signal as u8 == signal as u8 {
+            return (
+                MilliCelsius((d.valid.min * 1000.0) as i32),
+                MilliCelsius((d.valid.max * 1000.0) as i32),
+            );
+        }
+        rest = tail;
     }
+    fallback
 }
 
 impl HealthLimits {
     /// Rack probes: the profile's valid range (−40..=200 °C); a jump of more than 20 °C
     /// within 5 s (a rack in air does not do that, a probe failing high does); stuck after
     /// 15 minutes without a single-bit change.
-    pub fn rack() -> HealthLimits {
-        let (min, max) = rack_range();
+    pub const fn rack() -> HealthLimits {
+        let (min, max) = profile_range(
+            Signal::RackTemperature,
+            (MilliCelsius(-40_000), MilliCelsius(200_000)),
+        );
         HealthLimits {
             min,
             max,
@@ -81,7 +86,7 @@ pub struct ProbeHealth {
 
 impl ProbeHealth {
     /// A probe not yet seen.
-    pub fn new(limits: HealthLimits) -> Self {
+    pub const fn new(limits: HealthLimits) -> Self {
         ProbeHealth {
             limits,
             unchanged: Debounce::new(limits.stuck_after_ms, 0),

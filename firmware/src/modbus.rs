@@ -83,7 +83,7 @@ pub struct RtuServer {
 
 impl RtuServer {
     /// A server answering as `unit` (1..=247).
-    pub fn new(unit: u8, timing: FrameTiming) -> Self {
+    pub const fn new(unit: u8, timing: FrameTiming) -> Self {
         RtuServer {
             unit,
             timing,
@@ -91,7 +91,11 @@ impl RtuServer {
             rx_overflow: 0,
             last_byte_us: None,
             tx: Frame::new(),
-            counters: LinkCounters::default(),
+            counters: LinkCounters {
+                crc_errors: 0,
+                framing_errors: 0,
+                answered: 0,
+            },
         }
     }
 

@@ -13,7 +13,7 @@ use firebreak_protocols::rtu::Exception;
 use firebreak_protocols::{SENSOR_NODE, Signal};
 
 use crate::detect::{Causes, Detector, Evidence, Limits};
-use crate::health::{HealthLimits, ProbeHealth};
+use crate::health::{HealthLimits, ProbeHealth, profile_range};
 use crate::image::{ImageError, InputImage, PROBES, ProbeState, Status};
 use crate::modbus::{LinkCounters, Registers};
 use crate::sensors::{GasSample, Inputs};
@@ -89,15 +89,14 @@ fn valid_max(signal: Signal) -> f32 {
         .map_or(f32::MAX, |d| d.valid.max)
 }
 
-fn room_limits() -> HealthLimits {
-    let d = SENSOR_NODE
-        .registers
-        .iter()
-        .find(|d| d.signal == Signal::RoomTemperature);
-    let (min, max) = d.map_or((-40.0, 85.0), |d| (d.valid.min, d.valid.max));
+const fn room_limits() -> HealthLimits {
+    let (min, max) = profile_range(
+        Signal::RoomTemperature,
+        (MilliCelsius(-40_000), MilliCelsius(85_000)),
+    );
     HealthLimits {
-        min: MilliCelsius((min * 1000.0) as i32),
-        max: MilliCelsius((max * 1000.0) as i32),
+        min,
+        max,
         ..HealthLimits::rack()
     }
 }
@@ -120,23 +119,40 @@ pub struct Node<R> {
 
 impl<R: OutputPin> Node<R> {
     /// A node with the default limits; the relay is driven off.
-    pub fn new(mut relay: R, reset_reason: ResetReason) -> Result<Self, R::Error> {
-        relay.set_low()?;
-        let mut node = Node {
+    pub fn new(relay: R, reset_reason: ResetReason) -> Result<Self, R::Error> {
+        let mut node = Node::unstarted(relay);
+        node.start(reset_reason)?;
+        Ok(node)
+    }
+
+    /// A node not yet started: `const`, so a board can keep it in a static instead of
+    /// building it on its stack. Call [`Node::start`] before anything else.
+    pub const fn unstarted(relay: R) -> Self {
+        const PROBE: ProbeHealth = ProbeHealth::new(HealthLimits::rack());
+        Node {
             relay,
             image: InputImage::new(),
-            detector: Detector::new(Limits::default()),
-            probes: core::array::from_fn(|_| ProbeHealth::new(HealthLimits::rack())),
+            detector: Detector::new(Limits::DEFAULT),
+            probes: [PROBE; PROBES],
             room: ProbeHealth::new(room_limits()),
             latched: false,
             causes: Causes::NONE,
             faults: 0,
-            reset_reason,
+            reset_reason: ResetReason::Unknown,
             uptime_s: 0,
-            link: LinkCounters::default(),
-        };
-        node.refresh_status();
-        Ok(node)
+            link: LinkCounters {
+                crc_errors: 0,
+                framing_errors: 0,
+                answered: 0,
+            },
+        }
+    }
+
+    /// Drives the relay off and records why the node reset.
+    pub fn start(&mut self, reset_reason: ResetReason) -> Result<(), R::Error> {
+        self.reset_reason = reset_reason;
+        self.refresh_status();
+        self.relay.set_low()
     }
 
     /// Gives the relay pin back.
