@@ -36,6 +36,9 @@ pub enum Command {
     /// Start a scenario's simulators, print where they are and a site configuration for
     /// the gateway, then replay the scenario until Ctrl-C.
     Sim(SimArgs),
+    /// Load run: N simulated Modbus TCP devices against the gateway process; reports CPU,
+    /// memory, poll rate, poll lateness and end-to-end latency (docs/performance.md).
+    Load(crate::load::LoadArgs),
 }
 
 /// `firebreak-hil sim …`.
@@ -82,6 +85,9 @@ pub enum CliError {
     /// The simulators could not start.
     #[error("{0}")]
     Sim(#[from] SimError),
+    /// The load run could not be made.
+    #[error("{0}")]
+    Load(crate::load::LoadError),
     /// A bad option.
     #[error("{option} {value:?}: {problem}")]
     BadOption {
@@ -102,6 +108,7 @@ pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
     match cli.command {
         Command::Check { paths } => check(&paths, out),
         Command::Sim(args) => sim(args, out),
+        Command::Load(args) => load(&args, out),
     }
 }
 
@@ -287,6 +294,28 @@ async fn narrate(
             .await;
         writeln!(out, "{at:>10}  {text}")?;
         out.flush()?;
+    }
+    Ok(())
+}
+
+fn load(args: &crate::load::LoadArgs, out: &mut impl Write) -> Result<(), CliError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Load(crate::load::LoadError::Setup(format!("runtime: {e}"))))?;
+    let mut progress = std::io::stderr();
+    let report = rt
+        .block_on(crate::load::run(args, &mut progress))
+        .map_err(CliError::Load)?;
+    let _ = write!(out, "{}", crate::load::render(&report));
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+        std::fs::write(path, text).map_err(|e| {
+            CliError::Load(crate::load::LoadError::Setup(format!(
+                "{}: {e}",
+                path.display()
+            )))
+        })?;
     }
     Ok(())
 }

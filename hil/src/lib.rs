@@ -7,7 +7,8 @@
 //! - [`timeline`]: the values a signal takes over a scenario;
 //! - [`sim`]: the simulators: UPS, PDU and sensor node as Modbus TCP servers, room sensors
 //!   over MQTT, each with faults;
-//! - [`site`]: the gateway's site configuration for a running simulation.
+//! - [`site`]: the gateway's site configuration for a running simulation;
+//! - [`load`]: the load run, many simulated devices against the gateway process.
 //!
 //! `docs/hil.md` describes the scenario format and the suite. The rig itself
 //! (`firebreak-hil run`/`suite`) is not built yet.
@@ -17,6 +18,7 @@
 pub mod broker;
 pub mod cli;
 pub mod clock;
+pub mod load;
 pub mod scenario;
 pub mod sim;
 pub mod site;

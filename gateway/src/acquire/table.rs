@@ -249,12 +249,20 @@ impl SignalTable {
 
     /// Re-evaluates the quality of every entry (of one device, or all) and reports changes.
     fn requalify(&mut self, only: Option<&DeviceId>, now_ms: u64) -> Vec<Sample> {
-        let keys: Vec<Key> = self
-            .entries
-            .keys()
-            .filter(|k| only.is_none_or(|d| &k.0 == d))
-            .cloned()
-            .collect();
+        // One device's entries are a contiguous range of the map (keys sort by device
+        // first): a poll costs its own signals, not the whole site's.
+        let keys: Vec<Key> = match only {
+            Some(d) => match Signal::ALL.iter().min() {
+                Some(&first) => self
+                    .entries
+                    .range((d.clone(), first, 0)..)
+                    .take_while(|(k, _)| &k.0 == d)
+                    .map(|(k, _)| k.clone())
+                    .collect(),
+                None => Vec::new(),
+            },
+            None => self.entries.keys().cloned().collect(),
+        };
         let mut changed = Vec::new();
         for key in keys {
             let Some(entry) = self.entries.get(&key) else {
