@@ -298,9 +298,20 @@ fn a_full_outbox_refuses_for_its_broker_only_and_says_so() {
     );
     let mut sub = Sub::start(&strs(&sub_args(up)), TRIGGERS);
     let (delivery, tasks) = rt.block_on(Delivery::start(&cfg, options())).unwrap();
-    let sent: Vec<u64> = (0..3)
-        .map(|n| rt.block_on(delivery.issue(draft(n))).unwrap().seq)
-        .collect();
+    // One at a time, each acknowledged by the healthy broker before the next (its outbox
+    // holds two as well: issued faster than it acknowledges, it would fill up too).
+    let mut sent = Vec::new();
+    for n in 0..3 {
+        sent.push(rt.block_on(delivery.issue(draft(n))).unwrap().seq);
+        let up_acked = wait_until(Duration::from_secs(10), || {
+            delivery
+                .stats()
+                .brokers
+                .iter()
+                .any(|b| b.name == "up" && b.pending == 0)
+        });
+        assert!(up_acked.is_some(), "{:?}", delivery.stats());
+    }
     // The healthy broker got all three; the dead one's outbox took two and refused the third.
     assert!(sub.wait(Duration::from_secs(10), |g| g.len() == 3));
     assert_eq!(seqs(&sub), sent);
