@@ -7,16 +7,18 @@
 //! - [`timeline`]: the values a signal takes over a scenario;
 //! - [`sim`]: the simulators: UPS, PDU and sensor node as Modbus TCP servers, room sensors
 //!   over MQTT, each with faults;
-//! - [`site`]: the gateway's site configuration for a running simulation.
+//! - [`site`]: the gateway's site configuration for a running simulation;
+//! - [`rig`]: `firebreak-hil run` and `suite`: the gateway as a separate process, a
+//!   verifying subscriber, lead time and latency, the result table, JSON and SVG.
 //!
-//! `docs/hil.md` describes the scenario format and the suite. The rig itself
-//! (`firebreak-hil run`/`suite`) is not built yet.
+//! `docs/hil.md` describes the scenario format, the suite and the rig.
 
 #![warn(missing_docs)]
 
 pub mod broker;
 pub mod cli;
 pub mod clock;
+pub mod rig;
 pub mod scenario;
 pub mod sim;
 pub mod site;
