@@ -53,6 +53,12 @@ pub struct RunArgs {
     /// scenario gives the duration and the expectation.
     #[arg(long)]
     pub site: Option<PathBuf>,
+    /// Replay from this moment instead of the scenario's start (`T-30s`).
+    #[arg(long, allow_hyphen_values = true)]
+    pub from: Option<String>,
+    /// Replay until this moment instead of the scenario's end (`T+1m`).
+    #[arg(long, allow_hyphen_values = true)]
+    pub to: Option<String>,
     /// Rig options.
     #[command(flatten)]
     pub rig: RigArgs,
@@ -180,7 +186,8 @@ pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
         Command::Check { paths } => check(&paths, out),
         Command::Sim(args) => sim(args, out),
         Command::Run(args) => {
-            let scenario = Scenario::load(&args.scenario)?;
+            let mut scenario = Scenario::load(&args.scenario)?;
+            clip(&mut scenario, args.from.as_deref(), args.to.as_deref())?;
             rig(&args.rig, args.site, out, |rig| async move {
                 vec![rig.run(&scenario).await]
             })
@@ -193,6 +200,38 @@ pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
             })
         }
     }
+}
+
+/// Replays only `from..to` of a scenario (both within it, `from` before `to`).
+fn clip(scenario: &mut Scenario, from: Option<&str>, to: Option<&str>) -> Result<(), CliError> {
+    let parse = |option: &'static str, text: &str| {
+        crate::time::ScenarioTime::parse(text).map_err(|e| CliError::BadOption {
+            option,
+            value: text.to_string(),
+            problem: e.to_string(),
+        })
+    };
+    let start = from
+        .map(|f| parse("--from", f))
+        .transpose()?
+        .unwrap_or(scenario.start);
+    let end = to
+        .map(|t| parse("--to", t))
+        .transpose()?
+        .unwrap_or(scenario.end);
+    if start < scenario.start || end > scenario.end || start >= end {
+        return Err(CliError::BadOption {
+            option: "--from/--to",
+            value: format!("{start}..{end}"),
+            problem: format!(
+                "must be a span within the scenario ({}..{})",
+                scenario.start, scenario.end
+            ),
+        });
+    }
+    scenario.start = start;
+    scenario.end = end;
+    Ok(())
 }
 
 /// Sets up the rig, runs `what`, prints, writes JSON and SVG; fails when a scenario failed.
@@ -335,11 +374,13 @@ fn summarise(s: &Scenario, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "ok      {}: {}", s.name, s.description)?;
     writeln!(
         out,
-        "        {}..{} ({}, x{} by default); {} ({}) in {}; {}, {}, {}",
+        "        {}..{} ({}, x{} by default{}); {} ({}) in {}; {}, {}, {}",
         s.start,
         s.end,
         human(s.duration()),
         s.time_scale,
+        s.max_time_scale
+            .map_or_else(String::new, |m| format!(", x{m} at most")),
         count(s.devices.len(), "device"),
         kinds.join(", "),
         count(s.zones().len(), "zone"),

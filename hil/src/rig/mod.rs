@@ -303,7 +303,10 @@ impl Rig {
             }
             1.0
         } else {
-            self.options.time_scale.unwrap_or(scenario.time_scale)
+            let wanted = self.options.time_scale.unwrap_or(scenario.time_scale);
+            scenario
+                .max_time_scale
+                .map_or(wanted, |max| wanted.min(max))
         };
         if !(scale > 0.0 && scale <= MAX_GATEWAY_SCALE) {
             return Err(RigError::Setup(format!(
@@ -367,6 +370,9 @@ impl Rig {
                 .map_err(|e| RigError::Setup(format!("simulators: {e}")))?;
                 let poll_ms = ((2000.0 / scale).round() as u64).clamp(250, 1000);
                 let options = SiteOptions {
+                    // Unique per scenario: replays that share a broker must not share
+                    // MQTT client ids.
+                    gateway: format!("gw-{}", scenario.name),
                     http_bind: format!("127.0.0.1:{http_port}"),
                     poll_interval_ms: poll_ms,
                     timeout_ms: poll_ms * 4 / 5,
@@ -420,7 +426,7 @@ impl Rig {
         let log = dir.join("gateway.log");
         let mut gateway = Gateway::new(&self.options.gateway_bin, &config, &log, scale, http_port);
         gateway.start(GATEWAY_START).await?;
-        wait_polled(&gateway, Duration::from_secs(10)).await;
+        peers::wait_polled(http_port, Duration::from_secs(10)).await;
 
         // The replay.
         let mut progress = Progress::new(self.options.progress, scenario);
@@ -543,24 +549,6 @@ impl Rig {
             wall_s: started.elapsed().as_secs_f64(),
         };
         Ok(judge(scenario, &self.rules, observed))
-    }
-}
-
-/// Waits until `/status` shows every device read once (at most `within`): the scenario
-/// starts with the gateway's view of the site complete.
-async fn wait_polled(gateway: &Gateway, within: Duration) {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if let Some(body) = gateway.get("/status").await
-            && let Ok(status) = serde_json::from_str::<serde_json::Value>(&body)
-            && let Some(devices) = status.get("devices").and_then(|d| d.as_array())
-            && devices
-                .iter()
-                .all(|d| d.get("polls").and_then(|p| p.as_u64()).unwrap_or(0) > 0)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

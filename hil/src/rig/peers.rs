@@ -237,6 +237,26 @@ pub async fn http_get(port: u16, path: &str) -> Option<String> {
         .flatten()
 }
 
+/// Waits until the gateway's `/status` on `port` shows every device read at least once (at
+/// most `within`), so that a replay starts with the gateway's view of the site complete.
+/// Returns whether it did.
+pub async fn wait_polled(port: u16, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if let Some(body) = http_get(port, "/status").await
+            && let Ok(status) = serde_json::from_str::<serde_json::Value>(&body)
+            && let Some(devices) = status.get("devices").and_then(|d| d.as_array())
+            && devices
+                .iter()
+                .all(|d| d.get("polls").and_then(|p| p.as_u64()).unwrap_or(0) > 0)
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 /// The Mosquitto program: `mosquitto` on the PATH, else /usr/sbin/mosquitto (where Debian
 /// puts it, often not on a user's PATH).
 pub fn find_mosquitto() -> Option<PathBuf> {
