@@ -253,16 +253,43 @@ async fn replay(scenario: Scenario, scale: f64, out: &mut impl Write) -> Result<
         .map_err(|_| DemoError::Setup("the controller could not subscribe within 10 s".into()))?
         .map_err(|_| DemoError::Setup("the controller stopped".into()))?;
 
-    // The gateway pipeline, in this process.
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let gateway = tokio::spawn(run_with(config, RunOptions { time_scale: scale }, async {
-        let _ = stop_rx.await;
-    }));
-    if !wait_polled(http_port, Duration::from_secs(10)).await {
-        return Err(DemoError::Setup(
-            "the gateway did not read every simulated device within 10 s".into(),
+    // The gateway pipeline, in this process. Its status port was picked free; if something
+    // took it since, move to another.
+    let (mut config, mut http_port) = (config, http_port);
+    let mut attempts = 0;
+    let (stop_tx, gateway) = loop {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut gateway = tokio::spawn(run_with(
+            config.clone(),
+            RunOptions { time_scale: scale },
+            async {
+                let _ = stop_rx.await;
+            },
         ));
-    }
+        tokio::select! {
+            ready = wait_polled(http_port, Duration::from_secs(10)) => {
+                if !ready {
+                    return Err(DemoError::Setup(
+                        "the gateway did not read every simulated device within 10 s".into(),
+                    ));
+                }
+                break (stop_tx, gateway);
+            }
+            ended = &mut gateway => {
+                attempts += 1;
+                match ended {
+                    Ok(Err(crate::run::RunError::Bind { .. })) if attempts < 5 => {
+                        http_port = firebreak_hil::rig::peers::free_port()
+                            .map_err(|e| DemoError::Setup(e.to_string()))?;
+                        config.http_bind = std::net::SocketAddr::from(([127, 0, 0, 1], http_port));
+                    }
+                    Ok(Err(e)) => return Err(DemoError::Setup(format!("the gateway: {e}"))),
+                    Ok(Ok(())) => return Err(DemoError::Setup("the gateway stopped at once".into())),
+                    Err(e) => return Err(DemoError::Setup(format!("the gateway task: {e}"))),
+                }
+            }
+        }
+    };
 
     let stop_at = scenario
         .power_loss_at

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use firebreak_protocols::{Reason, Signal, SignalKind};
+use firebreak_protocols::{DataType, Reason, Signal, SignalKind};
 
 use crate::scenario::{Device, Fault, Scenario};
 use crate::time::ScenarioTime;
@@ -123,7 +123,7 @@ pub fn cause_moment(
                 let signal = r.signal?;
                 let holds = condition(rule, signal)?;
                 onset(scenario.start, upto, |t| {
-                    holds(device.value_at(signal, r.channel, t))
+                    holds(served(device, signal, r.channel, t))
                 })?
             }
             "comm-lost" => {
@@ -136,6 +136,29 @@ pub fn cause_moment(
         latest = Some(latest.map_or(at, |l| l.max(at)));
     }
     latest.map(|l| l.plus(Duration::from_secs_f64(combine_hold.max(0.0))))
+}
+
+/// The value the gateway reads at `t`: the scripted one, quantized as the device's register
+/// map stores it (an off-gas register of 1 ppm reads 20 from 19.5 on).
+fn served(device: &Device, signal: Signal, channel: u8, t: ScenarioTime) -> f32 {
+    let v = device.value_at(signal, channel, t);
+    let descriptor = device.kind.profile().and_then(|p| {
+        p.registers
+            .iter()
+            .find(|d| d.signal == signal && d.channel == channel)
+    });
+    match descriptor {
+        Some(d) if d.data_type != DataType::F32 && d.scale != 0.0 => {
+            let n = (f64::from(v) - d.offset) / d.scale;
+            let n = if n >= 0.0 {
+                (n + 0.5).floor()
+            } else {
+                (n - 0.5).ceil()
+            };
+            (n * d.scale + d.offset) as f32
+        }
+        _ => v,
+    }
 }
 
 /// The test a rule makes of a value.
@@ -278,11 +301,12 @@ for_s = 5
         let s = scenario();
         let r = rules();
         let t = |text: &str| ScenarioTime::parse(text).unwrap();
-        // Off-gas ramps 0 -> 60 ppm from T-12m to T-2m: 20 ppm at T-8m40s, held 30 s.
+        // Off-gas ramps 0 -> 60 ppm from T-12m to T-2m: 19.5 ppm, which the node's 1 ppm
+        // register serves as 20, at T-8m45s; held 30 s.
         let off_gas = reason("off-gas", Some("node-b1"), Some(Signal::OffGas));
         let at = cause_moment(&s, &r, std::slice::from_ref(&off_gas), t("T-5m")).unwrap();
         assert!(
-            (at.millis() - t("T-8m10s").millis()).abs() <= RESOLUTION_MS,
+            (at.millis() - t("T-8m15s").millis()).abs() <= RESOLUTION_MS,
             "{at}"
         );
         // Smoke at T0, held 3 s; with the combine's 5 s on top.

@@ -351,11 +351,10 @@ impl Rig {
         };
 
         // The devices and the site configuration.
-        let http_port = free_port()?;
         let brokers = vec![("hil".to_string(), broker.url())];
         let signing = Some((self.key_file.clone(), self.key_id.clone()));
         let outbox_dir = Some(dir.join("outbox"));
-        let (sim, clock, site_text, site_id) = match &self.options.site {
+        let (sim, clock, site_text, site_id, http_port) = match &self.options.site {
             None => {
                 let sim = Simulation::start(
                     scenario,
@@ -368,6 +367,8 @@ impl Rig {
                 )
                 .await
                 .map_err(|e| RigError::Setup(format!("simulators: {e}")))?;
+                // After the simulators took their ports.
+                let http_port = free_port()?;
                 let poll_ms = ((2000.0 / scale).round() as u64).clamp(250, 1000);
                 let options = SiteOptions {
                     // Unique per scenario: replays that share a broker must not share
@@ -388,9 +389,10 @@ impl Rig {
                     .clone()
                     .unwrap_or_else(|| format!("hil-{}", scenario.name));
                 let clock = sim.clock().clone();
-                (Some(sim), clock, text, site)
+                (Some(sim), clock, text, site, http_port)
             }
             Some(file) => {
+                let http_port = free_port()?;
                 let (text, site) = real_site(
                     file,
                     scenario,
@@ -399,7 +401,13 @@ impl Rig {
                     signing.as_ref(),
                     outbox_dir.as_deref(),
                 )?;
-                (None, ScenarioClock::paused(scenario.start), text, site)
+                (
+                    None,
+                    ScenarioClock::paused(scenario.start),
+                    text,
+                    site,
+                    http_port,
+                )
             }
         };
         let config = dir.join("site.toml");
@@ -426,7 +434,7 @@ impl Rig {
         let log = dir.join("gateway.log");
         let mut gateway = Gateway::new(&self.options.gateway_bin, &config, &log, scale, http_port);
         gateway.start(GATEWAY_START).await?;
-        peers::wait_polled(http_port, Duration::from_secs(10)).await;
+        peers::wait_polled(gateway.http_port(), Duration::from_secs(10)).await;
 
         // The replay.
         let mut progress = Progress::new(self.options.progress, scenario);

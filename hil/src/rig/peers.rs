@@ -64,6 +64,9 @@ pub fn issued_seq(line: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// The status port was taken: try another.
+struct Taken;
+
 /// The gateway under test: `firebreak run --config FILE --time-scale X`, as a process.
 #[derive(Debug)]
 pub struct Gateway {
@@ -94,10 +97,35 @@ impl Gateway {
         }
     }
 
-    /// Starts the process and waits (at most `within`) until `/healthz` answers.
+    /// Starts the process and waits (at most `within`) until `/healthz` answers. When its
+    /// status port was taken in the meantime (ports are picked free, then bound by the
+    /// gateway), it moves the configuration to another free port and tries again.
     pub async fn start(&mut self, within: Duration) -> Result<(), RigError> {
+        for _ in 0..5 {
+            match self.start_once(within).await {
+                Err(Taken) => {
+                    let port = free_port()?;
+                    let text = std::fs::read_to_string(&self.config)
+                        .map_err(|e| RigError::Setup(format!("{}: {e}", self.config.display())))?;
+                    let text = text.replace(
+                        &format!("\"127.0.0.1:{}\"", self.http_port),
+                        &format!("\"127.0.0.1:{port}\""),
+                    );
+                    std::fs::write(&self.config, text)
+                        .map_err(|e| RigError::Setup(format!("{}: {e}", self.config.display())))?;
+                    self.http_port = port;
+                }
+                Ok(r) => return r,
+            }
+        }
+        Err(RigError::Setup(
+            "the gateway found its status port taken five times".into(),
+        ))
+    }
+
+    async fn start_once(&mut self, within: Duration) -> Result<Result<(), RigError>, Taken> {
         self.starts += 1;
-        let mut child = Command::new(&self.bin)
+        let spawned = Command::new(&self.bin)
             .arg("run")
             .arg("--config")
             .arg(&self.config)
@@ -109,13 +137,17 @@ impl Gateway {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                RigError::Setup(format!(
+            .spawn();
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                return Ok(Err(RigError::Setup(format!(
                     "cannot start the gateway {}: {e} (build it, or give --gateway-bin or FIREBREAK_BIN)",
                     self.bin.display()
-                ))
-            })?;
+                ))));
+            }
+        };
+        let (taken_tx, mut taken) = tokio::sync::watch::channel(false);
         if let Some(stderr) = child.stderr.take() {
             let issued = self.issued.clone();
             let log = self.log.clone();
@@ -139,6 +171,9 @@ impl Gateway {
                     {
                         set.insert(seq);
                     }
+                    if line.contains("http.bind") && line.contains("Address already in use") {
+                        let _ = taken_tx.send(true);
+                    }
                     if let Some(f) = file.as_mut() {
                         let _ = f.write_all(line.as_bytes()).await;
                         let _ = f.write_all(b"\n").await;
@@ -150,27 +185,37 @@ impl Gateway {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             if http_get(self.http_port, "/healthz").await.is_some() {
-                return Ok(());
+                return Ok(Ok(()));
             }
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
                 self.child = None;
-                return Err(RigError::Setup(format!(
+                // Let the log reader see the last lines.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if *taken.borrow_and_update() {
+                    return Err(Taken);
+                }
+                return Ok(Err(RigError::Setup(format!(
                     "the gateway exited ({status}) before answering /healthz; its log: {}\n{}",
                     self.log.display(),
                     tail(&self.log, 12)
-                )));
+                ))));
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(RigError::Setup(format!(
+                return Ok(Err(RigError::Setup(format!(
                     "the gateway did not answer /healthz on 127.0.0.1:{} within {within:?}; its log: {}",
                     self.http_port,
                     self.log.display()
-                )));
+                ))));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Its status port now.
+    pub fn http_port(&self) -> u16 {
+        self.http_port
     }
 
     /// `kill -9`: no clean shutdown, as a crash.
