@@ -6,14 +6,18 @@
 
 use std::sync::OnceLock;
 
+use firebreak_firmware::modbus::{FrameTiming, LinkCounters, Registers, RtuServer};
 use firebreak_gateway::acquire::mqtt::map_payload;
 use firebreak_gateway::config::{MqttSignal, SiteConfig};
+use firebreak_gateway::keys::SigningKey;
 use firebreak_gateway::policy::Rules;
+use firebreak_gateway::subscribe::{Verdict, Verifier};
 use firebreak_protocols::message::{decode as decode_msg, encode_vec};
 use firebreak_protocols::profile::RegisterDescriptor;
+use firebreak_protocols::rtu::{Exception, decode_request, decode_response};
 use firebreak_protocols::{
-    BUILTIN_PROFILES, ByteOrder, DataType, DeviceId, GatewayStatus, PlanOptions, RawData, Signal,
-    Table, Telemetry, Trigger, WordOrder, decode, decode_samples, plan_reads,
+    BUILTIN_PROFILES, ByteOrder, DataType, DeviceId, GatewayStatus, KeyId, PlanOptions, RawData,
+    Signal, Table, Telemetry, Trigger, WordOrder, decode, decode_samples, plan_reads,
 };
 
 /// Any bytes on a trigger, status or telemetry topic: decoded or refused; what decodes
@@ -126,5 +130,85 @@ pub fn site_config(data: &[u8]) {
         if let Err(e) = Rules::parse(text, "rules.toml") {
             assert!(e.to_string().starts_with("rules.toml"));
         }
+    }
+}
+
+/// Registers of a small node: 16 inputs, 4 holdings of which only 0 is writable.
+struct Small {
+    holding: [u16; 4],
+}
+
+impl Registers for Small {
+    fn read_input(&mut self, start: u16, out: &mut [u16]) -> Result<(), Exception> {
+        let end = usize::from(start) + out.len();
+        if end > 16 {
+            return Err(Exception::IllegalDataAddress);
+        }
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = start.wrapping_add(i as u16);
+        }
+        Ok(())
+    }
+    fn read_holding(&mut self, start: u16, out: &mut [u16]) -> Result<(), Exception> {
+        let s = usize::from(start);
+        let src = self
+            .holding
+            .get(s..s + out.len())
+            .ok_or(Exception::IllegalDataAddress)?;
+        out.copy_from_slice(src);
+        Ok(())
+    }
+    fn write_holding(&mut self, address: u16, value: u16) -> Result<(), Exception> {
+        match address {
+            0 => {
+                self.holding[0] = value;
+                Ok(())
+            }
+            _ => Err(Exception::IllegalDataAddress),
+        }
+    }
+    fn link_counters(&mut self, _counters: LinkCounters) {}
+}
+
+/// Any bytes on the node's RS-485 line, with any silences between them: the sensor node's
+/// RTU server answers or stays silent, never panics, and every answer is a valid frame.
+/// Each input byte pair is (silence in 100 µs steps, byte).
+pub fn rtu_frame(data: &[u8]) {
+    let _ = decode_request(data);
+    let _ = decode_response(data);
+    let mut server = RtuServer::new(1, FrameTiming::for_baud(19_200));
+    let mut regs = Small { holding: [0; 4] };
+    let mut now = 0u64;
+    let check = |answer: Option<&[u8]>| {
+        if let Some(a) = answer {
+            let (unit, _) = decode_response(a).expect("the server's answers are valid frames");
+            assert_eq!(unit, 1);
+        }
+    };
+    for pair in data.chunks(2) {
+        now += u64::from(pair[0]) * 100;
+        if let Some(&b) = pair.get(1) {
+            let answer = server.receive(now, b, &mut regs).map(<[u8]>::to_vec);
+            check(answer.as_deref());
+        }
+    }
+    now += 10_000;
+    let answer = server.poll(now, &mut regs).map(<[u8]>::to_vec);
+    check(answer.as_deref());
+}
+
+/// The key the `trigger_verify` target trusts (a fixed seed, so seeds can be signed).
+pub fn signing_key() -> &'static SigningKey {
+    static KEY: OnceLock<SigningKey> = OnceLock::new();
+    KEY.get_or_init(|| SigningKey::from_seed(KeyId::new("k1").expect("valid id"), &[7; 32]))
+}
+
+/// Any payload on a trigger topic through the subscriber's `Verifier`: accepted only when
+/// signed by the trusted key, never a panic; what is accepted re-verifies as a duplicate.
+pub fn trigger_verify(data: &[u8]) {
+    let mut v = Verifier::new(vec![signing_key().public()]);
+    let now = 1_700_000_000_000;
+    if let Verdict::Accepted(_) = v.check(data, now) {
+        assert!(matches!(v.check(data, now), Verdict::Duplicate { .. }));
     }
 }

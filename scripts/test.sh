@@ -22,6 +22,8 @@ PYMODBUS_VERSION=3.16.1
 # Real peers: programs nobody here wrote, that the tests talk to. Add new ones here.
 #   Debian: mosquitto (broker), mosquitto-clients (mosquitto_pub/_sub), socat (PTY pairs for
 #           Modbus RTU), mbpoll (a foreign Modbus master)
+#   Debian (firmware): qemu-system-arm (boots the sensor node's mps2-an386 image), binutils
+#           (readelf, for scripts/firmware-size.sh)
 #   PyPI:   pymodbus[serial] in .peers/venv (a foreign UPS, TCP and RTU)
 # ---------------------------------------------------------------------------------------------
 install_peers() {
@@ -30,6 +32,9 @@ install_peers() {
     command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
     command -v socat >/dev/null || missing+=(socat)
     command -v mbpoll >/dev/null || missing+=(mbpoll)
+    # Firmware: QEMU for the sensor node's image, readelf for its footprint.
+    command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
+    command -v readelf >/dev/null || missing+=(binutils)
     if [ ${#missing[@]} -gt 0 ]; then
         step "installing Debian packages: ${missing[*]}"
         local sudo=""
@@ -73,6 +78,10 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 step "cargo test (workspace)"
 cargo build --locked -p firebreak-gateway
 export FIREBREAK_BIN="$repo/target/debug/firebreak"
+# Firmware: the sensor node's QEMU image, which tests/tests/firmware_qemu.rs boots (and
+# firmware/sim/tests the host simulator); profile `firmware` = the image that is measured.
+cargo build --locked -p firebreak-firmware --profile firmware --target thumbv7em-none-eabihf --bin firebreak-node-qemu
+export FIREBREAK_NODE_QEMU="$repo/target/thumbv7em-none-eabihf/firmware/firebreak-node-qemu"
 cargo test --workspace --locked
 
 step "protocols feature by feature"
@@ -81,5 +90,9 @@ cargo check -p firebreak-protocols --no-default-features --features serde --lock
 
 step "no_std crates for the embedded target (a std leak fails here)"
 cargo build -p firebreak-protocols -p firebreak-firmware --target thumbv7em-none-eabihf --locked
+# Firmware: clippy on the target-only code (the QEMU board: its unsafe register access), and
+# the image's footprint against the 64 KiB flash / 16 KiB RAM budget (fails when over).
+cargo clippy -p firebreak-firmware --target thumbv7em-none-eabihf --profile firmware --lib --bins --locked -- -D warnings
+scripts/firmware-size.sh --no-build
 
 printf '\ntest.sh: all checks passed\n'

@@ -38,6 +38,9 @@ impl DeciCelsius {
             tenths - 0.5
         } as i32;
         match i16::try_from(rounded) {
+            // -0.1 °C is 0xFFFF, all ones, which the gateway takes for a floating line (a
+            // sentinel on main since the HIL all-ones fault): served as -0.2 °C instead.
+            Ok(-1) => Ok(DeciCelsius(-2)),
             Ok(v) if u32::from(v as u16) != NO_SENSOR_I16 && u32::from(v as u16) != FAULT_I16 => {
                 Ok(DeciCelsius(v))
             }
@@ -323,7 +326,12 @@ mod tests {
     #[test]
     fn temperatures_round_and_refuse_what_the_register_cannot_carry() {
         assert_eq!(DeciCelsius::from_celsius(25.26), Ok(DeciCelsius(253)));
-        assert_eq!(DeciCelsius::from_celsius(-0.05), Ok(DeciCelsius(-1)));
+        assert_eq!(DeciCelsius::from_celsius(-0.04), Ok(DeciCelsius(0)));
+        assert_eq!(
+            DeciCelsius::from_celsius(-0.05),
+            Ok(DeciCelsius(-2)),
+            "0xFFFF is all ones"
+        );
         assert_eq!(
             DeciCelsius::from_celsius(f32::NAN),
             Err(ImageError::NotRepresentable)

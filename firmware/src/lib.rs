@@ -3,12 +3,34 @@
 //! It reads rack probes, an off-gas sensor and dry contacts, raises a local alarm on its own,
 //! and serves its readings over Modbus RTU with the register map of
 //! [`firebreak_protocols::SENSOR_NODE`], so the node, the gateway and `docs/register-maps.md`
-//! read one table. No allocator: every buffer is a `heapless` one.
+//! read one table. No allocator: every buffer is a `heapless` one or a fixed array.
 //!
-//! Built so far: [`image`], the input register image the Modbus server serves. The probe
-//! drivers, local detection and the RTU server follow (see the firmware issue).
+//! - [`tmp117`]: the TMP117 I2C temperature sensor driver (`embedded-hal` 1.0);
+//! - [`sensors`]: one cycle's [`Inputs`](sensors::Inputs), read through small traits, pins
+//!   and drivers;
+//! - [`health`]: bus errors, stuck and impossible readings make a probe faulty, never a fire;
+//! - [`detect`]: absolute limit, rate of rise, off-gas and smoke, with the shared
+//!   `protocols::series` primitives;
+//! - [`node`]: the latching relay, the status block, the registers, the [`Watchdog`] trait;
+//! - [`image`]: the input register image, encoded as the profile describes;
+//! - [`modbus`]: the RTU server (3.5-character framing, CRC, 03/04/06, exceptions) over any
+//!   `embedded-io` UART;
+//! - [`feed`]: the line protocol that plays the sensors on boards without any (QEMU, host).
+//!
+//! The binaries: `firebreak-node-qemu` (this crate, for `thumbv7em-none-eabihf` on QEMU's
+//! `mps2-an386`) and `firebreak-node-sim` (`firmware/sim`, the same node on a host PTY). See
+//! `docs/firmware.md`.
 
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
 
+pub mod detect;
+pub mod feed;
+pub mod health;
 pub mod image;
+pub mod modbus;
+pub mod node;
+pub mod sensors;
+pub mod tmp117;
+
+pub use node::{Node, ResetReason, Watchdog};

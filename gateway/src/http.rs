@@ -190,19 +190,32 @@ pub fn render_metrics(table: &SignalTable, now_ms: u64) -> String {
         "firebreak_poll_lateness_seconds_sum {}\nfirebreak_poll_lateness_seconds_count {}",
         late.sum_s, late.count
     );
+    // Per device, not per signal: a hall of 2,000 devices has 64,000 signals, too many
+    // series for a scrape (and, rendered, tens of MiB). /status lists every signal.
+    let summary = table.quality_summary(now_ms);
     let _ = writeln!(
         out,
-        "# HELP firebreak_signal_age_seconds Age of each signal's last value.\n# TYPE firebreak_signal_age_seconds gauge"
+        "# HELP firebreak_signals Signals per device and quality.\n# TYPE firebreak_signals gauge"
     );
-    for v in table.snapshot(now_ms) {
+    for (d, counts, _) in &summary {
+        for (q, n) in crate::acquire::table::QUALITIES.iter().zip(counts) {
+            let _ = writeln!(
+                out,
+                "firebreak_signals{{device=\"{}\",quality=\"{q}\"}} {n}",
+                esc(d.as_str())
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP firebreak_signal_age_max_seconds Age of each device's oldest value.\n# TYPE firebreak_signal_age_max_seconds gauge"
+    );
+    for (d, _, oldest) in &summary {
         let _ = writeln!(
             out,
-            "firebreak_signal_age_seconds{{device=\"{}\",signal=\"{}\",channel=\"{}\",quality=\"{}\"}} {}",
-            esc(&v.device),
-            v.signal,
-            v.channel,
-            v.quality,
-            v.age_ms as f64 / 1000.0
+            "firebreak_signal_age_max_seconds{{device=\"{}\"}} {}",
+            esc(d.as_str()),
+            *oldest as f64 / 1000.0
         );
     }
     out

@@ -168,7 +168,7 @@ pub async fn run_with(
     tokio::pin!(shutdown);
     loop {
         let now = now_ms();
-        let input = tokio::select! {
+        let (input, ticked) = tokio::select! {
             _ = &mut shutdown => break,
             event = rx.recv() => {
                 let Some(event) = event else { break };
@@ -176,10 +176,10 @@ pub async fn run_with(
                     Ok(mut t) => t.apply(&event, now),
                     Err(_) => break,
                 };
-                policy_input(&event, changed)
+                (policy_input(&event, changed), false)
             }
             _ = tick.tick() => match table.lock() {
-                Ok(mut t) => t.tick(now),
+                Ok(mut t) => (t.tick(now), true),
                 Err(_) => break,
             },
         };
@@ -192,6 +192,11 @@ pub async fn run_with(
             outbox.push(t, now);
         }
         outbox.flush().await;
+        // The views cost a walk over every device and zone: refreshed on ticks and on
+        // changes of level, not on every poll.
+        if !ticked && transitions.is_empty() {
+            continue;
+        }
         if let Some(d) = &publisher
             && let Ok(t) = table.lock()
         {

@@ -36,6 +36,9 @@ pub enum Command {
     /// Start a scenario's simulators, print where they are and a site configuration for
     /// the gateway, then replay the scenario until Ctrl-C.
     Sim(SimArgs),
+    /// Load run: N simulated Modbus TCP devices against the gateway process; reports CPU,
+    /// memory, poll rate, poll lateness and end-to-end latency (docs/performance.md).
+    Load(crate::load::LoadArgs),
     /// Replay a scenario against the gateway (a separate process) and a verifying subscriber;
     /// print what arrived and the result; exit 1 when an expectation fails.
     Run(RunArgs),
@@ -165,6 +168,9 @@ pub enum CliError {
     /// The rig could not start.
     #[error("{0}")]
     Rig(#[from] crate::rig::RigError),
+    /// The load run could not be made.
+    #[error("{0}")]
+    Load(crate::load::LoadError),
     /// A bad option.
     #[error("{option} {value:?}: {problem}")]
     BadOption {
@@ -199,6 +205,7 @@ pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
                 rig.suite(&dir, jobs).await
             })
         }
+        Command::Load(args) => load(&args, out),
     }
 }
 
@@ -503,6 +510,28 @@ async fn narrate(
             .await;
         writeln!(out, "{at:>10}  {text}")?;
         out.flush()?;
+    }
+    Ok(())
+}
+
+fn load(args: &crate::load::LoadArgs, out: &mut impl Write) -> Result<(), CliError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Load(crate::load::LoadError::Setup(format!("runtime: {e}"))))?;
+    let mut progress = std::io::stderr();
+    let report = rt
+        .block_on(crate::load::run(args, &mut progress))
+        .map_err(CliError::Load)?;
+    let _ = write!(out, "{}", crate::load::render(&report));
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+        std::fs::write(path, text).map_err(|e| {
+            CliError::Load(crate::load::LoadError::Setup(format!(
+                "{}: {e}",
+                path.display()
+            )))
+        })?;
     }
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! - [`site`]: the gateway's site configuration for a running simulation;
 //! - [`rig`]: `firebreak-hil run` and `suite`: the gateway as a separate process, a
 //!   verifying subscriber, lead time and latency, the result table, JSON and SVG.
+//! - [`load`]: the load run, many simulated devices against the gateway process.
 //!
 //! `docs/hil.md` describes the scenario format, the suite and the rig.
 
@@ -18,6 +19,7 @@
 pub mod broker;
 pub mod cli;
 pub mod clock;
+pub mod load;
 pub mod rig;
 pub mod scenario;
 pub mod sim;

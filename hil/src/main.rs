@@ -14,7 +14,8 @@ fn main() -> ExitCode {
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        // The embedded broker logs every probe connection as an error: quiet it.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},rumqttd=off")));
     // Logs go to stderr; stdout is for the command's output.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

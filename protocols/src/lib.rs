@@ -10,6 +10,7 @@
 //! - [`message`]: the [`Trigger`], [`Telemetry`] and [`GatewayStatus`] messages, as JSON;
 //! - [`topic`]: the MQTT topic layout;
 //! - [`signed`]: the bytes a trigger's signature covers, and where the signature sits;
+//! - [`rtu`]: Modbus RTU frames (CRC, requests, responses, exceptions), sans-IO;
 //! - [`series`]: rate of rise, debounce and hysteresis, shared by firmware and policy;
 //! - [`id`]: validated names; [`time`]: RFC 3339 timestamps.
 //!
@@ -29,6 +30,7 @@ pub mod id;
 pub mod message;
 pub mod plan;
 pub mod profile;
+pub mod rtu;
 pub mod series;
 pub mod signal;
 pub mod signed;

@@ -241,7 +241,9 @@ impl std::error::Error for HysteresisError {}
 
 impl Hysteresis {
     /// Trips at `trip`, clears at `clear`, which must be on the safe side of `trip` (or equal).
-    pub fn new(direction: Direction, trip: f32, clear: f32) -> Result<Self, HysteresisError> {
+    ///
+    /// `const`, so the firmware can build its detector in a static rather than on its stack.
+    pub const fn new(direction: Direction, trip: f32, clear: f32) -> Result<Self, HysteresisError> {
         if !trip.is_finite() || !clear.is_finite() {
             return Err(HysteresisError::NotFinite);
         }

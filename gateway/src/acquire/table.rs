@@ -16,15 +16,56 @@ use serde::Serialize;
 use super::{Event, PollReport};
 use crate::config::SiteConfig;
 
+/// Every quality, in the order [`SignalTable::quality_summary`] counts them.
+pub const QUALITIES: [Quality; 5] = [
+    Quality::Good,
+    Quality::Stale,
+    Quality::CommLost,
+    Quality::SensorFault,
+    Quality::OutOfRange,
+];
+
 /// A signal's key: device, signal, channel.
 pub type Key = (DeviceId, Signal, u8);
 
 #[derive(Debug, Clone)]
 struct Entry {
-    /// As decoded, with the quality decoding gave it.
-    sample: Sample,
+    /// The value, in `unit`.
+    value: f32,
+    /// The signal's unit.
+    unit: firebreak_protocols::Unit,
+    /// When it was read.
+    timestamp_ms: u64,
+    /// The quality decoding gave it.
+    quality: Quality,
     /// The quality last reported to the policy.
     reported: Quality,
+}
+
+impl Entry {
+    /// The sample of `key` with quality `quality`.
+    fn sample(&self, key: &Key, quality: Quality) -> Sample {
+        Sample {
+            device: key.0.clone(),
+            signal: key.1,
+            channel: key.2,
+            value: self.value,
+            unit: self.unit,
+            timestamp_ms: self.timestamp_ms,
+            quality,
+        }
+    }
+
+    /// Its quality now, given its device's health.
+    fn quality(&self, health: Option<&DeviceHealth>, now_ms: u64) -> Quality {
+        match health {
+            Some(h) if h.comm_lost => Quality::CommLost,
+            Some(h) if now_ms.saturating_sub(self.timestamp_ms) > duration_ms(h.freshness) => {
+                Quality::Stale
+            }
+            _ => self.quality,
+        }
+    }
 }
 
 /// What the table knows of one device's link.
@@ -214,16 +255,24 @@ impl SignalTable {
     fn store(&mut self, samples: &[Sample], now_ms: u64) -> Vec<Sample> {
         let mut changed = Vec::with_capacity(samples.len());
         for s in samples {
+            let entry = Entry {
+                value: s.value,
+                unit: s.unit,
+                timestamp_ms: s.timestamp_ms,
+                quality: s.quality,
+                reported: s.quality,
+            };
+            let quality = entry.quality(self.devices.get(&s.device), now_ms);
             let key = (s.device.clone(), s.signal, s.channel);
-            let quality = self.quality_of(s, now_ms);
-            let value_changed = self.entries.get(&key).is_none_or(|e| {
-                e.sample.value.to_bits() != s.value.to_bits() || e.reported != quality
-            });
+            let value_changed = self
+                .entries
+                .get(&key)
+                .is_none_or(|e| e.value.to_bits() != s.value.to_bits() || e.reported != quality);
             self.entries.insert(
                 key,
                 Entry {
-                    sample: s.clone(),
                     reported: quality,
+                    ..entry
                 },
             );
             if value_changed {
@@ -236,40 +285,46 @@ impl SignalTable {
         changed
     }
 
-    /// The quality a stored sample has now.
-    fn quality_of(&self, s: &Sample, now_ms: u64) -> Quality {
-        match self.devices.get(&s.device) {
-            Some(h) if h.comm_lost => Quality::CommLost,
-            Some(h) if now_ms.saturating_sub(s.timestamp_ms) > duration_ms(h.freshness) => {
-                Quality::Stale
-            }
-            _ => s.quality,
-        }
-    }
-
     /// Re-evaluates the quality of every entry (of one device, or all) and reports changes.
+    /// One device's entries are a contiguous range of the map (keys sort by device first), so
+    /// a poll costs its own signals; nothing is allocated but the changes.
     fn requalify(&mut self, only: Option<&DeviceId>, now_ms: u64) -> Vec<Sample> {
-        let keys: Vec<Key> = self
-            .entries
-            .keys()
-            .filter(|k| only.is_none_or(|d| &k.0 == d))
-            .cloned()
-            .collect();
+        let devices = &self.devices;
         let mut changed = Vec::new();
-        for key in keys {
-            let Some(entry) = self.entries.get(&key) else {
-                continue;
-            };
-            let quality = self.quality_of(&entry.sample, now_ms);
-            if quality != entry.reported {
-                let sample = Sample {
-                    quality,
-                    ..entry.sample.clone()
+        let mut check = |key: &Key, e: &mut Entry, health: Option<&DeviceHealth>| {
+            let quality = e.quality(health, now_ms);
+            if quality != e.reported {
+                e.reported = quality;
+                changed.push(e.sample(key, quality));
+            }
+        };
+        match only {
+            Some(d) => {
+                let health = devices.get(d);
+                let Some(&first) = Signal::ALL.iter().min() else {
+                    return changed;
                 };
-                if let Some(e) = self.entries.get_mut(&key) {
-                    e.reported = quality;
+                for (key, e) in self
+                    .entries
+                    .range_mut((d.clone(), first, 0)..)
+                    .take_while(|(k, _)| &k.0 == d)
+                {
+                    check(key, e, health);
                 }
-                changed.push(sample);
+            }
+            None => {
+                let mut current: Option<(&DeviceId, Option<&DeviceHealth>)> = None;
+                for (key, e) in self.entries.iter_mut() {
+                    let health = match current {
+                        Some((d, h)) if d == &key.0 => h,
+                        _ => {
+                            let h = devices.get(&key.0);
+                            current = Some((&key.0, h));
+                            h
+                        }
+                    };
+                    check(key, e, health);
+                }
             }
         }
         changed
@@ -283,17 +338,38 @@ impl SignalTable {
     /// Every signal with its quality now, ordered by device, signal, channel.
     pub fn snapshot(&self, now_ms: u64) -> Vec<SignalView> {
         self.entries
-            .values()
-            .map(|e| SignalView {
-                device: e.sample.device.to_string(),
-                signal: e.sample.signal,
-                channel: e.sample.channel,
-                value: e.sample.value.is_finite().then_some(e.sample.value),
-                unit: e.sample.unit.symbol(),
-                quality: self.quality_of(&e.sample, now_ms),
-                age_ms: now_ms.saturating_sub(e.sample.timestamp_ms),
+            .iter()
+            .map(|(k, e)| SignalView {
+                device: k.0.to_string(),
+                signal: k.1,
+                channel: k.2,
+                value: e.value.is_finite().then_some(e.value),
+                unit: e.unit.symbol(),
+                quality: e.quality(self.devices.get(&k.0), now_ms),
+                age_ms: now_ms.saturating_sub(e.timestamp_ms),
             })
             .collect()
+    }
+
+    /// Per device: how many of its signals have each quality (in [`QUALITIES`] order) and the
+    /// age of its oldest value. Walks the table once, without allocating per signal.
+    pub fn quality_summary(&self, now_ms: u64) -> Vec<(&DeviceId, [u32; 5], u64)> {
+        let mut out: Vec<(&DeviceId, [u32; 5], u64)> = Vec::with_capacity(self.devices.len());
+        for ((device, _, _), e) in &self.entries {
+            if out.last().is_none_or(|(d, _, _)| *d != device) {
+                out.push((device, [0; 5], 0));
+            }
+            if let Some((_, counts, oldest)) = out.last_mut() {
+                let q = e.quality(self.devices.get(device), now_ms);
+                if let Some(i) = QUALITIES.iter().position(|&x| x == q)
+                    && let Some(c) = counts.get_mut(i)
+                {
+                    *c += 1;
+                }
+                *oldest = (*oldest).max(now_ms.saturating_sub(e.timestamp_ms));
+            }
+        }
+        out
     }
 
     /// The current sample of one signal, with its quality now.
@@ -304,11 +380,9 @@ impl SignalTable {
         channel: u8,
         now_ms: u64,
     ) -> Option<Sample> {
-        let e = self.entries.get(&(device.clone(), signal, channel))?;
-        Some(Sample {
-            quality: self.quality_of(&e.sample, now_ms),
-            ..e.sample.clone()
-        })
+        let key = (device.clone(), signal, channel);
+        let e = self.entries.get(&key)?;
+        Some(e.sample(&key, e.quality(self.devices.get(device), now_ms)))
     }
 
     /// Every device's link health.

@@ -1,0 +1,7 @@
+//! See `checks::trigger_verify`.
+#![no_main]
+
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::trigger_verify(data));
