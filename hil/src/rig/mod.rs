@@ -732,3 +732,73 @@ impl Progress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_real_site_gets_the_rigs_broker_key_outbox_and_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("site.toml");
+        std::fs::write(
+            &file,
+            r#"
+[site]
+name = "paris-1"
+gateway = "gw-1"
+
+[http]
+bind = "0.0.0.0:9186"
+
+[policy]
+evacuation_budget_s = 900
+rules_file = "rules.toml"
+
+[[brokers]]
+name = "site-b"
+url = "mqtts://b.example:8883"
+
+[[devices]]
+name = "ups-b1"
+zone = "z"
+transport = "tcp"
+address = "192.0.2.10:502"
+profile = "generic-ups"
+"#,
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/ups-self-test.toml"),
+        )
+        .unwrap();
+        let scenario = Scenario::parse(&text, "ups-self-test.toml").unwrap();
+        let key = (PathBuf::from("/k/hil.key"), "hil".to_string());
+        let (out, site) = real_site(
+            &file,
+            &scenario,
+            4242,
+            &[("hil".into(), "mqtt://127.0.0.1:1883".into())],
+            Some(&key),
+            Some(Path::new("/o")),
+        )
+        .unwrap();
+        assert_eq!(site, "paris-1");
+        let doc: toml::Table = out.parse().unwrap();
+        assert_eq!(doc["http"]["bind"].as_str(), Some("127.0.0.1:4242"));
+        let brokers = doc["brokers"].as_array().unwrap();
+        assert_eq!(brokers.len(), 1, "only the rig's broker: {out}");
+        assert_eq!(brokers[0]["url"].as_str(), Some("mqtt://127.0.0.1:1883"));
+        assert_eq!(doc["signing"]["key_id"].as_str(), Some("hil"));
+        assert_eq!(doc["outbox"]["dir"].as_str(), Some("/o"));
+        assert_eq!(doc["policy"]["evacuation_budget_s"].as_integer(), Some(300));
+        assert_eq!(
+            doc["policy"]["rules_file"].as_str(),
+            Some(dir.path().join("rules.toml").to_str().unwrap())
+        );
+        assert_eq!(
+            doc["devices"][0]["address"].as_str(),
+            Some("192.0.2.10:502")
+        );
+    }
+}
