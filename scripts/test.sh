@@ -82,6 +82,10 @@ export FIREBREAK_BIN="$repo/target/debug/firebreak"
 # firmware/sim/tests the host simulator); profile `firmware` = the image that is measured.
 cargo build --locked -p firebreak-firmware --profile firmware --target thumbv7em-none-eabihf --bin firebreak-node-qemu
 export FIREBREAK_NODE_QEMU="$repo/target/thumbv7em-none-eabihf/firmware/firebreak-node-qemu"
+# Among them hil/tests/rig.rs: the whole HIL suite replayed against the gateway process
+# (firebreak-hil suite hil/scenarios --time-scale 60 --jobs 2), failing on any failed
+# expectation, and the generator transfer in real time (80 s); gateway/tests/cli.rs runs
+# `firebreak demo` on a short scenario.
 cargo test --workspace --locked
 
 step "protocols feature by feature"

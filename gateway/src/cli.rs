@@ -29,8 +29,9 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the whole system on a simulated site with an embedded broker (not built yet).
-    Demo,
+    /// Run the whole system in one process: a simulated site replaying a fire, an embedded
+    /// broker, the gateway and a controller printing the triggers it receives.
+    Demo(crate::demo::DemoArgs),
     /// List the built-in device profiles, or show one's register map and read plan.
     Profiles {
         /// A profile name, as `firebreak profiles` lists them.
@@ -207,6 +208,9 @@ pub enum CliError {
     /// A key could not be made or written.
     #[error("keygen: {0}")]
     Key(#[from] crate::keys::KeyError),
+    /// `demo` failed.
+    #[error("{0}")]
+    Demo(#[from] crate::demo::DemoError),
     /// `watch` failed.
     #[error("watch: {0}")]
     Watch(#[from] crate::watch::WatchError),
@@ -218,7 +222,7 @@ pub enum CliError {
 /// Runs a parsed command line, writing its output to `out`.
 pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
     match cli.command {
-        Command::Demo => Err(CliError::NotBuilt("demo")),
+        Command::Demo(args) => Ok(crate::demo::demo(args, out)?),
         Command::Profiles { name: None, .. } => {
             for p in BUILTIN_PROFILES {
                 writeln!(out, "{:<24} {}", p.name, p.description)?;

@@ -6,6 +6,7 @@ pub mod acquire;
 pub mod cli;
 pub mod config;
 pub mod deliver;
+pub mod demo;
 pub mod http;
 pub mod keys;
 pub mod policy;

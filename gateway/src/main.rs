@@ -6,7 +6,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = firebreak_gateway::cli::Cli::parse();
+    let demo = matches!(cli.command, firebreak_gateway::cli::Command::Demo(_));
     let level = match cli.verbose {
+        // The demo prints what a controller receives; the gateway's own log would drown it.
+        0 if demo => "error,rumqttd=off",
         0 => "info",
         1 => "debug",
         _ => "trace",

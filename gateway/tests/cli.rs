@@ -32,14 +32,70 @@ fn bad_name_exits_2_with_a_clear_message() {
 }
 
 #[test]
-fn demo_says_it_is_not_built_yet() {
-    let out = firebreak(&["demo"]);
+fn demo_lists_its_scenarios_and_refuses_unknown_ones() {
+    let out = firebreak(&["demo", "--list"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for name in [
+        "battery-fire ",
+        "utility-outage-generator-fails ",
+        "ups-self-test ",
+    ] {
+        assert!(text.contains(name), "{text}");
+    }
+    let out = firebreak(&["demo", "--scenario", "nope"]);
     assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
     assert!(
-        String::from_utf8(out.stderr)
-            .unwrap()
-            .contains("demo is not built yet")
+        err.starts_with("firebreak: --scenario: no built-in scenario named \"nope\""),
+        "{err}"
     );
+}
+
+/// The demo in one process: a short scenario (16 minutes at x60, about 20 s) must print an
+/// evacuate as a controller receives it and the lead time.
+#[test]
+fn demo_prints_an_evacuate_and_the_lead_time() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_firebreak"))
+        .args(["demo", "--scenario", "utility-outage-generator-fails"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(180) {
+            let _ = child.kill();
+            panic!("demo did not finish within 180 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let evacuate = text
+        .lines()
+        .find(|l| l.contains("TRIGGER EVACUATE") && l.contains("site demo-"))
+        .unwrap_or_else(|| panic!("no site evacuate:\n{text}"));
+    assert!(evacuate.contains("signed by demo"), "{evacuate}");
+    assert!(
+        text.contains("because power-budget: ups-runtime-remaining"),
+        "{text}"
+    );
+    let lead = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("lead time "))
+        .unwrap_or_else(|| panic!("no lead time:\n{text}"));
+    let seconds: f64 = lead.split(' ').next().unwrap().parse().unwrap();
+    assert!(
+        seconds >= 300.0,
+        "lead time {seconds} s under the budget:\n{text}"
+    );
+    assert!(text.contains("expectation met: evacuate by T+5m"), "{text}");
 }
 
 #[test]

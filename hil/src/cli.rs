@@ -39,6 +39,78 @@ pub enum Command {
     /// Load run: N simulated Modbus TCP devices against the gateway process; reports CPU,
     /// memory, poll rate, poll lateness and end-to-end latency (docs/performance.md).
     Load(crate::load::LoadArgs),
+    /// Replay a scenario against the gateway (a separate process) and a verifying subscriber;
+    /// print what arrived and the result; exit 1 when an expectation fails.
+    Run(RunArgs),
+    /// Replay every scenario of a directory; print the result table; exit 1 when one fails.
+    Suite(SuiteArgs),
+}
+
+/// `firebreak-hil run …`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// Real devices: this site configuration instead of simulators (its devices are kept;
+    /// the rig sets the broker, key, outbox and status port). Runs in real time; the
+    /// scenario gives the duration and the expectation.
+    #[arg(long)]
+    pub site: Option<PathBuf>,
+    /// Replay from this moment instead of the scenario's start (`T-30s`).
+    #[arg(long, allow_hyphen_values = true)]
+    pub from: Option<String>,
+    /// Replay until this moment instead of the scenario's end (`T+1m`).
+    #[arg(long, allow_hyphen_values = true)]
+    pub to: Option<String>,
+    /// Rig options.
+    #[command(flatten)]
+    pub rig: RigArgs,
+}
+
+/// `firebreak-hil suite …`.
+#[derive(Debug, clap::Args)]
+pub struct SuiteArgs {
+    /// The directory of scenario files.
+    pub dir: PathBuf,
+    /// Scenarios replayed at once.
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Rig options.
+    #[command(flatten)]
+    pub rig: RigArgs,
+}
+
+/// What `run` and `suite` share.
+#[derive(Debug, clap::Args)]
+pub struct RigArgs {
+    /// Scenario seconds per real second, for every scenario (each scenario's own time_scale
+    /// when absent); at most 1000, the gateway's limit.
+    #[arg(long)]
+    pub time_scale: Option<f64>,
+    /// An MQTT broker to use (mqtt://HOST:PORT) instead of the embedded one. Scenarios that
+    /// stop the broker always get a Mosquitto the rig manages.
+    #[arg(long)]
+    pub broker: Option<String>,
+    /// The `firebreak` binary (else FIREBREAK_BIN, else next to this program).
+    #[arg(long)]
+    pub gateway_bin: Option<PathBuf>,
+    /// The Mosquitto binary, for scenarios that stop the broker (else found on the PATH or
+    /// in /usr/sbin).
+    #[arg(long)]
+    pub mosquitto: Option<PathBuf>,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write an SVG timeline per scenario into this directory.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+    /// Keep each scenario's files (site configuration, gateway log, outbox) under this
+    /// directory.
+    #[arg(long)]
+    pub keep: Option<PathBuf>,
+    /// No progress on stderr.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// `firebreak-hil sim …`.
@@ -85,6 +157,17 @@ pub enum CliError {
     /// The simulators could not start.
     #[error("{0}")]
     Sim(#[from] SimError),
+    /// Scenarios failed their expectations.
+    #[error("{failed} of {total} scenarios failed")]
+    Failed {
+        /// How many.
+        failed: usize,
+        /// Out of.
+        total: usize,
+    },
+    /// The rig could not start.
+    #[error("{0}")]
+    Rig(#[from] crate::rig::RigError),
     /// The load run could not be made.
     #[error("{0}")]
     Load(crate::load::LoadError),
@@ -108,8 +191,139 @@ pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
     match cli.command {
         Command::Check { paths } => check(&paths, out),
         Command::Sim(args) => sim(args, out),
+        Command::Run(args) => {
+            let mut scenario = Scenario::load(&args.scenario)?;
+            clip(&mut scenario, args.from.as_deref(), args.to.as_deref())?;
+            rig(&args.rig, args.site, out, |rig| async move {
+                vec![rig.run(&scenario).await]
+            })
+        }
+        Command::Suite(args) => {
+            let dir = args.dir.clone();
+            let jobs = args.jobs;
+            rig(&args.rig, None, out, |rig| async move {
+                rig.suite(&dir, jobs).await
+            })
+        }
         Command::Load(args) => load(&args, out),
     }
+}
+
+/// Replays only `from..to` of a scenario (both within it, `from` before `to`).
+fn clip(scenario: &mut Scenario, from: Option<&str>, to: Option<&str>) -> Result<(), CliError> {
+    let parse = |option: &'static str, text: &str| {
+        crate::time::ScenarioTime::parse(text).map_err(|e| CliError::BadOption {
+            option,
+            value: text.to_string(),
+            problem: e.to_string(),
+        })
+    };
+    let start = from
+        .map(|f| parse("--from", f))
+        .transpose()?
+        .unwrap_or(scenario.start);
+    let end = to
+        .map(|t| parse("--to", t))
+        .transpose()?
+        .unwrap_or(scenario.end);
+    if start < scenario.start || end > scenario.end || start >= end {
+        return Err(CliError::BadOption {
+            option: "--from/--to",
+            value: format!("{start}..{end}"),
+            problem: format!(
+                "must be a span within the scenario ({}..{})",
+                scenario.start, scenario.end
+            ),
+        });
+    }
+    scenario.start = start;
+    scenario.end = end;
+    Ok(())
+}
+
+/// Sets up the rig, runs `what`, prints, writes JSON and SVG; fails when a scenario failed.
+fn rig<F, Fut>(
+    args: &RigArgs,
+    site: Option<PathBuf>,
+    out: &mut impl Write,
+    what: F,
+) -> Result<(), CliError>
+where
+    F: FnOnce(std::sync::Arc<crate::rig::Rig>) -> Fut,
+    Fut: std::future::Future<Output = Vec<crate::rig::outcome::ScenarioResult>>,
+{
+    use crate::rig::{ProgressStyle, Rig, RigOptions, find_gateway};
+    let broker = args
+        .broker
+        .as_deref()
+        .map(|b| {
+            Broker::parse(b).ok_or_else(|| CliError::BadOption {
+                option: "--broker",
+                value: b.to_string(),
+                problem: "is not mqtt://HOST:PORT".into(),
+            })
+        })
+        .transpose()?;
+    let options = RigOptions {
+        time_scale: args.time_scale,
+        broker,
+        gateway_bin: find_gateway(args.gateway_bin.as_deref())?,
+        mosquitto: args.mosquitto.clone(),
+        keep: args.keep.clone(),
+        site,
+        progress: if args.quiet {
+            ProgressStyle::Off
+        } else {
+            ProgressStyle::auto()
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let results = runtime.block_on(async {
+        let rig = std::sync::Arc::new(Rig::new(options).await?);
+        Ok::<_, CliError>(what(rig).await)
+    })?;
+    if let [one] = results.as_slice() {
+        writeln!(
+            out,
+            "{}: triggers as the subscriber received them",
+            one.scenario
+        )?;
+        write!(out, "{}", crate::rig::outcome::trigger_lines(one))?;
+        for e in &one.events {
+            writeln!(out, "  event {:>10} {}: {}", e.at.at.0, e.kind, e.outcome)?;
+        }
+        writeln!(out)?;
+    }
+    write!(out, "{}", crate::rig::outcome::table(&results))?;
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&results)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        std::fs::write(path, text + "\n")
+            .map_err(|e| std::io::Error::other(format!("--json {}: {e}", path.display())))?;
+    }
+    if let Some(dir) = &args.svg {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| std::io::Error::other(format!("--svg {}: {e}", dir.display())))?;
+        for r in &results {
+            let Some(scenario) = &r.source else {
+                continue;
+            };
+            let path = dir.join(format!("{}.svg", r.scenario));
+            std::fs::write(&path, crate::rig::svg::timeline(scenario, r))
+                .map_err(|e| std::io::Error::other(format!("--svg {}: {e}", path.display())))?;
+        }
+        writeln!(out, "SVG timelines in {}", dir.display())?;
+    }
+    let failed = results.iter().filter(|r| !r.passed).count();
+    if failed > 0 {
+        return Err(CliError::Failed {
+            failed,
+            total: results.len(),
+        });
+    }
+    Ok(())
 }
 
 fn check(paths: &[PathBuf], out: &mut impl Write) -> Result<(), CliError> {
@@ -167,11 +381,13 @@ fn summarise(s: &Scenario, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "ok      {}: {}", s.name, s.description)?;
     writeln!(
         out,
-        "        {}..{} ({}, x{} by default); {} ({}) in {}; {}, {}, {}",
+        "        {}..{} ({}, x{} by default{}); {} ({}) in {}; {}, {}, {}",
         s.start,
         s.end,
         human(s.duration()),
         s.time_scale,
+        s.max_time_scale
+            .map_or_else(String::new, |m| format!(", x{m} at most")),
         count(s.devices.len(), "device"),
         kinds.join(", "),
         count(s.zones().len(), "zone"),

@@ -6,8 +6,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = firebreak_hil::cli::Cli::parse();
+    // The embedded broker logs a client that goes away (the gateway killed on purpose, a
+    // readiness probe) as an error: noise for people watching a replay.
     let level = match cli.verbose {
-        0 => "warn",
+        0 => "warn,rumqttd=off",
         1 => "debug",
         _ => "trace",
     };
@@ -22,7 +24,10 @@ fn main() -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     match firebreak_hil::cli::run(cli, &mut stdout) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ firebreak_hil::cli::CliError::Invalid { .. }) => {
+        Err(
+            e @ (firebreak_hil::cli::CliError::Invalid { .. }
+            | firebreak_hil::cli::CliError::Failed { .. }),
+        ) => {
             eprintln!("firebreak-hil: {e}");
             ExitCode::from(1)
         }

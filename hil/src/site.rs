@@ -6,6 +6,7 @@
 //! real `firebreak config check` accept what it writes.
 
 use std::fmt::Write;
+use std::path::PathBuf;
 
 use crate::scenario::{DeviceKind, Scenario};
 use crate::sim::device::published_signals;
@@ -28,6 +29,12 @@ pub struct SiteOptions {
     pub comm_lost_after: u32,
     /// Milliseconds before a Modbus value turns `stale`.
     pub freshness_ms: u64,
+    /// Where triggers go: `[[brokers]]` (name, `mqtt://HOST:PORT`); none by default.
+    pub brokers: Vec<(String, String)>,
+    /// `[signing]`: the private key file `firebreak keygen` wrote, and its key id.
+    pub signing: Option<(PathBuf, String)>,
+    /// `[outbox] dir`: where the gateway keeps triggers until brokers acknowledge them.
+    pub outbox_dir: Option<PathBuf>,
 }
 
 impl Default for SiteOptions {
@@ -41,6 +48,9 @@ impl Default for SiteOptions {
             timeout_ms: 500,
             comm_lost_after: 3,
             freshness_ms: 3000,
+            brokers: Vec::new(),
+            signing: None,
+            outbox_dir: None,
         }
     }
 }
@@ -85,11 +95,18 @@ pub fn site_config_with(
         let _ = writeln!(out, "\n[[zones]]\nname = {}", s(zone.as_str()));
     }
     let _ = writeln!(out, "\n[http]\nbind = {}", s(&options.http_bind));
+    // The controllers' budget is the scenario's: lead time is judged against it.
+    let _ = writeln!(
+        out,
+        "\n[policy]\nevacuation_budget_s = {}",
+        scenario.evacuation_budget.as_secs()
+    );
     let _ = writeln!(
         out,
         "\n[defaults]\npoll_interval_ms = {}\ntimeout_ms = {}\nretries = 1\ncomm_lost_after = {}\nfreshness_ms = {}",
         options.poll_interval_ms, options.timeout_ms, options.comm_lost_after, options.freshness_ms
     );
+    delivery_sections(&mut out, options);
     for device in &scenario.devices {
         let name = device.name.as_str();
         let zone = s(device.zone.as_str());
@@ -152,4 +169,22 @@ pub fn site_config_with(
         }
     }
     out
+}
+
+/// `[[brokers]]`, `[signing]` and `[outbox]`, as far as `options` gives them.
+fn delivery_sections(out: &mut String, options: &SiteOptions) {
+    for (name, url) in &options.brokers {
+        let _ = writeln!(out, "\n[[brokers]]\nname = {}\nurl = {}", s(name), s(url));
+    }
+    if let Some((key_file, key_id)) = &options.signing {
+        let _ = writeln!(
+            out,
+            "\n[signing]\nkey_file = {}\nkey_id = {}",
+            s(&key_file.display().to_string()),
+            s(key_id)
+        );
+    }
+    if let Some(dir) = &options.outbox_dir {
+        let _ = writeln!(out, "\n[outbox]\ndir = {}", s(&dir.display().to_string()));
+    }
 }

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use crate::time::{ScenarioTime, human};
 use crate::timeline::{Segment, Timeline};
 
+pub mod builtin;
 mod raw;
 
 pub use raw::{
@@ -360,6 +361,8 @@ pub struct Scenario {
     pub end: ScenarioTime,
     /// The speed-up a rig uses unless told otherwise.
     pub time_scale: f64,
+    /// The fastest replay that stays faithful (see `docs/hil.md`); `None` when any is.
+    pub max_time_scale: Option<f64>,
     /// When the first servers lose power; `None` in nuisance scenarios.
     pub power_loss_at: Option<ScenarioTime>,
     /// The controllers' evacuation budget.
@@ -647,6 +650,20 @@ impl Validator<'_> {
             }
             None => 1.0,
         };
+        let max_time_scale = match raw.max_time_scale {
+            Some(m) => {
+                let m = crate::clock::check_scale(m)
+                    .map_err(|e| self.err("max_time_scale", e.to_string()))?;
+                if m < time_scale {
+                    return Err(self.err(
+                        "max_time_scale",
+                        format!("{m} is less than time_scale ({time_scale})"),
+                    ));
+                }
+                Some(m)
+            }
+            None => None,
+        };
         if let Some(p) = raw.power_loss_at
             && (p <= start || p > end)
         {
@@ -675,6 +692,7 @@ impl Validator<'_> {
             start,
             end,
             time_scale,
+            max_time_scale,
             power_loss_at: raw.power_loss_at,
             evacuation_budget,
             expect,

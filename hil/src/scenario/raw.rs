@@ -22,6 +22,9 @@ pub struct RawScenario {
     pub end: ScenarioTime,
     /// The speed-up a rig uses unless told otherwise (1 = real time).
     pub time_scale: Option<f64>,
+    /// The fastest replay that stays faithful, when real-time delays of the gateway (broker
+    /// reconnect backoff, restart) decide the outcome; the rig never runs faster.
+    pub max_time_scale: Option<f64>,
     /// When the first servers lose power; absent in nuisance scenarios.
     pub power_loss_at: Option<ScenarioTime>,
     /// The controllers' evacuation budget, in seconds.

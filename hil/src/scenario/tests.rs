@@ -49,7 +49,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         (
             "unknown key",
             with(&format!("colour = \"red\"\n{HEAD}"), ""),
-            "t.toml:1: colour: unknown field `colour`, expected one of `name`, `description`, `start`, `end`, `time_scale`, `power_loss_at`, `evacuation_budget_s`, `expect`, `devices`, `timeline`, `faults`, `events`",
+            "t.toml:1: colour: unknown field `colour`, expected one of `name`, `description`, `start`, `end`, `time_scale`, `max_time_scale`, `power_loss_at`, `evacuation_budget_s`, `expect`, `devices`, `timeline`, `faults`, `events`",
         ),
         (
             "bad moment",
@@ -88,6 +88,11 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             "bad time scale",
             with(&format!("time_scale = 0\n{HEAD}"), ""),
             "t.toml: time_scale: time scale 0 is not a number above 0 and at most 10000",
+        ),
+        (
+            "max scale below the default scale",
+            with(&format!("time_scale = 20\nmax_time_scale = 10\n{HEAD}"), ""),
+            "t.toml: max_time_scale: 10 is less than time_scale (20)",
         ),
         (
             "two expectations",

@@ -1,0 +1,804 @@
+//! The rig: replays a scenario against the gateway **as a separate process** and measures
+//! what a failover controller would see.
+//!
+//! For each scenario it starts the simulators (paused at the scenario's start), a broker (the
+//! embedded one, an external one given with `--broker`, or a Mosquitto it manages itself when
+//! the scenario stops and restarts the broker), a verifying [`Subscriber`] on the site's
+//! trigger topic, and `firebreak run --config GENERATED --time-scale X` with a signing key
+//! made by `firebreak keygen`. When the gateway answers `/healthz` and has read every device
+//! once, the scenario clock starts; the rig carries out the infrastructure events
+//! (broker stop and restart, gateway `kill -9` and restart; the simulators cut and restore
+//! the network themselves) and, after the end, waits until every trigger the gateway issued
+//! has arrived or 10 s have passed. [`outcome::judge`] then turns what arrived into the
+//! result: first watch/prepare/evacuate, lead time, false escalations, missed and duplicated
+//! triggers, latencies.
+//!
+//! With a site configuration instead of simulators ([`RigOptions::site`]) the devices are
+//! real: the rig keeps the file's devices, replaces its `[http]`, `[[brokers]]`, `[signing]`
+//! and `[outbox]`, and runs in real time; the scenario gives the expectation and the
+//! duration, and people (or a bench) make the timeline happen.
+
+pub mod cause;
+pub mod outcome;
+pub mod peers;
+pub mod subscriber;
+pub mod svg;
+pub mod verify;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use firebreak_protocols::{Level, SiteId, topic};
+
+use crate::broker::EmbeddedBroker;
+use crate::clock::ScenarioClock;
+use crate::scenario::{EventKind, Scenario, load_dir};
+use crate::sim::{Broker, SimOptions, Simulation};
+use crate::site::{SiteOptions, site_config_with};
+use crate::time::ScenarioTime;
+use cause::Rules;
+use outcome::{EventRecord, Moment, Observed, ScenarioResult, judge, not_run};
+use peers::{Gateway, Mosquitto, find_mosquitto, free_port};
+use subscriber::Subscriber;
+use verify::TrustedKey;
+
+/// The gateway's limit on `--time-scale`.
+pub const MAX_GATEWAY_SCALE: f64 = 1000.0;
+
+/// How long the gateway may take to answer `/healthz`.
+const GATEWAY_START: Duration = Duration::from_secs(20);
+
+/// How long the rig waits after the end for triggers still on their way.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Why the rig could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RigError {
+    /// Something the rig needs could not be set up (names what and why).
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// How progress is shown on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressStyle {
+    /// A bar redrawn in place (a terminal).
+    Bar,
+    /// A line at every tenth of the scenario (logs, CI).
+    Lines,
+    /// Nothing.
+    Off,
+}
+
+impl ProgressStyle {
+    /// A bar on a terminal, lines otherwise.
+    pub fn auto() -> ProgressStyle {
+        if std::io::stderr().is_terminal() {
+            ProgressStyle::Bar
+        } else {
+            ProgressStyle::Lines
+        }
+    }
+}
+
+/// How to run scenarios.
+#[derive(Debug, Clone)]
+pub struct RigOptions {
+    /// Scenario seconds per real second for every scenario; each scenario's own when `None`.
+    pub time_scale: Option<f64>,
+    /// An external broker (`mqtt://HOST:PORT`); the embedded one when `None`.
+    pub broker: Option<Broker>,
+    /// The `firebreak` binary.
+    pub gateway_bin: PathBuf,
+    /// The Mosquitto binary for scenarios that stop the broker; found on the PATH when `None`.
+    pub mosquitto: Option<PathBuf>,
+    /// Keep each scenario's files (configuration, logs, outbox) under this directory.
+    pub keep: Option<PathBuf>,
+    /// Real devices: this site configuration instead of simulators.
+    pub site: Option<PathBuf>,
+    /// Progress on stderr.
+    pub progress: ProgressStyle,
+}
+
+/// Finds the `firebreak` binary: the given path, FIREBREAK_BIN, or next to this executable.
+pub fn find_gateway(given: Option<&Path>) -> Result<PathBuf, RigError> {
+    if let Some(p) = given {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("FIREBREAK_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let here = std::env::current_exe()
+        .map_err(|e| RigError::Setup(format!("cannot tell where this program is: {e}")))?;
+    let beside = here.with_file_name("firebreak");
+    if beside.is_file() {
+        return Ok(beside);
+    }
+    Err(RigError::Setup(format!(
+        "no gateway binary: {} does not exist; build it (cargo build -p firebreak-gateway) or give --gateway-bin or FIREBREAK_BIN",
+        beside.display()
+    )))
+}
+
+/// What the rig sets up once for many scenarios: the signing key, the policy's rules, the
+/// embedded broker.
+#[derive(Debug)]
+pub struct Rig {
+    options: RigOptions,
+    rules: Rules,
+    key_file: PathBuf,
+    key_id: String,
+    trusted: TrustedKey,
+    embedded: tokio::sync::OnceCell<EmbeddedBroker>,
+    _keys: tempfile::TempDir,
+}
+
+/// Runs a command and returns its stdout, or why it failed.
+async fn output(bin: &Path, args: &[&str]) -> Result<String, RigError> {
+    let out = tokio::process::Command::new(bin)
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| {
+            RigError::Setup(format!(
+                "cannot run {} {}: {e} (build it, or give --gateway-bin or FIREBREAK_BIN)",
+                bin.display(),
+                args.join(" ")
+            ))
+        })?;
+    if !out.status.success() {
+        return Err(RigError::Setup(format!(
+            "{} {} failed ({}): {}",
+            bin.display(),
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl Rig {
+    /// Makes the signing key (`firebreak keygen`) and reads the default rules (`firebreak
+    /// policy default`).
+    pub async fn new(options: RigOptions) -> Result<Rig, RigError> {
+        let keys = tempfile::Builder::new()
+            .prefix("firebreak-hil-keys-")
+            .tempdir()
+            .map_err(|e| RigError::Setup(format!("no temporary directory for keys: {e}")))?;
+        let key_id = "hil-rig".to_string();
+        let dir = keys.path().to_string_lossy().into_owned();
+        output(
+            &options.gateway_bin,
+            &["keygen", "--out", &dir, "--key-id", &key_id],
+        )
+        .await?;
+        let trusted = TrustedKey::load(&keys.path().join(format!("{key_id}.pub")))
+            .map_err(RigError::Setup)?;
+        let rules_text = output(&options.gateway_bin, &["policy", "default"]).await?;
+        let rules = Rules::parse(&rules_text)
+            .map_err(|e| RigError::Setup(format!("firebreak policy default: {e}")))?;
+        Ok(Rig {
+            key_file: keys.path().join(format!("{key_id}.key")),
+            key_id,
+            trusted,
+            rules,
+            options,
+            embedded: tokio::sync::OnceCell::new(),
+            _keys: keys,
+        })
+    }
+
+    /// The options.
+    pub fn options(&self) -> &RigOptions {
+        &self.options
+    }
+
+    async fn embedded(&self) -> Result<Broker, RigError> {
+        let b = self
+            .embedded
+            .get_or_try_init(|| async {
+                tokio::task::spawn_blocking(EmbeddedBroker::start)
+                    .await
+                    .map_err(|e| RigError::Setup(format!("embedded broker: {e}")))?
+                    .map_err(|e| RigError::Setup(e.to_string()))
+            })
+            .await?;
+        Ok(Broker {
+            host: "127.0.0.1".into(),
+            port: b.addr().port(),
+        })
+    }
+
+    /// Runs every `*.toml` of `dir` (at most `jobs` at once), sorted by name; an invalid file
+    /// is a failed result.
+    pub async fn suite(self: &Arc<Self>, dir: &Path, jobs: usize) -> Vec<ScenarioResult> {
+        let loaded = match load_dir(dir) {
+            Ok(l) => l,
+            Err(e) => return vec![not_run(&dir.display().to_string(), "", e.to_string())],
+        };
+        let permits = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, (path, scenario)) in loaded.into_iter().enumerate() {
+            let rig = self.clone();
+            let permits = permits.clone();
+            tasks.spawn(async move {
+                let Ok(_permit) = permits.acquire_owned().await else {
+                    return (
+                        i,
+                        not_run(&path.display().to_string(), "", "cancelled".into()),
+                    );
+                };
+                let result = match scenario {
+                    Ok(s) => rig.run(&s).await,
+                    Err(e) => not_run(
+                        path.file_stem().and_then(|s| s.to_str()).unwrap_or("?"),
+                        "",
+                        format!("invalid: {e}"),
+                    ),
+                };
+                (i, result)
+            });
+        }
+        let mut results = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            match r {
+                Ok(r) => results.push(r),
+                Err(e) => results.push((usize::MAX, not_run("?", "", e.to_string()))),
+            }
+        }
+        results.sort_by_key(|(i, _)| *i);
+        results.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Runs one scenario; a setup failure is a failed result that says what failed.
+    pub async fn run(&self, scenario: &Scenario) -> ScenarioResult {
+        let started = Instant::now();
+        match self.replay(scenario, started).await {
+            Ok(r) => r,
+            Err(e) => {
+                let mut r = not_run(&scenario.name, &scenario.description, e.to_string());
+                r.expect = scenario.expect.to_string();
+                r.wall_s = started.elapsed().as_secs_f64();
+                r
+            }
+        }
+    }
+
+    fn work_dir(&self, scenario: &Scenario) -> Result<WorkDir, RigError> {
+        match &self.options.keep {
+            Some(root) => {
+                let dir = root.join(&scenario.name);
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir).map_err(|e| {
+                        RigError::Setup(format!("{}: cannot clear: {e}", dir.display()))
+                    })?;
+                }
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    RigError::Setup(format!("{}: cannot create: {e}", dir.display()))
+                })?;
+                Ok(WorkDir::Kept(dir))
+            }
+            None => tempfile::Builder::new()
+                .prefix(&format!("firebreak-hil-{}-", scenario.name))
+                .tempdir()
+                .map(WorkDir::Temp)
+                .map_err(|e| RigError::Setup(format!("no temporary directory: {e}"))),
+        }
+    }
+
+    async fn replay(
+        &self,
+        scenario: &Scenario,
+        started: Instant,
+    ) -> Result<ScenarioResult, RigError> {
+        let real_devices = self.options.site.is_some();
+        let scale = if real_devices {
+            if self.options.time_scale.is_some_and(|s| s != 1.0) {
+                return Err(RigError::Setup(
+                    "real devices run in real time: leave out --time-scale (or give 1)".into(),
+                ));
+            }
+            1.0
+        } else {
+            let wanted = self.options.time_scale.unwrap_or(scenario.time_scale);
+            scenario
+                .max_time_scale
+                .map_or(wanted, |max| wanted.min(max))
+        };
+        if !(scale > 0.0 && scale <= MAX_GATEWAY_SCALE) {
+            return Err(RigError::Setup(format!(
+                "time scale {scale} is not above 0 and at most {MAX_GATEWAY_SCALE} (the gateway's limit)"
+            )));
+        }
+        let work = self.work_dir(scenario)?;
+        let dir = work.path().to_path_buf();
+
+        // The broker.
+        let stops_broker = scenario
+            .events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::BrokerStop | EventKind::BrokerRestart));
+        let mut mosquitto = None;
+        let broker = if stops_broker {
+            if self.options.broker.is_some() {
+                return Err(RigError::Setup(
+                    "the scenario stops and restarts the broker; the rig cannot do that to an external one: run it without --broker (the rig then manages a Mosquitto)".into(),
+                ));
+            }
+            let bin = self
+                .options
+                .mosquitto
+                .clone()
+                .or_else(find_mosquitto)
+                .ok_or_else(|| RigError::Setup("the scenario stops and restarts the broker, which needs Mosquitto (apt-get install mosquitto, or --mosquitto PATH)".into()))?;
+            let mdir = dir.join("mosquitto");
+            std::fs::create_dir_all(&mdir)
+                .map_err(|e| RigError::Setup(format!("{}: {e}", mdir.display())))?;
+            let m = Mosquitto::start(&bin, &mdir).await?;
+            let b = Broker {
+                host: "127.0.0.1".into(),
+                port: m.port(),
+            };
+            mosquitto = Some(m);
+            b
+        } else if let Some(b) = &self.options.broker {
+            b.clone()
+        } else {
+            self.embedded().await?
+        };
+
+        // The devices and the site configuration.
+        let brokers = vec![("hil".to_string(), broker.url())];
+        let signing = Some((self.key_file.clone(), self.key_id.clone()));
+        let outbox_dir = Some(dir.join("outbox"));
+        let (sim, clock, site_text, site_id, http_port) = match &self.options.site {
+            None => {
+                let sim = Simulation::start(
+                    scenario,
+                    SimOptions {
+                        time_scale: Some(scale),
+                        broker: Some(broker.clone()),
+                        paused: true,
+                        ..SimOptions::default()
+                    },
+                )
+                .await
+                .map_err(|e| RigError::Setup(format!("simulators: {e}")))?;
+                // After the simulators took their ports.
+                let http_port = free_port()?;
+                let poll_ms = ((2000.0 / scale).round() as u64).clamp(250, 1000);
+                let options = SiteOptions {
+                    // Unique per scenario: replays that share a broker must not share
+                    // MQTT client ids.
+                    gateway: format!("gw-{}", scenario.name),
+                    http_bind: format!("127.0.0.1:{http_port}"),
+                    poll_interval_ms: poll_ms,
+                    timeout_ms: poll_ms * 4 / 5,
+                    freshness_ms: (poll_ms * 3).max(1000),
+                    brokers,
+                    signing,
+                    outbox_dir,
+                    ..SiteOptions::default()
+                };
+                let text = site_config_with(scenario, sim.addresses(), &options);
+                let site = options
+                    .site
+                    .clone()
+                    .unwrap_or_else(|| format!("hil-{}", scenario.name));
+                let clock = sim.clock().clone();
+                (Some(sim), clock, text, site, http_port)
+            }
+            Some(file) => {
+                let http_port = free_port()?;
+                let (text, site) = real_site(
+                    file,
+                    scenario,
+                    http_port,
+                    &brokers,
+                    signing.as_ref(),
+                    outbox_dir.as_deref(),
+                )?;
+                (
+                    None,
+                    ScenarioClock::paused(scenario.start),
+                    text,
+                    site,
+                    http_port,
+                )
+            }
+        };
+        let config = dir.join("site.toml");
+        std::fs::write(&config, &site_text)
+            .map_err(|e| RigError::Setup(format!("{}: {e}", config.display())))?;
+        let site: SiteId = site_id
+            .parse()
+            .map_err(|e| RigError::Setup(format!("site id {site_id:?}: {e}")))?;
+
+        // The controller, then the gateway.
+        let mut sub = Subscriber::start(
+            &broker,
+            topic::triggers(&site).to_string(),
+            self.trusted.clone(),
+            clock.clone(),
+            mosquitto.is_some(),
+        );
+        if !sub.subscribed(Duration::from_secs(10)).await {
+            return Err(RigError::Setup(format!(
+                "the subscriber could not subscribe on {} within 10 s",
+                broker.url()
+            )));
+        }
+        let log = dir.join("gateway.log");
+        let mut gateway = Gateway::new(&self.options.gateway_bin, &config, &log, scale, http_port);
+        gateway.start(GATEWAY_START).await?;
+        peers::wait_polled(gateway.http_port(), Duration::from_secs(10)).await;
+
+        // The replay.
+        let mut progress = Progress::new(self.options.progress, scenario);
+        let mut problems = Vec::new();
+        let mut events = Vec::new();
+        let mut pending = scenario.events.iter().peekable();
+        let mut gateway_down_on_purpose = false;
+        clock.resume();
+        loop {
+            let now = clock.now();
+            while let Some(e) = pending.next_if(|e| e.at <= now) {
+                let outcome = match e.kind {
+                    EventKind::BrokerStop => match mosquitto.as_mut() {
+                        Some(m) => {
+                            m.stop().await;
+                            "Mosquitto stopped (SIGTERM)".to_string()
+                        }
+                        None => "no broker the rig manages".to_string(),
+                    },
+                    EventKind::BrokerRestart => match mosquitto.as_mut() {
+                        Some(m) => match m.restart().await {
+                            Ok(()) => format!("Mosquitto restarted at {}", clock.now()),
+                            Err(err) => {
+                                problems.push(format!("broker-restart at {}: {err}", e.at));
+                                err.to_string()
+                            }
+                        },
+                        None => "no broker the rig manages".to_string(),
+                    },
+                    EventKind::GatewayKill => {
+                        gateway.kill().await;
+                        gateway_down_on_purpose = true;
+                        "gateway killed (SIGKILL)".to_string()
+                    }
+                    EventKind::GatewayRestart => {
+                        let t = Instant::now();
+                        match gateway.start(GATEWAY_START).await {
+                            Ok(()) => {
+                                gateway_down_on_purpose = false;
+                                format!(
+                                    "gateway restarted, /healthz after {} ms (at {})",
+                                    t.elapsed().as_millis(),
+                                    clock.now()
+                                )
+                            }
+                            Err(err) => {
+                                problems.push(format!("gateway-restart at {}: {err}", e.at));
+                                err.to_string()
+                            }
+                        }
+                    }
+                    EventKind::NetworkCut | EventKind::NetworkRestore => {
+                        if real_devices {
+                            problems.push(format!(
+                                "{} at {}: the rig cannot cut the network of real devices",
+                                e.kind, e.at
+                            ));
+                            "not carried out (real devices)".to_string()
+                        } else {
+                            "carried out by the simulators".to_string()
+                        }
+                    }
+                };
+                events.push(EventRecord {
+                    at: Moment::of(e.at),
+                    kind: e.kind.to_string(),
+                    outcome,
+                });
+            }
+            if now >= scenario.end {
+                break;
+            }
+            if !gateway_down_on_purpose && !gateway.running() {
+                problems.push(format!(
+                    "the gateway died at {now} without being asked; its log: {}\n{}",
+                    log.display(),
+                    peers::tail(&log, 8)
+                ));
+                gateway_down_on_purpose = true;
+            }
+            progress.draw(now, &sub);
+            let next = pending
+                .peek()
+                .map_or(scenario.end, |e| e.at.min(scenario.end));
+            let wait = clock
+                .real_until(next)
+                .unwrap_or(Duration::from_millis(100))
+                .clamp(Duration::from_millis(1), Duration::from_millis(200));
+            tokio::time::sleep(wait).await;
+        }
+        progress.finish(&sub);
+
+        // Triggers still on their way.
+        let drain = Instant::now();
+        while drain.elapsed() < DRAIN {
+            let got: std::collections::BTreeSet<u64> = sub
+                .received()
+                .iter()
+                .filter_map(|r| r.trigger.as_ref().ok().map(|t| t.seq))
+                .collect();
+            if drain.elapsed() > Duration::from_millis(500) && gateway.issued().is_subset(&got) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        gateway.stop().await;
+        let received = sub.received();
+        drop(sub);
+        drop(sim);
+        if let Some(m) = mosquitto.as_mut() {
+            m.stop().await;
+        }
+        let observed = Observed {
+            received,
+            issued: gateway.issued(),
+            events,
+            problems,
+            time_scale: scale,
+            simulated: !real_devices,
+            wall_s: started.elapsed().as_secs_f64(),
+        };
+        Ok(judge(scenario, &self.rules, observed))
+    }
+}
+
+/// A scenario's working directory: kept (`--keep`) or removed afterwards.
+enum WorkDir {
+    Kept(PathBuf),
+    Temp(tempfile::TempDir),
+}
+
+impl WorkDir {
+    fn path(&self) -> &Path {
+        match self {
+            WorkDir::Kept(p) => p,
+            WorkDir::Temp(t) => t.path(),
+        }
+    }
+}
+
+/// A site configuration for real devices: the file's devices, zones, profiles, MQTT sources
+/// and policy, with the rig's `[http]`, `[[brokers]]`, `[signing]` and `[outbox]`, the
+/// scenario's evacuation budget, and `rules_file` made absolute. Returns the text and the
+/// site id.
+fn real_site(
+    file: &Path,
+    scenario: &Scenario,
+    http_port: u16,
+    brokers: &[(String, String)],
+    signing: Option<&(PathBuf, String)>,
+    outbox: Option<&Path>,
+) -> Result<(String, String), RigError> {
+    let bad = |problem: String| RigError::Setup(format!("{}: {problem}", file.display()));
+    let text = std::fs::read_to_string(file).map_err(|e| bad(e.to_string()))?;
+    let mut doc: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| bad(e.message().to_string()))?;
+    let site = doc
+        .get("site")
+        .and_then(|s| s.get("name"))
+        .and_then(|n| n.as_str())
+        .ok_or_else(|| bad("site.name: missing".into()))?
+        .to_string();
+    let table = |pairs: Vec<(&str, toml::Value)>| {
+        toml::Value::Table(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    };
+    let s = |v: &str| toml::Value::String(v.to_string());
+    doc.insert(
+        "http".into(),
+        table(vec![("bind", s(&format!("127.0.0.1:{http_port}")))]),
+    );
+    doc.insert(
+        "brokers".into(),
+        toml::Value::Array(
+            brokers
+                .iter()
+                .map(|(n, u)| table(vec![("name", s(n)), ("url", s(u))]))
+                .collect(),
+        ),
+    );
+    if let Some((key_file, key_id)) = signing {
+        doc.insert(
+            "signing".into(),
+            table(vec![
+                ("key_file", s(&key_file.display().to_string())),
+                ("key_id", s(key_id)),
+            ]),
+        );
+    }
+    if let Some(dir) = outbox {
+        doc.insert(
+            "outbox".into(),
+            table(vec![("dir", s(&dir.display().to_string()))]),
+        );
+    }
+    let policy = doc
+        .entry("policy")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let Some(p) = policy.as_table_mut() {
+        p.insert(
+            "evacuation_budget_s".into(),
+            toml::Value::Integer(
+                i64::try_from(scenario.evacuation_budget.as_secs()).unwrap_or(300),
+            ),
+        );
+        if let Some(rules) = p.get("rules_file").and_then(|r| r.as_str()) {
+            let base = file.parent().unwrap_or(Path::new("."));
+            let abs = base.join(rules);
+            p.insert("rules_file".into(), s(&abs.display().to_string()));
+        }
+    }
+    let text = format!(
+        "# firebreak-hil: {} with the rig's broker, key and outbox, for scenario {}\n{}",
+        file.display(),
+        scenario.name,
+        toml::to_string(&doc).map_err(|e| bad(e.to_string()))?
+    );
+    Ok((text, site))
+}
+
+/// Progress on stderr.
+struct Progress {
+    style: ProgressStyle,
+    name: String,
+    start: ScenarioTime,
+    end: ScenarioTime,
+    shown: i64,
+}
+
+impl Progress {
+    fn new(style: ProgressStyle, scenario: &Scenario) -> Progress {
+        Progress {
+            style,
+            name: scenario.name.clone(),
+            start: scenario.start,
+            end: scenario.end,
+            shown: -1,
+        }
+    }
+
+    fn state(sub: &Subscriber) -> (Level, usize) {
+        let received = sub.received();
+        let level = received
+            .iter()
+            .rev()
+            .filter_map(|r| r.trigger.as_ref().ok())
+            .find(|t| t.zone.is_none())
+            .map_or(Level::Normal, |t| t.level);
+        (level, received.len())
+    }
+
+    fn fraction(&self, now: ScenarioTime) -> f64 {
+        let span = (self.end.millis() - self.start.millis()).max(1) as f64;
+        ((now.millis() - self.start.millis()) as f64 / span).clamp(0.0, 1.0)
+    }
+
+    fn draw(&mut self, now: ScenarioTime, sub: &Subscriber) {
+        let f = self.fraction(now);
+        let now = ScenarioTime::from_millis(now.millis() / 1000 * 1000);
+        match self.style {
+            ProgressStyle::Off => {}
+            ProgressStyle::Bar => {
+                let (level, n) = Progress::state(sub);
+                let filled = (f * 30.0).round() as usize;
+                eprint!(
+                    "\r{:<34} [{}{}] {:>10}  site {:<8} {n} received ",
+                    self.name,
+                    "#".repeat(filled),
+                    ".".repeat(30 - filled.min(30)),
+                    now.to_string(),
+                    level.to_string()
+                );
+            }
+            ProgressStyle::Lines => {
+                let decile = (f * 10.0).floor() as i64;
+                if decile > self.shown {
+                    self.shown = decile;
+                    let (level, n) = Progress::state(sub);
+                    eprintln!(
+                        "{:<34} {:>3}% {:>10}  site {:<8} {n} received",
+                        self.name,
+                        decile * 10,
+                        now.to_string(),
+                        level.to_string()
+                    );
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, sub: &Subscriber) {
+        self.draw(self.end, sub);
+        if self.style == ProgressStyle::Bar {
+            eprintln!();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_real_site_gets_the_rigs_broker_key_outbox_and_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("site.toml");
+        std::fs::write(
+            &file,
+            r#"
+[site]
+name = "paris-1"
+gateway = "gw-1"
+
+[http]
+bind = "0.0.0.0:9186"
+
+[policy]
+evacuation_budget_s = 900
+rules_file = "rules.toml"
+
+[[brokers]]
+name = "site-b"
+url = "mqtts://b.example:8883"
+
+[[devices]]
+name = "ups-b1"
+zone = "z"
+transport = "tcp"
+address = "192.0.2.10:502"
+profile = "generic-ups"
+"#,
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/ups-self-test.toml"),
+        )
+        .unwrap();
+        let scenario = Scenario::parse(&text, "ups-self-test.toml").unwrap();
+        let key = (PathBuf::from("/k/hil.key"), "hil".to_string());
+        let (out, site) = real_site(
+            &file,
+            &scenario,
+            4242,
+            &[("hil".into(), "mqtt://127.0.0.1:1883".into())],
+            Some(&key),
+            Some(Path::new("/o")),
+        )
+        .unwrap();
+        assert_eq!(site, "paris-1");
+        let doc: toml::Table = out.parse().unwrap();
+        assert_eq!(doc["http"]["bind"].as_str(), Some("127.0.0.1:4242"));
+        let brokers = doc["brokers"].as_array().unwrap();
+        assert_eq!(brokers.len(), 1, "only the rig's broker: {out}");
+        assert_eq!(brokers[0]["url"].as_str(), Some("mqtt://127.0.0.1:1883"));
+        assert_eq!(doc["signing"]["key_id"].as_str(), Some("hil"));
+        assert_eq!(doc["outbox"]["dir"].as_str(), Some("/o"));
+        assert_eq!(doc["policy"]["evacuation_budget_s"].as_integer(), Some(300));
+        assert_eq!(
+            doc["policy"]["rules_file"].as_str(),
+            Some(dir.path().join("rules.toml").to_str().unwrap())
+        );
+        assert_eq!(
+            doc["devices"][0]["address"].as_str(),
+            Some("192.0.2.10:502")
+        );
+    }
+}

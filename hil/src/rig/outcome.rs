@@ -1,0 +1,514 @@
+//! What a replay measured, judged against the scenario's expectation: the result table's
+//! rows, the JSON the rig writes, and the figures in docs/performance.md.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use firebreak_protocols::Level;
+use serde::Serialize;
+
+use super::cause::{Rules, cause_moment};
+use super::subscriber::Received;
+use crate::scenario::{Expectation, Scenario};
+use crate::time::ScenarioTime;
+
+/// A moment of scenario time, as text (`T-3m20s`) and as seconds from T0.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Moment {
+    /// `T-3m20s`.
+    pub at: DisplayTime,
+    /// Seconds from T0 (negative before).
+    pub s: f64,
+}
+
+/// A [`ScenarioTime`] serialized as its text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DisplayTime(pub ScenarioTime);
+
+impl Serialize for DisplayTime {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl Moment {
+    /// The moment `t`.
+    pub fn of(t: ScenarioTime) -> Moment {
+        Moment {
+            at: DisplayTime(t),
+            s: t.secs_f64(),
+        }
+    }
+}
+
+/// One trigger as the subscriber received it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TriggerRecord {
+    /// Its seq.
+    pub seq: u64,
+    /// The zone, absent for the site.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// The new level.
+    pub level: Level,
+    /// The level before.
+    pub previous: Level,
+    /// When it arrived at the subscriber.
+    pub arrived: Moment,
+    /// The rules it gives, with sensor, value and threshold.
+    pub reasons: Vec<String>,
+    /// Its estimate of the seconds to power loss.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds_to_power_loss: Option<u32>,
+    /// Whether it arrived before (a re-send of a seq already received).
+    pub duplicate: bool,
+    /// Milliseconds from `issued_at_ms` (the gateway's decision) to the arrival.
+    pub delivery_ms: i64,
+    /// For a raise: milliseconds of real time from its cause in the simulator (see
+    /// [`cause_moment`]) to the arrival.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+}
+
+/// A publication that did not verify.
+#[derive(Debug, Clone, Serialize)]
+pub struct RejectedRecord {
+    /// When it arrived.
+    pub arrived: Moment,
+    /// Why it was refused.
+    pub why: String,
+}
+
+/// p50 and p99 (nearest rank) of a set of measurements.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
+pub struct Percentiles {
+    /// How many.
+    pub count: usize,
+    /// Median.
+    pub p50: Option<f64>,
+    /// 99th percentile.
+    pub p99: Option<f64>,
+    /// Largest.
+    pub max: Option<f64>,
+}
+
+impl Percentiles {
+    /// The percentiles of `values`.
+    pub fn of(mut values: Vec<f64>) -> Percentiles {
+        values.retain(|v| v.is_finite());
+        values.sort_by(f64::total_cmp);
+        let rank = |p: f64| {
+            if values.is_empty() {
+                return None;
+            }
+            let i = ((p * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1;
+            values.get(i).copied()
+        };
+        Percentiles {
+            count: values.len(),
+            p50: rank(0.50),
+            p99: rank(0.99),
+            max: values.last().copied(),
+        }
+    }
+}
+
+/// An infrastructure event and what the rig did.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRecord {
+    /// When the scenario asks for it.
+    pub at: Moment,
+    /// `broker-stop`, …
+    pub kind: String,
+    /// What happened.
+    pub outcome: String,
+}
+
+/// The result of one scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioResult {
+    /// The scenario's name.
+    pub scenario: String,
+    /// What it models.
+    pub description: String,
+    /// Scenario seconds per real second.
+    pub time_scale: f64,
+    /// The expectation, as text.
+    pub expect: String,
+    /// Whether every check passed.
+    pub passed: bool,
+    /// What failed, one line each.
+    pub failures: Vec<String>,
+    /// The modelled power loss.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub power_loss_at: Option<Moment>,
+    /// The controllers' budget.
+    pub evacuation_budget_s: u64,
+    /// When the site's first `watch` arrived.
+    pub first_watch: Option<Moment>,
+    /// When the site's first `prepare` arrived.
+    pub first_prepare: Option<Moment>,
+    /// When the site's first `evacuate` arrived.
+    pub first_evacuate: Option<Moment>,
+    /// The highest site level that arrived.
+    pub highest: Level,
+    /// Power loss minus the first `evacuate` at the subscriber, in scenario seconds.
+    pub lead_time_s: Option<f64>,
+    /// Raises above what a nuisance scenario allows (site or zone); `None` for scenarios with a
+    /// power loss, where no escalation is false.
+    pub false_escalations: Option<usize>,
+    /// Distinct triggers received.
+    pub triggers: usize,
+    /// Seqs the gateway issued (its log) or skipped, never received.
+    pub missed: Vec<u64>,
+    /// Receptions of a seq already received (at-least-once delivery; not a failure).
+    pub duplicates: usize,
+    /// Publications that did not verify.
+    pub rejected: Vec<RejectedRecord>,
+    /// End-to-end latency of raises, cause in the simulator → subscriber, real ms.
+    pub latency_ms: Percentiles,
+    /// Decision (`issued_at_ms`) → subscriber, real ms.
+    pub delivery_ms: Percentiles,
+    /// The infrastructure events.
+    pub events: Vec<EventRecord>,
+    /// Every reception, in order.
+    pub received: Vec<TriggerRecord>,
+    /// Real seconds the run took, setup included.
+    pub wall_s: f64,
+    /// The scenario itself (for the SVG timeline); not in the JSON.
+    #[serde(skip)]
+    pub source: Option<Scenario>,
+}
+
+/// What the run observed, for [`judge`].
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// Every publication received, in order.
+    pub received: Vec<Received>,
+    /// The seqs the gateway logged as issued.
+    pub issued: BTreeSet<u64>,
+    /// The events and what the rig did.
+    pub events: Vec<EventRecord>,
+    /// Problems of the run itself (a gateway that died, an event not carried out).
+    pub problems: Vec<String>,
+    /// The scale the replay ran at.
+    pub time_scale: f64,
+    /// Whether the devices were simulated (latency from the script makes sense).
+    pub simulated: bool,
+    /// Real seconds.
+    pub wall_s: f64,
+}
+
+/// Judges a run: the expectation, missed and rejected triggers, and the figures.
+pub fn judge(scenario: &Scenario, rules: &Rules, observed: Observed) -> ScenarioResult {
+    let mut failures = observed.problems.clone();
+    let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut records = Vec::new();
+    let mut rejected = Vec::new();
+    for r in &observed.received {
+        let t = match &r.trigger {
+            Ok(t) => t,
+            Err(why) => {
+                rejected.push(RejectedRecord {
+                    arrived: Moment::of(r.at),
+                    why: why.clone(),
+                });
+                continue;
+            }
+        };
+        let count = seen.entry(t.seq).or_insert(0);
+        *count += 1;
+        let duplicate = *count > 1;
+        let raise = t.level > t.previous;
+        let latency_ms = (raise && !duplicate && observed.simulated)
+            .then(|| cause_moment(scenario, rules, &t.reasons, r.at))
+            .flatten()
+            .map(|cause| (r.at.millis() - cause.millis()) as f64 / observed.time_scale);
+        records.push(TriggerRecord {
+            seq: t.seq,
+            zone: t.zone.as_ref().map(|z| z.to_string()),
+            level: t.level,
+            previous: t.previous,
+            arrived: Moment::of(r.at),
+            reasons: t.reasons.iter().map(describe_reason).collect(),
+            seconds_to_power_loss: t.seconds_to_power_loss,
+            duplicate,
+            delivery_ms: i64::try_from(r.wall_ms).unwrap_or(i64::MAX)
+                - i64::try_from(t.issued_at_ms).unwrap_or(i64::MAX),
+            latency_ms,
+        });
+    }
+    let firsts: Vec<&TriggerRecord> = records.iter().filter(|r| !r.duplicate).collect();
+    let site = |level: Level| {
+        firsts
+            .iter()
+            .find(|r| r.zone.is_none() && r.level == level)
+            .map(|r| r.arrived)
+    };
+    let (first_watch, first_prepare, first_evacuate) = (
+        site(Level::Watch),
+        site(Level::Prepare),
+        site(Level::Evacuate),
+    );
+    let highest = firsts
+        .iter()
+        .map(|r| r.level)
+        .max()
+        .unwrap_or(Level::Normal);
+    let lead_time_s = scenario
+        .power_loss_at
+        .zip(first_evacuate)
+        .map(|(p, e)| p.secs_f64() - e.s);
+
+    // Missed: issued and never received, and holes in the received seqs.
+    let got: BTreeSet<u64> = seen.keys().copied().collect();
+    let mut missed: BTreeSet<u64> = observed.issued.difference(&got).copied().collect();
+    if let (Some(&lo), Some(&hi)) = (got.first(), got.last()) {
+        missed.extend((lo..=hi).filter(|s| !got.contains(s)));
+    }
+    let missed: Vec<u64> = missed.into_iter().collect();
+    if !missed.is_empty() {
+        failures.push(format!(
+            "{} trigger(s) issued but never received: seq {}",
+            missed.len(),
+            missed
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if !rejected.is_empty() {
+        failures.push(format!(
+            "{} publication(s) on the trigger topic did not verify: {}",
+            rejected.len(),
+            rejected.first().map(|r| r.why.as_str()).unwrap_or("")
+        ));
+    }
+
+    let false_escalations = match scenario.expect {
+        Expectation::NeverAbove(ceiling) => {
+            // The site's level is the highest of its zones': count the site's raises.
+            let n = firsts
+                .iter()
+                .filter(|r| r.zone.is_none() && r.level > ceiling && r.level > r.previous)
+                .count();
+            if n > 0 {
+                let worst = firsts
+                    .iter()
+                    .filter(|r| r.level > ceiling)
+                    .map(|r| {
+                        format!(
+                            "{} {} at {}",
+                            r.zone.as_deref().unwrap_or("site"),
+                            r.level,
+                            r.arrived.at.0
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                failures.push(format!(
+                    "expected never above {ceiling}: {n} escalation(s) above it ({worst})"
+                ));
+            }
+            Some(n)
+        }
+        Expectation::EvacuateBy(by) => {
+            match first_evacuate {
+                None => failures.push(format!(
+                    "expected evacuate by {by}: none arrived (highest site level {highest})"
+                )),
+                Some(e) if e.at.0 > by => failures.push(format!(
+                    "expected evacuate by {by}: it arrived at {} ({:.0} s late)",
+                    e.at.0,
+                    e.s - by.secs_f64()
+                )),
+                Some(_) => {}
+            }
+            None
+        }
+    };
+
+    let latency_ms = Percentiles::of(records.iter().filter_map(|r| r.latency_ms).collect());
+    let delivery_ms = Percentiles::of(
+        records
+            .iter()
+            .filter(|r| !r.duplicate)
+            .map(|r| r.delivery_ms as f64)
+            .collect(),
+    );
+    ScenarioResult {
+        scenario: scenario.name.clone(),
+        description: scenario.description.clone(),
+        time_scale: observed.time_scale,
+        expect: scenario.expect.to_string(),
+        passed: failures.is_empty(),
+        failures,
+        power_loss_at: scenario.power_loss_at.map(Moment::of),
+        evacuation_budget_s: scenario.evacuation_budget.as_secs(),
+        first_watch,
+        first_prepare,
+        first_evacuate,
+        highest,
+        lead_time_s,
+        false_escalations,
+        triggers: got.len(),
+        missed,
+        duplicates: records.iter().filter(|r| r.duplicate).count(),
+        rejected,
+        latency_ms,
+        delivery_ms,
+        events: observed.events,
+        received: records,
+        wall_s: observed.wall_s,
+        source: Some(scenario.clone()),
+    }
+}
+
+/// A scenario that could not be run at all.
+pub fn not_run(scenario: &str, description: &str, why: String) -> ScenarioResult {
+    ScenarioResult {
+        scenario: scenario.to_string(),
+        description: description.to_string(),
+        time_scale: 0.0,
+        expect: String::new(),
+        passed: false,
+        failures: vec![why],
+        power_loss_at: None,
+        evacuation_budget_s: 0,
+        first_watch: None,
+        first_prepare: None,
+        first_evacuate: None,
+        highest: Level::Normal,
+        lead_time_s: None,
+        false_escalations: None,
+        triggers: 0,
+        missed: Vec::new(),
+        duplicates: 0,
+        rejected: Vec::new(),
+        latency_ms: Percentiles::default(),
+        delivery_ms: Percentiles::default(),
+        events: Vec::new(),
+        received: Vec::new(),
+        wall_s: 0.0,
+        source: None,
+    }
+}
+
+/// `off-gas node-b1 off-gas = 24.1 (threshold 20)`.
+pub fn describe_reason(r: &firebreak_protocols::Reason) -> String {
+    let mut s = r.rule.to_string();
+    if let Some(d) = &r.device {
+        let _ = write!(s, " {d}");
+    }
+    if let Some(sig) = r.signal {
+        let _ = write!(s, " {sig}");
+        if r.channel != 0 {
+            let _ = write!(s, "[{}]", r.channel);
+        }
+    }
+    let _ = write!(s, " = {} (threshold {})", r.value, r.threshold);
+    s
+}
+
+/// A moment to the second, for the table.
+fn moment(m: Option<Moment>) -> String {
+    m.map_or_else(
+        || "-".to_string(),
+        |m| ScenarioTime::from_millis((m.s.round() as i64) * 1000).to_string(),
+    )
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| format!("{v:.0}"))
+}
+
+/// The result table, one row per scenario, then the failures.
+pub fn table(results: &[ScenarioResult]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<34} {:>5} {:<6} {:>10} {:>10} {:>10} {:>7} {:>5} {:>6} {:>4} {:>13} {:>13}",
+        "scenario",
+        "scale",
+        "result",
+        "watch",
+        "prepare",
+        "evacuate",
+        "lead",
+        "false",
+        "missed",
+        "dup",
+        "e2e p50/p99",
+        "deliv p50/p99"
+    );
+    for r in results {
+        let lead = r
+            .lead_time_s
+            .map_or_else(|| "-".to_string(), |l| format!("{l:.0} s"));
+        let false_esc = r
+            .false_escalations
+            .map_or_else(|| "-".to_string(), |n| n.to_string());
+        let _ = writeln!(
+            out,
+            "{:<34} {:>5} {:<6} {:>10} {:>10} {:>10} {:>7} {:>5} {:>6} {:>4} {:>13} {:>13}",
+            r.scenario,
+            format!("x{}", r.time_scale),
+            if r.passed { "PASS" } else { "FAIL" },
+            moment(r.first_watch),
+            moment(r.first_prepare),
+            moment(r.first_evacuate),
+            lead,
+            false_esc,
+            r.missed.len(),
+            r.duplicates,
+            format!("{}/{} ms", ms(r.latency_ms.p50), ms(r.latency_ms.p99)),
+            format!("{}/{} ms", ms(r.delivery_ms.p50), ms(r.delivery_ms.p99)),
+        );
+    }
+    let passed = results.iter().filter(|r| r.passed).count();
+    let _ = writeln!(out, "{passed} of {} scenario(s) passed", results.len());
+    for r in results.iter().filter(|r| !r.passed) {
+        for f in &r.failures {
+            let _ = writeln!(out, "FAIL {}: {f}", r.scenario);
+        }
+    }
+    out
+}
+
+/// The triggers of one scenario as a controller saw them, one line each.
+pub fn trigger_lines(r: &ScenarioResult) -> String {
+    let mut out = String::new();
+    for t in &r.received {
+        let _ = writeln!(
+            out,
+            "  {:>12}  seq {}{} {:<14} {} -> {}{}  | {}{}",
+            t.arrived.at.0.to_string(),
+            t.seq,
+            if t.duplicate { " (again)" } else { "" },
+            t.zone.as_deref().unwrap_or("site"),
+            t.previous,
+            t.level,
+            t.seconds_to_power_loss
+                .map_or_else(String::new, |s| format!(", power loss in ~{s} s")),
+            t.reasons.first().map_or("no reason", String::as_str),
+            t.latency_ms
+                .map_or_else(String::new, |l| format!("  [{l:.0} ms after its cause]")),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let p = Percentiles::of((1..=100).map(f64::from).collect());
+        assert_eq!((p.p50, p.p99, p.max), (Some(50.0), Some(99.0), Some(100.0)));
+        let one = Percentiles::of(vec![7.0]);
+        assert_eq!((one.p50, one.p99), (Some(7.0), Some(7.0)));
+        assert_eq!(Percentiles::of(Vec::new()).p50, None);
+    }
+}

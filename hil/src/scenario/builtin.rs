@@ -1,0 +1,97 @@
+//! The suite of `hil/scenarios/`, compiled in: `firebreak demo` replays them from anywhere,
+//! without the repository. A test keeps this list and the directory the same.
+
+use super::{Scenario, ScenarioError};
+
+/// Every scenario of `hil/scenarios/`: (name, file text), sorted by name.
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "battery-fire",
+        include_str!("../../scenarios/battery-fire.toml"),
+    ),
+    (
+        "battery-fire-ventilated",
+        include_str!("../../scenarios/battery-fire-ventilated.toml"),
+    ),
+    (
+        "broker-outage-during-fire",
+        include_str!("../../scenarios/broker-outage-during-fire.toml"),
+    ),
+    (
+        "gateway-killed-during-fire",
+        include_str!("../../scenarios/gateway-killed-during-fire.toml"),
+    ),
+    (
+        "hvac-failure",
+        include_str!("../../scenarios/hvac-failure.toml"),
+    ),
+    (
+        "network-cut",
+        include_str!("../../scenarios/network-cut.toml"),
+    ),
+    (
+        "probe-disconnected",
+        include_str!("../../scenarios/probe-disconnected.toml"),
+    ),
+    (
+        "probe-fails-high",
+        include_str!("../../scenarios/probe-fails-high.toml"),
+    ),
+    (
+        "ups-self-test",
+        include_str!("../../scenarios/ups-self-test.toml"),
+    ),
+    (
+        "utility-outage-generator-fails",
+        include_str!("../../scenarios/utility-outage-generator-fails.toml"),
+    ),
+    (
+        "utility-outage-generator-transfer",
+        include_str!("../../scenarios/utility-outage-generator-transfer.toml"),
+    ),
+];
+
+/// The built-in scenario `name`, checked; `None` when there is none of that name.
+pub fn builtin(name: &str) -> Option<Result<Scenario, ScenarioError>> {
+    BUILTIN
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(n, text)| Scenario::parse(text, &format!("{n}.toml (built in)")))
+}
+
+/// The names of the built-in scenarios.
+pub fn names() -> Vec<&'static str> {
+    BUILTIN.iter().map(|(n, _)| *n).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_suite_is_the_directory() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .map(|p| {
+                (
+                    p.file_stem().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read_to_string(&p).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        let compiled_in: Vec<(String, String)> = BUILTIN
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
+        assert_eq!(compiled_in, files, "add the new scenario to BUILTIN");
+        for name in names() {
+            let s = builtin(name).unwrap().unwrap();
+            assert_eq!(s.name, name);
+        }
+        assert!(super::builtin("nope").is_none());
+    }
+}
