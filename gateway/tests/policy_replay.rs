@@ -301,7 +301,7 @@ fn scenarios() -> Vec<Scenario> {
             what: "one rack probe jumps to 140 °C at T0 and stays there; nothing else changes",
             until_s: 1800,
             power_loss_s: None,
-            expect: Expect::NeverAbove(Level::Prepare),
+            expect: Expect::NeverAbove(Level::Watch),
             world: |t| {
                 let mut w = World::default();
                 if t >= 0 {

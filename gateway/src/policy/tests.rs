@@ -513,6 +513,22 @@ proptest! {
         }
     }
 
+    /// One rack probe, however wild, raises at most `watch` under the default rules: a probe
+    /// failing high reads like a warming rack, so `prepare` needs a second probe.
+    #[test]
+    fn one_rack_probe_raises_at_most_watch(
+        channel in 0u8..8,
+        values in proptest::collection::vec(-40.0f32..200.0, 1..400),
+    ) {
+        let topo = topology(&[("node", "room")]);
+        let mut e = Engine::new(Policy::default_policy().unwrap(), &topo);
+        for (t, v) in values.iter().enumerate() {
+            for tr in e.step(t as u64 * 1000, &[good("node", Signal::RackTemperature, channel, *v)]) {
+                prop_assert!(tr.level <= Level::Watch, "{tr:?}");
+            }
+        }
+    }
+
     /// Values without good quality never raise a level, under the default rules.
     #[test]
     fn bad_quality_never_raises(
