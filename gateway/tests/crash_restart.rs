@@ -19,29 +19,6 @@ use common::*;
 use firebreak_protocols::message::decode;
 use firebreak_protocols::{Level, Trigger};
 
-const RULES: &str = r#"
-[[rules]]
-id = "off-gas"
-kind = "threshold"
-signal = "off-gas"
-above = 20.0
-clear = 10.0
-level = "prepare"
-
-[[rules]]
-id = "smoke"
-kind = "state"
-signal = "smoke-alarm"
-level = "prepare"
-
-[[rules]]
-id = "fire-corroborated"
-kind = "combine"
-of = ["off-gas", "smoke"]
-need = 2
-level = "evacuate"
-"#;
-
 #[test]
 fn kill_9_after_a_level_change_loses_and_duplicates_nothing() {
     if !require_peer("mosquitto") || !require_peer("mosquitto_pub") || !require_peer("stdbuf") {
@@ -56,7 +33,7 @@ fn kill_9_after_a_level_change_loses_and_duplicates_nothing() {
         .output()
         .unwrap();
     assert!(keygen.status.success(), "{keygen:?}");
-    std::fs::write(dir.path().join("rules.toml"), RULES).unwrap();
+    std::fs::write(dir.path().join("rules.toml"), FIRE_RULES).unwrap();
     let config = format!(
         "[site]\nname = \"crash\"\ngateway = \"gw-crash\"\n[[zones]]\nname = \"battery-room\"\n\
          [http]\nbind = \"{{HTTP}}\"\n[policy]\nrules_file = \"rules.toml\"\nhold_s = 1\n\

@@ -15,35 +15,6 @@ use std::time::Duration;
 
 use common::*;
 
-const RULES: &str = r#"
-[[rules]]
-id = "device-lost"
-kind = "comm-lost"
-devices = "any"
-level = "watch"
-
-[[rules]]
-id = "off-gas"
-kind = "threshold"
-signal = "off-gas"
-above = 20.0
-clear = 10.0
-level = "prepare"
-
-[[rules]]
-id = "smoke"
-kind = "state"
-signal = "smoke-alarm"
-level = "prepare"
-
-[[rules]]
-id = "fire-corroborated"
-kind = "combine"
-of = ["off-gas", "smoke"]
-need = 2
-level = "evacuate"
-"#;
-
 #[test]
 fn mqtt_evidence_raises_levels_with_reasons() {
     if !require_peer("mosquitto") || !require_peer("mosquitto_pub") {
@@ -51,7 +22,7 @@ fn mqtt_evidence_raises_levels_with_reasons() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (_broker, port) = mosquitto(dir.path());
-    std::fs::write(dir.path().join("rules.toml"), RULES).unwrap();
+    std::fs::write(dir.path().join("rules.toml"), FIRE_RULES).unwrap();
     let config = format!(
         "[site]\nname = \"test\"\ngateway = \"gw-test\"\n[[zones]]\nname = \"battery-room\"\n\
          [http]\nbind = \"{{HTTP}}\"\n[policy]\nrules_file = \"rules.toml\"\nhold_s = 1\n\

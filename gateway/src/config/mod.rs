@@ -327,13 +327,7 @@ pub const DEFAULT_HTTP_BIND: &str = "127.0.0.1:9186";
 impl SiteConfig {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<SiteConfig, ConfigError> {
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            origin: origin.clone(),
-            line: None,
-            path: String::new(),
-            problem: format!("cannot read: {e}"),
-        })?;
+        let (text, origin) = read_text(path)?;
         SiteConfig::parse(&text, &origin)
     }
 
@@ -362,6 +356,20 @@ impl SiteConfig {
     /// A device by name.
     pub fn device(&self, name: &str) -> Option<&DeviceConfig> {
         self.devices.iter().find(|d| d.name.as_str() == name)
+    }
+}
+
+/// Reads a configuration file: its text, and its name for errors.
+pub fn read_text(path: &Path) -> Result<(String, String), ConfigError> {
+    let origin = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((text, origin)),
+        Err(e) => Err(ConfigError {
+            origin,
+            line: None,
+            path: String::new(),
+            problem: format!("cannot read: {e}"),
+        }),
     }
 }
 

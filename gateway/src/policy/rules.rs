@@ -190,13 +190,7 @@ impl Rules {
 
     /// Reads and checks a rules file.
     pub fn load(path: &std::path::Path) -> Result<Rules, ConfigError> {
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            origin: origin.clone(),
-            line: None,
-            path: String::new(),
-            problem: format!("cannot read: {e}"),
-        })?;
+        let (text, origin) = crate::config::read_text(path)?;
         Rules::parse(&text, &origin)
     }
 

@@ -438,3 +438,29 @@ impl Gateway {
             .unwrap_or_default()
     }
 }
+
+/// Rules for tests that drive levels from MQTT evidence: off-gas or smoke alone raise
+/// `prepare`, both together `evacuate`.
+#[allow(dead_code)] // not every test binary uses it
+pub const FIRE_RULES: &str = r#"
+[[rules]]
+id = "off-gas"
+kind = "threshold"
+signal = "off-gas"
+above = 20.0
+clear = 10.0
+level = "prepare"
+
+[[rules]]
+id = "smoke"
+kind = "state"
+signal = "smoke-alarm"
+level = "prepare"
+
+[[rules]]
+id = "fire-corroborated"
+kind = "combine"
+of = ["off-gas", "smoke"]
+need = 2
+level = "evacuate"
+"#;
