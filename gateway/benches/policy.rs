@@ -61,6 +61,7 @@ fn site() -> (Topology, Vec<Vec<Sample>>) {
         gateway: GatewayId::new("gw").unwrap(),
         zones: Vec::new(),
         devices,
+        witnesses: Vec::new(),
     };
     (topology, polls)
 }

@@ -65,6 +65,7 @@ fn topology() -> Topology {
             (d("pdu-4"), z("hall")),
             (d("room"), z("hall")),
         ],
+        witnesses: Vec::new(),
     }
 }
 

@@ -58,6 +58,19 @@ pub struct Topology {
     pub zones: Vec<ZoneId>,
     /// Every device and its zone.
     pub devices: Vec<(DeviceId, ZoneId)>,
+    /// What each device fails together with, where the site configuration says more than the
+    /// default (the device alone is one witness, its channels together).
+    pub witnesses: Vec<(DeviceId, Witness)>,
+}
+
+/// What a device's readings fail together with (docs/policy.md, "Evidence").
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Witness {
+    /// Its failure group: devices of one group count as one witness. `None`: the device alone.
+    pub group: Option<String>,
+    /// The site says the device's channels are independent witnesses (separately wired and
+    /// powered probes); by default two channels of one device are one witness.
+    pub independent_channels: bool,
 }
 
 impl Topology {
@@ -77,6 +90,7 @@ impl Topology {
                         .map(|s| (s.name.clone(), s.zone.clone())),
                 )
                 .collect(),
+            witnesses: Vec::new(),
         }
     }
 }

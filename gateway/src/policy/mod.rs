@@ -21,7 +21,7 @@ pub mod view;
 
 pub use engine::{
     DEFAULT_EVACUATION_BUDGET_S, DEFAULT_HOLD_S, DEFAULT_MARGIN_S, Engine, EngineStats, Policy,
-    Topology, Transition, describe,
+    Topology, Transition, Witness, describe,
 };
 pub use rules::{
     DEFAULT_INPUT_PRESENT_V, DEFAULT_RULES, MAX_RULES, RATE_POINTS, RawNeed, RawRule, RawRules,

@@ -19,6 +19,7 @@ fn topology(devices: &[(&str, &str)]) -> Topology {
             .iter()
             .map(|(d, z)| (DeviceId::new(d).unwrap(), ZoneId::new(z).unwrap()))
             .collect(),
+        witnesses: Vec::new(),
     }
 }
 
