@@ -421,7 +421,7 @@ fn print_rules(rules: &crate::policy::Rules, out: &mut impl Write) -> Result<(),
                 band,
                 corroborate,
             } => format!(
-                "{signal} {} {} (clears at {}) on {corroborate} sensor(s)",
+                "{signal} {} {} (clears at {}) on {corroborate} witness(es)",
                 side(band),
                 band.trip(),
                 band.clear()
@@ -432,14 +432,14 @@ fn print_rules(rules: &crate::policy::Rules, out: &mut impl Write) -> Result<(),
                 window_ms,
                 corroborate,
             } => format!(
-                "{signal} rising {}/min or more over {} s on {corroborate} sensor(s)",
+                "{signal} rising {}/min or more over {} s on {corroborate} witness(es)",
                 band.trip(),
                 window_ms / 1000
             ),
             RuleKind::State {
                 signal,
                 corroborate,
-            } => format!("{signal} on, on {corroborate} sensor(s)"),
+            } => format!("{signal} on, on {corroborate} witness(es)"),
             RuleKind::Share {
                 signal,
                 band,
@@ -456,8 +456,20 @@ fn print_rules(rules: &crate::policy::Rules, out: &mut impl Write) -> Result<(),
             RuleKind::PowerBudget { .. } => {
                 "estimated time to power loss within budget + margin".into()
             }
-            RuleKind::Combine { of, need } => format!(
-                "{need} of [{}]",
+            RuleKind::Combine {
+                of,
+                need,
+                corroborate,
+            } => format!(
+                "{need} of [{}] on {corroborate} independent witness(es)",
+                of.iter()
+                    .filter_map(|&i| rules.rules.get(i).map(|o| o.id.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            RuleKind::SensorFault => "a reading of the zone implausible or reported faulty".into(),
+            RuleKind::EvidenceLost { of } => format!(
+                "the sensors behind one of [{}] silent or faulty while it holds its level",
                 of.iter()
                     .filter_map(|&i| rules.rules.get(i).map(|o| o.id.as_str()))
                     .collect::<Vec<_>>()

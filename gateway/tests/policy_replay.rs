@@ -180,6 +180,8 @@ enum Expect {
     EvacuateInTime,
     /// Never above this level.
     NeverAbove(Level),
+    /// `evacuate`, then back to `normal` by this many seconds after T0.
+    EvacuateThenNormalBy(i64),
 }
 
 struct Scenario {
@@ -313,14 +315,81 @@ fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "probe-disconnected",
-            what: "one rack probe reads 0xFFFF (sensor fault) from T0",
+            what: "one rack probe reads 0xFFFF (sensor fault) from T0: reported for a technician",
             until_s: 1800,
             power_loss_s: None,
-            expect: Expect::NeverAbove(Level::Normal),
+            expect: Expect::NeverAbove(Level::Watch),
             world: |t| {
                 let mut w = World::default();
                 if t >= 0 {
                     w.rack[0] = Some((6553.5, Quality::SensorFault));
+                }
+                w
+            },
+        },
+        Scenario {
+            name: "runtime-glitch",
+            what: "a 4 s utility dip; the UPS reports a runtime of 0 s for one poll while it recalculates",
+            until_s: 900,
+            power_loss_s: None,
+            expect: Expect::NeverAbove(Level::Watch),
+            world: |t| {
+                let mut w = World::default();
+                if (0..4).contains(&t) {
+                    w.ups_on_battery = true;
+                    w.ups_input_v = 0.0;
+                }
+                if t == 2 {
+                    w.ups_runtime_s = 0.0;
+                }
+                w
+            },
+        },
+        Scenario {
+            name: "shorted-harness",
+            what: "both rack probes of the node jump to 150 °C within 20 s; no off-gas, no smoke, room unchanged",
+            until_s: 1800,
+            power_loss_s: None,
+            expect: Expect::NeverAbove(Level::Watch),
+            world: |t| {
+                let mut w = World::default();
+                let v = pl(t, &[(0, 24.0), (20, 150.0)]);
+                w.rack = [Some((v, Quality::Good)), Some((v + 0.5, Quality::Good))];
+                w
+            },
+        },
+        Scenario {
+            name: "node-lost-mid-fire",
+            what: "2022 pattern: off-gas raises prepare, the node dies with its cable at T-4 min, smoke at T0, PDUs lose power at T+8 min",
+            until_s: 900,
+            power_loss_s: Some(480),
+            expect: Expect::EvacuateInTime,
+            world: |t| {
+                let mut w = battery_fire(t, 250.0);
+                // Before the rack's warming is seen: only the off-gas had spoken.
+                if t >= -240 {
+                    w.silent.push("node");
+                }
+                if t >= 480 {
+                    w.pdu_input_v = [0.0; 4];
+                }
+                w
+            },
+        },
+        Scenario {
+            name: "power-budget-clears",
+            what: "utility lost, runtime 300 s: evacuate; utility back at T+1 min (runtime 1800 s): lowered after the hold",
+            until_s: 900,
+            power_loss_s: None,
+            expect: Expect::EvacuateThenNormalBy(60 + 300 + 2),
+            world: |t| {
+                let mut w = World::default();
+                if (0..60).contains(&t) {
+                    w.ups_on_battery = true;
+                    w.ups_input_v = 0.0;
+                    w.ups_runtime_s = 300.0 - t as f32;
+                } else if t >= 60 {
+                    w.ups_runtime_s = 1800.0;
                 }
                 w
             },
@@ -360,6 +429,8 @@ struct Outcome {
     /// Seconds from T0 of the first site transition to each level.
     first: [Option<i64>; 4],
     max: Level,
+    /// The site's last transition: seconds from T0, level.
+    last: Option<(i64, Level)>,
 }
 
 fn replay(sc: &Scenario) -> Outcome {
@@ -373,15 +444,18 @@ fn replay(sc: &Scenario) -> Outcome {
     }
     let mut first = [None; 4];
     let mut max = Level::Normal;
+    let mut last = None;
     for tr in transitions.iter().filter(|tr| tr.zone.is_none()) {
         let t = (tr.at_ms - epoch_ms) as i64 / 1000 - LEAD_IN_S;
         first[tr.level as usize].get_or_insert(t);
         max = max.max(tr.level);
+        last = Some((t, tr.level));
     }
     Outcome {
         transitions,
         first,
         max,
+        last,
     }
 }
 
@@ -403,6 +477,18 @@ fn check(sc: &Scenario, o: &Outcome) -> Result<(), String> {
             Err(format!("reached {} (allowed: {level})", o.max))
         }
         Expect::NeverAbove(_) => Ok(()),
+        Expect::EvacuateThenNormalBy(by) => {
+            if o.max < Level::Evacuate {
+                return Err(format!("reached {}, not evacuate", o.max));
+            }
+            match o.last {
+                Some((t, Level::Normal)) if t <= by => Ok(()),
+                Some((t, l)) => Err(format!(
+                    "last site level {l} at T+{t} s, not normal by T+{by} s"
+                )),
+                None => Err("no transition".into()),
+            }
+        }
     }
 }
 
@@ -426,6 +512,9 @@ fn table() -> String {
         let expected = match sc.expect {
             Expect::EvacuateInTime => "evacuate ≥ budget before power loss".to_string(),
             Expect::NeverAbove(l) => format!("never above {l}"),
+            Expect::EvacuateThenNormalBy(by) => {
+                format!("evacuate, then normal by {}", mmss(Some(by)))
+            }
         };
         let lead = match (sc.power_loss_s, o.first[Level::Evacuate as usize]) {
             (Some(p), Some(e)) => format!("{} s", p - e),

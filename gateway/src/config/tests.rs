@@ -119,7 +119,7 @@ fn policy_rules_file_is_read_beside_the_site_file_and_named_in_errors() {
     .unwrap();
     std::fs::write(
         dir.path().join("rules.toml"),
-        "[[rules]]\nid = \"smoke\"\nkind = \"state\"\nsignal = \"smoke-alarm\"\nlevel = \"evacuate\"\n",
+        "[[rules]]\nid = \"smoke\"\nkind = \"state\"\nsignal = \"smoke-alarm\"\nfor_s = 10\nlevel = \"evacuate\"\n",
     )
     .unwrap();
     let c = SiteConfig::load(&site).unwrap();

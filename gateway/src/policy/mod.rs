@@ -20,12 +20,12 @@ mod rules;
 pub mod view;
 
 pub use engine::{
-    DEFAULT_EVACUATION_BUDGET_S, DEFAULT_HOLD_S, DEFAULT_MARGIN_S, Engine, EngineStats, Policy,
-    Topology, Transition, Witness, describe,
+    DEFAULT_EVACUATION_BUDGET_S, DEFAULT_HOLD_S, DEFAULT_MARGIN_S, Engine, EngineStats, FaultKind,
+    Policy, SensorFault, Topology, Transition, Witness, describe,
 };
 pub use rules::{
-    DEFAULT_INPUT_PRESENT_V, DEFAULT_RULES, MAX_RULES, RATE_POINTS, RawNeed, RawRule, RawRules,
-    Rule, RuleKind, Rules,
+    DEFAULT_INPUT_PRESENT_V, DEFAULT_RULES, MAX_RULES, MIN_SINGLE_WITNESS_MS, RATE_POINTS, RawNeed,
+    RawRule, RawRules, Rule, RuleKind, Rules,
 };
 
 #[cfg(test)]

@@ -61,7 +61,8 @@ pub struct RawRule {
     pub below: Option<f64>,
     /// Clears once the value is back past this one (threshold, share).
     pub clear: Option<f64>,
-    /// Independent sensors (device and channel) that must agree (threshold, rate, state).
+    /// Independent witnesses that must agree (threshold, rate, state: distinct failure
+    /// groups; combine: distinct failure groups or physics).
     pub corroborate: Option<i64>,
     /// Fires at this rise per minute or more (rate).
     pub rise_per_min: Option<f64>,
@@ -135,12 +136,24 @@ pub enum RuleKind {
         /// Utility voltage at or above which a UPS on battery is only testing itself.
         input_present_above: f32,
     },
-    /// Several rules: at least `need` of `of` firing.
+    /// Several rules: at least `need` of `of` firing, on at least `corroborate` independent
+    /// witnesses (distinct failure groups or physics) between them.
     Combine {
         /// Indexes of the combined rules (all defined earlier).
         of: Vec<usize>,
         /// How many must fire.
         need: usize,
+        /// Independent witnesses they must have between them.
+        corroborate: usize,
+    },
+    /// A reading of the zone judged implausible (a jump, a rail, a flap) or reported faulty
+    /// by its device: for a technician.
+    SensorFault,
+    /// One of `of` holds its level on evidence whose sensors went silent or faulty: losing
+    /// the witnesses during an alarm is itself evidence.
+    EvidenceLost {
+        /// Indexes of the rules whose evidence is watched (all defined earlier).
+        of: Vec<usize>,
     },
 }
 
@@ -258,6 +271,58 @@ impl Rules {
 
 type Problem = (String, String);
 
+/// The shortest `for_s` of an `evacuate` rule that one witness can fire: long enough for the
+/// value to be read again several times (a device's freshness window is shorter), so one
+/// sample — a UPS recalculating its runtime, a glitch on the bus — never evacuates a site.
+pub const MIN_SINGLE_WITNESS_MS: u64 = 10_000;
+
+/// The fewest independent witnesses a rule can fire on.
+fn witnesses(kind: &RuleKind, earlier: &[Rule]) -> usize {
+    match kind {
+        RuleKind::Threshold { corroborate, .. }
+        | RuleKind::Rate { corroborate, .. }
+        | RuleKind::State { corroborate, .. } => *corroborate,
+        RuleKind::Share { min_devices, .. } => *min_devices,
+        // Its own corroboration, or that of the weakest rule it combines.
+        RuleKind::Combine {
+            of, corroborate, ..
+        } => (*corroborate).max(
+            of.iter()
+                .filter_map(|&c| earlier.get(c))
+                .map(|r| witnesses(&r.kind, earlier))
+                .min()
+                .unwrap_or(1),
+        ),
+        _ => 1,
+    }
+}
+
+/// The `of` list of a combine or evidence-lost rule, checked.
+fn rule_list(
+    r: &RawRule,
+    kind: &str,
+    find: &dyn Fn(&str, &str) -> Result<usize, Problem>,
+) -> Result<Vec<usize>, Problem> {
+    let names =
+        r.of.as_ref()
+            .ok_or_else(|| problem("", format!("a {kind} rule needs of = [rule ids]")))?;
+    if names.is_empty() {
+        return Err(problem("of", "names no rules"));
+    }
+    let mut of = Vec::with_capacity(names.len());
+    for (j, name) in names.iter().enumerate() {
+        let k = find(&format!("of[{j}]"), name)?;
+        if of.contains(&k) {
+            return Err(problem(
+                &format!("of[{j}]"),
+                format!("{name:?} is named twice"),
+            ));
+        }
+        of.push(k);
+    }
+    Ok(of)
+}
+
 fn problem(key: &str, text: impl Into<String>) -> Problem {
     (key.to_string(), text.into())
 }
@@ -277,7 +342,9 @@ fn keys_of(kind: &str) -> Option<&'static [&'static str]> {
         "share" => &["signal", "above", "below", "clear", "share", "min_devices"],
         "comm-lost" => &["devices"],
         "power-budget" => &["input_present_above"],
-        "combine" => &["of", "need"],
+        "combine" => &["of", "need", "corroborate"],
+        "sensor-fault" => &[],
+        "evidence-lost" => &["of"],
         _ => return None,
     })
 }
@@ -334,7 +401,7 @@ fn check_rule(at: &str, r: RawRule, earlier: &[Rule]) -> Result<Rule, Problem> {
         return Err(problem(
             "kind",
             format!(
-                "{:?} is not a rule kind (threshold, rate, state, share, comm-lost, power-budget, combine)",
+                "{:?} is not a rule kind (threshold, rate, state, share, comm-lost, power-budget, combine, sensor-fault, evidence-lost)",
                 r.kind
             ),
         ));
@@ -519,23 +586,7 @@ fn check_rule(at: &str, r: RawRule, earlier: &[Rule]) -> Result<Rule, Problem> {
             },
         },
         "combine" => {
-            let names =
-                r.of.as_ref()
-                    .ok_or_else(|| problem("", "a combine rule needs of = [rule ids]"))?;
-            if names.is_empty() {
-                return Err(problem("of", "names no rules"));
-            }
-            let mut of = Vec::with_capacity(names.len());
-            for (j, name) in names.iter().enumerate() {
-                let k = find(&format!("of[{j}]"), name)?;
-                if of.contains(&k) {
-                    return Err(problem(
-                        &format!("of[{j}]"),
-                        format!("{name:?} is named twice"),
-                    ));
-                }
-                of.push(k);
-            }
+            let of = rule_list(&r, "combine", &find)?;
             let need = match &r.need {
                 None => of.len(),
                 Some(RawNeed::Word(w)) if w == "all" => of.len(),
@@ -554,10 +605,38 @@ fn check_rule(at: &str, r: RawRule, earlier: &[Rule]) -> Result<Rule, Problem> {
                     ));
                 }
             };
-            RuleKind::Combine { of, need }
+            RuleKind::Combine {
+                of,
+                need,
+                corroborate: corroborate()?,
+            }
         }
+        "sensor-fault" => {
+            if level.is_some_and(|l| l > Level::Watch) {
+                return Err(problem(
+                    "level",
+                    "a sensor fault is for a technician: it raises watch at most",
+                ));
+            }
+            RuleKind::SensorFault
+        }
+        "evidence-lost" => RuleKind::EvidenceLost {
+            of: rule_list(&r, "evidence-lost", &find)?,
+        },
         _ => return Err(problem("kind", "unknown kind")),
     };
+    if level == Some(Level::Evacuate)
+        && witnesses(&kind, earlier) < 2
+        && for_ms < MIN_SINGLE_WITNESS_MS
+    {
+        return Err(problem(
+            "",
+            format!(
+                "an evacuate rule needs two independent witnesses (corroborate = 2) or one sustained: for_s of at least {} (no evacuation from a single sample)",
+                MIN_SINGLE_WITNESS_MS / 1000
+            ),
+        ));
+    }
     Ok(Rule {
         id,
         level,
@@ -577,7 +656,9 @@ mod tests {
         assert!(rules.rules.len() >= 15);
         let fire = &rules.rules[rules.index("fire-corroborated").unwrap()];
         assert_eq!(fire.level, Some(Level::Evacuate));
-        assert!(matches!(&fire.kind, RuleKind::Combine { need: 2, of } if of.len() == 4));
+        assert!(
+            matches!(&fire.kind, RuleKind::Combine { need: 2, of, corroborate: 2 } if of.len() == 4)
+        );
         let runaway = &rules.rules[rules.index("rack-runaway").unwrap()];
         assert!(matches!(
             runaway.kind,
@@ -591,7 +672,7 @@ mod tests {
             ("", "r.toml: rules: no rules: nothing would ever fire"),
             (
                 "[[rules]]\nid = \"a\"\nkind = \"thresh\"\n",
-                "r.toml: rules[0].kind: \"thresh\" is not a rule kind (threshold, rate, state, share, comm-lost, power-budget, combine)",
+                "r.toml: rules[0].kind: \"thresh\" is not a rule kind (threshold, rate, state, share, comm-lost, power-budget, combine, sensor-fault, evidence-lost)",
             ),
             (
                 "[[rules]]\nid = \"a\"\nkind = \"threshold\"\nsignal = \"rack-temp\"\nabove = 1.0\nlevel = \"watch\"\n",

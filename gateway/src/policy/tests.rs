@@ -70,11 +70,12 @@ fn site_levels(ts: &[Transition]) -> Vec<(u64, Level)> {
         .collect()
 }
 
+// Off-gas: a signal that may change at once (no plausibility limit on its rate).
 const THRESHOLD: &str = r#"
 [[rules]]
 id = "hot"
 kind = "threshold"
-signal = "rack-temperature"
+signal = "off-gas"
 above = 60.0
 clear = 50.0
 for_s = 10
@@ -91,7 +92,7 @@ fn threshold_fires_after_its_hold_and_clears_with_hysteresis_and_hold() {
             100..120 => 55.0, // inside the band: still hot
             _ => 45.0,
         };
-        vec![good("n1", Signal::RackTemperature, 0, v)]
+        vec![good("n1", Signal::OffGas, 0, v)]
     });
     // Fires 10 s after 20, clears at 120, lowered 60 s (the hold) later.
     assert_eq!(
@@ -110,9 +111,7 @@ fn threshold_fires_after_its_hold_and_clears_with_hysteresis_and_hold() {
 #[test]
 fn zone_transitions_come_before_the_site_and_share_an_incident() {
     let mut e = Engine::new(policy(THRESHOLD), &topology(&[("n1", "room")]));
-    let ts = run(&mut e, 0, 40, |_| {
-        vec![good("n1", Signal::RackTemperature, 0, 70.0)]
-    });
+    let ts = run(&mut e, 0, 40, |_| vec![good("n1", Signal::OffGas, 0, 70.0)]);
     assert_eq!(ts.len(), 2);
     assert_eq!(ts[0].zone.as_ref().unwrap().as_str(), "room");
     assert_eq!(ts[1].zone, None);
@@ -128,9 +127,9 @@ fn a_faulty_value_is_not_evidence_and_holds_what_it_had_raised() {
     let ts = run(&mut e, 0, 100, |_| {
         vec![sample(
             "n1",
-            Signal::RackTemperature,
+            Signal::OffGas,
             0,
-            6553.5,
+            65535.0,
             Quality::SensorFault,
         )]
     });
@@ -138,22 +137,16 @@ fn a_faulty_value_is_not_evidence_and_holds_what_it_had_raised() {
     // Real heat, then the sensor dies: the level is held, not cleared.
     let ts = run(&mut e, 101, 500, |t| {
         if t < 150 {
-            vec![good("n1", Signal::RackTemperature, 0, 70.0)]
+            vec![good("n1", Signal::OffGas, 0, 70.0)]
         } else {
-            vec![sample(
-                "n1",
-                Signal::RackTemperature,
-                0,
-                70.0,
-                Quality::CommLost,
-            )]
+            vec![sample("n1", Signal::OffGas, 0, 70.0, Quality::CommLost)]
         }
     });
     assert_eq!(site_levels(&ts), vec![(111, Level::Prepare)]);
     assert_eq!(e.site_level(), Level::Prepare);
     // Good and cool again: cleared after the hold.
     let ts = run(&mut e, 501, 600, |_| {
-        vec![good("n1", Signal::RackTemperature, 0, 30.0)]
+        vec![good("n1", Signal::OffGas, 0, 30.0)]
     });
     assert_eq!(site_levels(&ts), vec![(561, Level::Normal)]);
     assert_eq!(e.incident(), None);
@@ -242,7 +235,7 @@ level = "watch"
 id = "zone-dark"
 kind = "comm-lost"
 devices = "all"
-level = "evacuate"
+level = "prepare"
 "#;
     let topo = topology(&[("a", "hall"), ("b", "hall")]);
     let mut e = Engine::new(policy(rules), &topo);
@@ -252,7 +245,7 @@ level = "evacuate"
     assert_eq!(ts[1].reasons[0].rule.as_str(), "device-lost");
     assert_eq!(ts[1].reasons[0].device.as_ref().unwrap().as_str(), "a");
     let ts = e.step(2000, &[lost("b")]);
-    assert_eq!(site_levels(&ts), vec![(2, Level::Evacuate)]);
+    assert_eq!(site_levels(&ts), vec![(2, Level::Prepare)]);
     assert_eq!(ts[1].reasons[0].value, 2.0);
 }
 
@@ -262,6 +255,7 @@ fn power_budget_uses_runtime_load_trend_and_ignores_self_tests() {
 [[rules]]
 id = "power-budget"
 kind = "power-budget"
+for_s = 15
 level = "evacuate"
 "#;
     let topo = topology(&[("ups", "hall")]);
@@ -279,19 +273,20 @@ level = "evacuate"
     let ts = run(&mut e, 0, 60, |t| ups(t, true, 230.0, 200.0, 50.0));
     assert!(ts.is_empty());
     assert_eq!(e.seconds_to_power_loss(), None);
-    // Utility gone: runtime 600 s falling 1 s/s: evacuate when it reaches 360 s.
+    // Utility gone: runtime 600 s falling 1 s/s: evacuate once it has been at or under
+    // 360 s for 15 s.
     let mut e = Engine::new(policy(rules), &topo);
     let ts = run(&mut e, 0, 400, |t| {
         ups(t, true, 0.0, 600.0 - t as f32, 50.0)
     });
-    assert_eq!(site_levels(&ts), vec![(240, Level::Evacuate)]);
-    assert_eq!(ts[1].seconds_to_power_loss, Some(360));
+    assert_eq!(site_levels(&ts), vec![(255, Level::Evacuate)]);
+    assert_eq!(ts[1].seconds_to_power_loss, Some(345));
     assert_eq!(ts[1].reasons[0].threshold, 360.0);
     // A runtime that is not refreshed still counts down.
     let mut e = Engine::new(policy(rules), &topo);
     e.step(0, &ups(0, true, 0.0, 400.0, 50.0));
     let ts = run(&mut e, 1, 60, |_| Vec::new());
-    assert_eq!(site_levels(&ts), vec![(40, Level::Evacuate)]);
+    assert_eq!(site_levels(&ts), vec![(55, Level::Evacuate)]);
     // A rising load shortens the estimate.
     let mut e = Engine::new(policy(rules), &topo);
     run(&mut e, 0, 120, |t| {
@@ -360,6 +355,7 @@ id = "low-battery"
 kind = "state"
 signal = "ups-low-battery"
 when = "utility-lost"
+for_s = 10
 level = "evacuate"
 "#;
     let topo = topology(&[("ups", "hall")]);
@@ -379,7 +375,7 @@ level = "evacuate"
     });
     assert_eq!(
         site_levels(&ts),
-        vec![(36, Level::Watch), (50, Level::Evacuate)]
+        vec![(36, Level::Watch), (60, Level::Evacuate)]
     );
     let evac = ts.iter().rfind(|t| t.zone.is_none()).unwrap();
     let names: Vec<&str> = evac.reasons.iter().map(|r| r.rule.as_str()).collect();
@@ -397,16 +393,17 @@ fn evacuate_is_not_cleared_while_its_cause_is_present() {
 id = "smoke"
 kind = "state"
 signal = "smoke-alarm"
+for_s = 10
 level = "evacuate"
 "#;
     let mut p = policy(rules);
     p.hold_ms = 10_000;
     let mut e = Engine::new(p, &topology(&[("panel", "room")]));
     let smoke = |v| vec![good("panel", Signal::SmokeAlarm, 0, v)];
-    run(&mut e, 0, 5, |_| smoke(1.0));
+    run(&mut e, 0, 15, |_| smoke(1.0));
     assert_eq!(e.site_level(), Level::Evacuate);
     // The panel goes silent (the fire took it): still evacuate, for an hour.
-    let ts = run(&mut e, 6, 3600, |_| {
+    let ts = run(&mut e, 16, 3600, |_| {
         vec![sample(
             "panel",
             Signal::SmokeAlarm,
@@ -429,14 +426,14 @@ fn a_higher_level_while_holding_rises_at_once() {
 [[rules]]
 id = "warm"
 kind = "threshold"
-signal = "room-temperature"
+signal = "off-gas"
 above = 30.0
 level = "watch"
 
 [[rules]]
 id = "hot"
 kind = "threshold"
-signal = "room-temperature"
+signal = "off-gas"
 above = 40.0
 level = "prepare"
 "#;
@@ -449,7 +446,7 @@ level = "prepare"
             30..40 => 35.0,
             _ => 20.0,
         };
-        vec![good("r", Signal::RoomTemperature, 0, v)]
+        vec![good("r", Signal::OffGas, 0, v)]
     });
     // Up at once; down a level only once everything above it has been clear for the hold
     // (60 s): prepare cleared at 30, watch at 40.
@@ -546,7 +543,7 @@ proptest! {
                 prop_assert!(tr.level <= Level::Watch, "{tr:?}");
                 for r in &tr.reasons {
                     prop_assert!(
-                        matches!(r.rule.as_str(), "device-lost" | "zone-dark"),
+                        matches!(r.rule.as_str(), "device-lost" | "zone-dark" | "sensor-fault"),
                         "{r:?}"
                     );
                 }

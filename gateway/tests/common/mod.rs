@@ -462,5 +462,6 @@ id = "fire-corroborated"
 kind = "combine"
 of = ["off-gas", "smoke"]
 need = 2
+corroborate = 2
 level = "evacuate"
 "#;

@@ -1,0 +1,217 @@
+//! Evaluating the rules of one zone: which fire, which hold, and on which witnesses.
+
+use super::evidence::{ALL_CHANNELS, Physics, Witnesses};
+use super::power::Outlook;
+use super::{Engine, Lost, min_estimate_f};
+use crate::policy::rules::{DEFAULT_INPUT_PRESENT_V, RuleKind};
+
+impl Engine {
+    pub(super) fn evaluate_zone(&mut self, z: usize, now_ms: u64) {
+        let threshold = self.policy.power_threshold_s();
+        let present_v = self
+            .policy
+            .rules
+            .rules
+            .iter()
+            .find_map(|r| match r.kind {
+                RuleKind::PowerBudget {
+                    input_present_above,
+                } => Some(input_present_above),
+                _ => None,
+            })
+            .unwrap_or(DEFAULT_INPUT_PRESENT_V);
+        let Engine {
+            zones,
+            devices,
+            sources,
+            policy,
+            faulted,
+            ..
+        } = self;
+        let Some(zone) = zones.get_mut(z) else {
+            return;
+        };
+        let mut estimate: Option<f32> = None;
+        for &d in &zone.devices {
+            let Some(dev) = devices.get_mut(d) else {
+                continue;
+            };
+            let comm_lost = dev.comm_lost;
+            if let Some(ups) = dev.ups.as_mut() {
+                let o = ups.outlook(comm_lost, now_ms, present_v);
+                ups.judge(o, threshold);
+                if let Outlook::Seconds(e) = o {
+                    estimate = min_estimate_f(estimate.into_iter().chain([e]));
+                }
+            }
+        }
+        zone.estimate_s = estimate;
+        let mut scratch = Witnesses::default();
+        for (r, rule) in policy.rules.rules.iter().enumerate() {
+            let (before, rest) = zone.instances.split_at_mut(r);
+            let Some(inst) = rest.first_mut() else {
+                continue;
+            };
+            inst.active_w.clear();
+            inst.held_w.clear();
+            let mut lost = false;
+            let (raw, hold_raw) = match &rule.kind {
+                RuleKind::Threshold { corroborate, .. }
+                | RuleKind::Rate { corroborate, .. }
+                | RuleKind::State { corroborate, .. } => {
+                    for &(s, w) in zone.watches.get(r).into_iter().flatten() {
+                        let Some(src) = sources.get(s) else { continue };
+                        let Some(watch) = src.watches.get(w) else {
+                            continue;
+                        };
+                        let witness = (src.witness, src.physics);
+                        if watch.fired {
+                            inst.active_w.push(witness);
+                        }
+                        if watch.fired || watch.lost.is_some() {
+                            inst.held_w.push(witness);
+                        }
+                        lost |= matches!(watch.lost, Some(Lost::Silent | Lost::Faulty));
+                    }
+                    (
+                        inst.active_w.groups() >= *corroborate,
+                        inst.held_w.groups() >= *corroborate,
+                    )
+                }
+                RuleKind::Share {
+                    share, min_devices, ..
+                } => {
+                    scratch.clear();
+                    for &(s, w) in zone.watches.get(r).into_iter().flatten() {
+                        let Some(src) = sources.get(s) else { continue };
+                        let Some(watch) = src.watches.get(w) else {
+                            continue;
+                        };
+                        let witness = (src.witness, src.physics);
+                        scratch.push(witness);
+                        if watch.fired {
+                            inst.active_w.push(witness);
+                        }
+                        if watch.fired || watch.lost.is_some() {
+                            inst.held_w.push(witness);
+                        }
+                        lost |= matches!(watch.lost, Some(Lost::Silent | Lost::Faulty));
+                    }
+                    let total = scratch.groups();
+                    let need = (*min_devices).max((share * total as f32).ceil() as usize);
+                    (
+                        total > 0 && inst.active_w.groups() >= need,
+                        total > 0 && inst.held_w.groups() >= need,
+                    )
+                }
+                RuleKind::CommLost { all } => {
+                    let mut n = 0;
+                    for &d in &zone.devices {
+                        let Some(dev) = devices.get(d) else { continue };
+                        n += 1;
+                        if dev.comm_lost {
+                            inst.active_w
+                                .push(((dev.group, ALL_CHANNELS), Physics::Other));
+                        }
+                    }
+                    let lost_n = inst.active_w.independent();
+                    inst.held_w.extend(&inst.active_w);
+                    let raw = if *all {
+                        n > 0
+                            && zone
+                                .devices
+                                .iter()
+                                .all(|&d| devices.get(d).is_some_and(|x| x.comm_lost))
+                    } else {
+                        lost_n > 0
+                    };
+                    (raw, raw)
+                }
+                RuleKind::PowerBudget { .. } => {
+                    let (mut raw, mut hold) = (false, false);
+                    for &d in &zone.devices {
+                        let Some(dev) = devices.get(d) else { continue };
+                        let Some(ups) = dev.ups.as_ref() else {
+                            continue;
+                        };
+                        let witness = ((dev.group, ALL_CHANNELS), Physics::Power);
+                        if ups.under {
+                            raw = true;
+                            inst.active_w.push(witness);
+                        }
+                        if ups.under || ups.lost_under {
+                            hold = true;
+                            inst.held_w.push(witness);
+                        }
+                        lost |= ups.lost_under;
+                    }
+                    (raw, hold)
+                }
+                RuleKind::SensorFault => {
+                    for &i in faulted.iter() {
+                        let Some(src) = sources.get(i) else { continue };
+                        if devices.get(src.device).map(|d| d.zone) == Some(z)
+                            && src.fault().is_some()
+                        {
+                            inst.active_w.push((src.witness, src.physics));
+                        }
+                    }
+                    inst.held_w.extend(&inst.active_w);
+                    let raw = inst.active_w.independent() > 0;
+                    (raw, raw)
+                }
+                RuleKind::EvidenceLost { of } => {
+                    for &c in of {
+                        if let Some(ci) = before.get(c)
+                            && ci.holding
+                            && !ci.active
+                            && ci.lost
+                        {
+                            inst.active_w.extend(&ci.held_w);
+                        }
+                    }
+                    inst.held_w.extend(&inst.active_w);
+                    let raw = inst.active_w.independent() > 0;
+                    (raw, raw)
+                }
+                RuleKind::Combine {
+                    of,
+                    need,
+                    corroborate,
+                } => {
+                    let (mut active, mut holding) = (0, 0);
+                    for &c in of {
+                        let Some(ci) = before.get(c) else { continue };
+                        if ci.active {
+                            active += 1;
+                            inst.active_w.extend(&ci.active_w);
+                        }
+                        if ci.holding {
+                            holding += 1;
+                            inst.held_w.extend(&ci.held_w);
+                            lost |= ci.lost;
+                        }
+                    }
+                    (
+                        active >= *need && inst.active_w.independent() >= *corroborate,
+                        holding >= *need && inst.held_w.independent() >= *corroborate,
+                    )
+                }
+            };
+            let (gate_active, gate_holding) = match rule.when {
+                Some(g) => before
+                    .get(g)
+                    .map_or((false, false), |i| (i.active, i.holding)),
+                None => (true, true),
+            };
+            inst.active = inst.debounce.update(now_ms, raw && gate_active);
+            if inst.active {
+                inst.latched = true;
+            } else if !(hold_raw && gate_holding) {
+                inst.latched = false;
+            }
+            inst.holding = inst.active || inst.latched;
+            inst.lost = lost && inst.holding;
+        }
+    }
+}
