@@ -183,10 +183,27 @@ pub async fn run_with(
                 Err(_) => break,
             },
         };
+        if let Ok(mut t) = table.lock() {
+            for (device, lost) in t.take_link_changes() {
+                engine.set_link(&device, lost);
+            }
+        }
         for s in input.iter().filter(|s| !s.quality.is_evidence()) {
             debug!(device = %s.device, signal = %s.signal, channel = s.channel, quality = %s.quality, "signal quality");
         }
         let transitions = engine.step(clock.at(now), &input);
+        for f in engine.drain_fault_events() {
+            warn!(
+                device = %f.device,
+                zone = %f.zone,
+                signal = %f.signal,
+                channel = f.channel,
+                value = f.value,
+                reference = f.reference,
+                "sensor-fault: {}: not evidence until plausible again",
+                f.kind.name()
+            );
+        }
         for t in &transitions {
             log_transition(t);
             outbox.push(t, now);

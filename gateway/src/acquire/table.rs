@@ -105,6 +105,10 @@ pub struct SignalTable {
     entries: BTreeMap<Key, Entry>,
     devices: BTreeMap<DeviceId, DeviceHealth>,
     lateness: Lateness,
+    /// Devices whose link changed (lost: true) since [`SignalTable::take_link_changes`].
+    link_changes: Vec<(DeviceId, bool)>,
+    /// The first tick: MQTT sources silent since then for their freshness window are lost.
+    started_ms: Option<u64>,
 }
 
 /// Upper bounds (seconds) of the poll lateness histogram's buckets.
@@ -178,7 +182,16 @@ impl SignalTable {
             entries: BTreeMap::new(),
             devices,
             lateness: Lateness::default(),
+            link_changes: Vec::new(),
+            started_ms: None,
         }
+    }
+
+    /// The devices whose link changed since the last call: `true` when lost, `false` when
+    /// back. The policy needs them for devices with no value to requalify — a device that
+    /// never answered since the start is lost too.
+    pub fn take_link_changes(&mut self) -> Vec<(DeviceId, bool)> {
+        std::mem::take(&mut self.link_changes)
     }
 
     /// Applies an event; returns the samples whose value or quality changed, with the quality
@@ -196,6 +209,9 @@ impl SignalTable {
                 h.missed = 0;
                 h.last_ok_ms = Some(now_ms);
                 let recovered = std::mem::replace(&mut h.comm_lost, false);
+                if recovered {
+                    self.link_changes.push((device.clone(), false));
+                }
                 let mut changed = self.store(samples, now_ms);
                 if recovered {
                     changed.extend(self.requalify(Some(device), now_ms));
@@ -218,6 +234,9 @@ impl SignalTable {
                 if *up {
                     return Vec::new();
                 }
+                if !h.comm_lost {
+                    self.link_changes.push((device.clone(), true));
+                }
                 h.comm_lost = true;
                 *h.errors.entry("link").or_default() += 1;
                 self.requalify(Some(device), now_ms)
@@ -239,6 +258,7 @@ impl SignalTable {
         if let Some(e) = report.errors.last() {
             h.last_error = Some(e.to_string());
         }
+        let was_lost = h.comm_lost;
         if report.answered {
             h.missed = 0;
             h.comm_lost = false;
@@ -246,6 +266,9 @@ impl SignalTable {
         } else {
             h.missed = h.missed.saturating_add(1);
             h.comm_lost = h.missed >= h.comm_lost_after;
+        }
+        if h.comm_lost != was_lost {
+            self.link_changes.push((report.device.clone(), h.comm_lost));
         }
         let mut changed = self.store(&report.samples, now_ms);
         changed.extend(self.requalify(Some(&report.device), now_ms));
@@ -332,6 +355,20 @@ impl SignalTable {
 
     /// Ages the table to `now_ms`: reports values that turned stale.
     pub fn tick(&mut self, now_ms: u64) -> Vec<Sample> {
+        let started = *self.started_ms.get_or_insert(now_ms);
+        for (d, h) in self.devices.iter_mut() {
+            // An MQTT source that never published within its freshness window: as lost as a
+            // Modbus device that never answered.
+            if h.source == "mqtt"
+                && !h.comm_lost
+                && h.last_ok_ms.is_none()
+                && now_ms.saturating_sub(started) > duration_ms(h.freshness)
+            {
+                h.comm_lost = true;
+                *h.errors.entry("silent").or_default() += 1;
+                self.link_changes.push((d.clone(), true));
+            }
+        }
         self.requalify(None, now_ms)
     }
 
@@ -497,6 +534,20 @@ freshness_ms = 3000
             },
             answered,
         })
+    }
+
+    #[test]
+    fn a_device_that_never_answered_is_a_link_change() {
+        let mut t = table();
+        assert!(t.apply(&report(1000, vec![], false), 1000).is_empty());
+        assert!(t.take_link_changes().is_empty());
+        // No value to requalify, but the link is reported lost, once.
+        assert!(t.apply(&report(2000, vec![], false), 2000).is_empty());
+        assert_eq!(t.take_link_changes(), vec![(ups(), true)]);
+        assert!(t.apply(&report(3000, vec![], false), 3000).is_empty());
+        assert!(t.take_link_changes().is_empty());
+        t.apply(&report(4000, vec![sample(4000, 420.0)], true), 4000);
+        assert_eq!(t.take_link_changes(), vec![(ups(), false)]);
     }
 
     #[test]

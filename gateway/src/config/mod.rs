@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::policy::Witness;
 use firebreak_protocols::{
     BUILTIN_PROFILES, ByteOrder, DataType, DeviceId, DeviceProfile, GatewayId, IdError,
     PlanOptions, RegisterDescriptor, Sentinels, Signal, SiteId, ValidRange, WordOrder, ZoneId,
@@ -186,6 +187,8 @@ pub struct DeviceConfig {
     pub comm_lost_after: u32,
     /// Age after which a value turns `stale`.
     pub freshness: Duration,
+    /// What it fails together with.
+    pub witness: Witness,
 }
 
 /// One mapping from a JSON payload field to a signal.
@@ -222,6 +225,8 @@ pub struct MqttSourceConfig {
     pub signals: Vec<MqttSignal>,
     /// Age after which a value turns `stale`.
     pub freshness: Duration,
+    /// What it fails together with.
+    pub witness: Witness,
 }
 
 /// A validated site configuration.
@@ -945,6 +950,28 @@ impl Validator<'_> {
             retries: raw.retries.or(defaults.retries).unwrap_or(1),
             comm_lost_after,
             freshness: Duration::from_millis(freshness_ms),
+            witness: self.witness(&at, raw.witness_group, raw.independent_channels)?,
+        })
+    }
+
+    /// `witness_group` and `independent_channels` of a device or MQTT source.
+    fn witness(
+        &self,
+        at: &str,
+        group: Option<String>,
+        independent_channels: Option<bool>,
+    ) -> Result<Witness, ConfigError> {
+        let group = match group {
+            None => None,
+            Some(g) => {
+                // The same rules as ids: short, lower-case, no spaces.
+                let _: DeviceId = self.id(&format!("{at}.witness_group"), &g)?;
+                Some(g)
+            }
+        };
+        Ok(Witness {
+            group,
+            independent_channels: independent_channels.unwrap_or(false),
         })
     }
 
@@ -1150,6 +1177,7 @@ impl Validator<'_> {
             topic: raw.topic,
             signals,
             freshness: Duration::from_millis(freshness_ms),
+            witness: self.witness(&at, raw.witness_group, raw.independent_channels)?,
         })
     }
 }

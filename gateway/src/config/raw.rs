@@ -148,6 +148,12 @@ pub struct RawDevice {
     pub max_gap: Option<u16>,
     /// See [`RawDefaults`].
     pub max_registers: Option<u16>,
+    /// What it fails together with: devices of one group are one witness (docs/policy.md,
+    /// "Evidence"). Default: the device alone.
+    pub witness_group: Option<String>,
+    /// Its channels are independent witnesses (separately wired and powered probes).
+    /// Default false: two channels of one device are one witness.
+    pub independent_channels: Option<bool>,
 }
 
 /// `[[profiles]]`.
@@ -240,6 +246,10 @@ pub struct RawMqttSource {
     /// `[[mqtt_sources.signals]]`.
     #[serde(default)]
     pub signals: Vec<RawMqttSignal>,
+    /// See [`RawDevice::witness_group`].
+    pub witness_group: Option<String>,
+    /// See [`RawDevice::independent_channels`].
+    pub independent_channels: Option<bool>,
 }
 
 /// `[[mqtt_sources.signals]]`.

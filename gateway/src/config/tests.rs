@@ -96,6 +96,27 @@ fn defaults_fill_what_is_left_out() {
 }
 
 #[test]
+fn witness_groups_reach_the_policy_topology() {
+    let c = parse(BASE).unwrap();
+    assert_eq!(c.devices[0].witness, crate::policy::Witness::default());
+    assert!(
+        crate::policy::Topology::from_config(&c)
+            .witnesses
+            .is_empty()
+    );
+    let c = parse(&BASE.replace(
+        "unit = 1",
+        "unit = 1\nwitness_group = \"harness-a\"\nindependent_channels = true",
+    ))
+    .unwrap();
+    let w = &c.devices[0].witness;
+    assert_eq!(w.group.as_deref(), Some("harness-a"));
+    assert!(w.independent_channels);
+    let topo = crate::policy::Topology::from_config(&c);
+    assert_eq!(topo.witnesses.len(), 1);
+}
+
+#[test]
 fn mqtt_field_is_a_top_level_pointer() {
     let text = format!(
         "{BASE}[[mqtt_sources]]\nname = \"bms\"\nzone = \"room\"\nbroker = \"mqtt://127.0.0.1\"\ntopic = \"b/env\"\n[[mqtt_sources.signals]]\nsignal = \"room-temperature\"\nfield = \"temp/C\"\n"
@@ -203,6 +224,10 @@ fn bad_configs_name_file_key_and_problem() {
         (
             BASE.replace("unit = 1", "unit = 0"),
             "site.toml: devices[0].unit: 0 is not a Modbus unit id (1..=247)",
+        ),
+        (
+            dev("witness_group = \"harness/a\""),
+            "site.toml: devices[0].witness_group: \"harness/a\" contains forbidden character '/'",
         ),
         (
             BASE.replace("unit = 1", "unit = 300"),

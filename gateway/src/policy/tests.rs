@@ -250,6 +250,74 @@ level = "prepare"
 }
 
 #[test]
+fn a_device_that_never_answered_counts_as_lost() {
+    let rules = r#"
+[[rules]]
+id = "zone-dark"
+kind = "comm-lost"
+devices = "all"
+level = "watch"
+"#;
+    let topo = topology(&[("a", "hall"), ("b", "hall")]);
+    let mut e = Engine::new(policy(rules), &topo);
+    // `b` never answered: the table reports its link lost, with no sample to carry it.
+    e.set_link(&DeviceId::new("b").unwrap(), true);
+    assert!(e.step(1000, &[]).is_empty());
+    let ts = e.step(
+        2000,
+        &[sample("a", Signal::PduPower, 0, 0.0, Quality::CommLost)],
+    );
+    assert_eq!(site_levels(&ts), vec![(2, Level::Watch)]);
+}
+
+#[test]
+fn a_harness_fault_is_one_witness_and_a_sensor_fault() {
+    // Two probes of one node jump together: one witness, implausible, reported.
+    let mut e = Engine::new(
+        Policy::default_policy().unwrap(),
+        &topology(&[("node", "room"), ("other", "room")]),
+    );
+    let ts = run(&mut e, 0, 600, |t| {
+        let v = if t < 100 {
+            24.0
+        } else {
+            (24.0 + (t - 100) as f32 * 6.5).min(150.0)
+        };
+        vec![
+            good("node", Signal::RackTemperature, 0, v),
+            good("node", Signal::RackTemperature, 1, v + 0.5),
+        ]
+    });
+    assert_eq!(site_levels(&ts), vec![(102, Level::Watch)]);
+    let faults = e.sensor_faults();
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    assert!(
+        faults
+            .iter()
+            .all(|f| f.kind == crate::policy::FaultKind::Jump)
+    );
+    assert_eq!(ts[1].reasons[0].rule.as_str(), "sensor-fault");
+    // The same jump with smoke in the room is taken as real: the fire has begun.
+    let mut e = Engine::new(
+        Policy::default_policy().unwrap(),
+        &topology(&[("node", "room"), ("panel", "room")]),
+    );
+    run(&mut e, 0, 700, |t| {
+        let v = if t < 100 {
+            24.0
+        } else {
+            (24.0 + (t - 100) as f32 * 6.5).min(150.0)
+        };
+        vec![
+            good("node", Signal::RackTemperature, 0, v),
+            good("panel", Signal::SmokeAlarm, 0, f32::from(u8::from(t >= 90))),
+        ]
+    });
+    assert!(e.sensor_faults().is_empty());
+    assert_eq!(e.site_level(), Level::Evacuate);
+}
+
+#[test]
 fn power_budget_uses_runtime_load_trend_and_ignores_self_tests() {
     let rules = r#"
 [[rules]]

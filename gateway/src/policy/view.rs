@@ -57,6 +57,31 @@ pub struct LevelsView {
     pub recent: VecDeque<TransitionView>,
     /// Transitions since start.
     pub transitions_total: u64,
+    /// Readings judged not to be evidence now (docs/policy.md, "Plausibility").
+    pub sensor_faults: Vec<FaultView>,
+}
+
+/// A reading the engine judged faulty, as `/status` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FaultView {
+    /// The device.
+    pub device: String,
+    /// Its zone.
+    pub zone: String,
+    /// The signal.
+    pub signal: firebreak_protocols::Signal,
+    /// The channel.
+    pub channel: u8,
+    /// `jump`, `rail`, `flap` or `reported`.
+    pub kind: &'static str,
+    /// The value judged; absent when not a number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<f32>,
+    /// What it was judged against (the reading before a jump, the rail crossed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<f32>,
+    /// Since when, on the policy clock, in milliseconds.
+    pub since_ms: u64,
 }
 
 impl Default for LevelsView {
@@ -68,6 +93,7 @@ impl Default for LevelsView {
             zones: Vec::new(),
             recent: VecDeque::new(),
             transitions_total: 0,
+            sensor_faults: Vec::new(),
         }
     }
 }
@@ -88,6 +114,20 @@ impl LevelsView {
                     .into_iter()
                     .map(String::from)
                     .collect(),
+            })
+            .collect();
+        self.sensor_faults = engine
+            .sensor_faults()
+            .into_iter()
+            .map(|f| FaultView {
+                device: f.device.to_string(),
+                zone: f.zone.to_string(),
+                signal: f.signal,
+                channel: f.channel,
+                kind: f.kind.name(),
+                value: f.value.is_finite().then_some(f.value),
+                reference: f.reference.is_finite().then_some(f.reference),
+                since_ms: f.since_ms,
             })
             .collect();
         for t in transitions {

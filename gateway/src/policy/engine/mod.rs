@@ -109,7 +109,17 @@ impl Topology {
                         .map(|s| (s.name.clone(), s.zone.clone())),
                 )
                 .collect(),
-            witnesses: Vec::new(),
+            witnesses: c
+                .devices
+                .iter()
+                .map(|d| (d.name.clone(), d.witness.clone()))
+                .chain(
+                    c.mqtt_sources
+                        .iter()
+                        .map(|s| (s.name.clone(), s.witness.clone())),
+                )
+                .filter(|(_, w)| *w != Witness::default())
+                .collect(),
         }
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! | signal | implausible | plausible again |
 //! |---|---|---|
-//! | rack, UPS battery temperature | a change of more than 10 °C + 10 °C/min within 60 s | back near the value before, or an independent witness of fire in the zone |
+//! | rack, UPS battery temperature | a change of more than 10 °C + 10 °C/min within 60 s | back near the value before; a rise: an independent witness of fire in the zone; a fall: held 30 s |
 //! | room temperature | more than 6 °C + 6 °C/min within 60 s | the same |
 //! | UPS runtime remaining | a fall to under a quarter of a value read within 30 s, by more than 120 s | back above it, or the new value held for 20 s |
 //! | every measurement | outside what the quantity can be (below 0 ppm, above 1000 °C …): a rail | back in range |
@@ -83,9 +83,11 @@ impl Change {
 struct ChangeLimit {
     change: Change,
     window_ms: u64,
-    /// A jump held this long is accepted as real (a UPS that recalculated); `None`: only a
-    /// return or an independent witness makes it plausible.
+    /// A jump up held this long is accepted as real; `None`: only a return or an independent
+    /// witness makes it plausible.
     confirm_ms: Option<u64>,
+    /// The same for a jump down (a UPS that recalculated; a probe back from a fault).
+    fall_confirm_ms: Option<u64>,
     /// Jumps within [`MEASUREMENT_FLAP_MS`] that make a flap; 0 = never.
     flap_jumps: usize,
 }
@@ -115,6 +117,7 @@ fn limits(signal: Signal) -> Limits {
             },
             window_ms: 60_000,
             confirm_ms: None,
+            fall_confirm_ms: Some(30_000),
             flap_jumps: 3,
         })
     };
@@ -128,6 +131,7 @@ fn limits(signal: Signal) -> Limits {
             },
             window_ms: 30_000,
             confirm_ms: Some(20_000),
+            fall_confirm_ms: Some(20_000),
             flap_jumps: 0,
         }),
         _ => None,
@@ -310,7 +314,13 @@ impl Plausibility {
             FaultKind::Jump => self
                 .limits
                 .change
-                .and_then(|l| l.confirm_ms)
+                .and_then(|l| {
+                    if f.value < f.reference {
+                        l.fall_confirm_ms
+                    } else {
+                        l.confirm_ms
+                    }
+                })
                 .is_some_and(|c| now_ms.saturating_sub(f.since_ms) >= c),
             FaultKind::Rail | FaultKind::Reported => false,
         };
@@ -430,6 +440,17 @@ mod tests {
         // Back to the room's value: plausible again.
         assert!(p.check(3_700_000, 24.5));
         assert!(p.fault().is_none());
+        // A fall that holds (a probe back from a fault, a rack cooled) is taken after 30 s.
+        let mut p = Plausibility::new(Signal::RackTemperature);
+        p.check(0, 24.0);
+        for s in 1..=600u64 {
+            p.check(s * 1000, 24.0 + s as f32 / 15.0);
+        }
+        assert!(p.fault().is_none());
+        assert!(!p.check(601_000, 25.0));
+        assert!(!p.expire(620_000));
+        assert!(p.expire(631_000));
+        assert!(p.check(632_000, 25.0));
     }
 
     #[test]
