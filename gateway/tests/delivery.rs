@@ -355,6 +355,53 @@ fn every_outbox_full_refuses_the_trigger_without_using_a_seq() {
 }
 
 #[test]
+fn two_entries_reaching_one_broker_keep_their_own_sessions() {
+    if !peers() {
+        return;
+    }
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    keys(dir.path());
+    let (_broker, port) = mosquitto(dir.path());
+    // Two names for one broker (a cluster behind two addresses): `config check` cannot tell.
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "{}[[brokers]]\nname = \"b\"\nurl = \"mqtt://localhost:{port}\"\n",
+            plain_broker("a", port)
+        ),
+    );
+    let mut sub = Sub::start(&strs(&sub_args(port)), TRIGGERS);
+    let (delivery, tasks) = rt.block_on(Delivery::start(&cfg, options())).unwrap();
+    let mut sent = Vec::new();
+    for n in 0..3 {
+        sent.push(rt.block_on(delivery.issue(draft(n))).unwrap().seq);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Each entry delivers each trigger once: every seq twice on the one broker.
+    assert!(
+        sub.wait(Duration::from_secs(10), |g| g.len() >= 6),
+        "{:?}",
+        seqs(&sub)
+    );
+    // With one client id for both, the broker closed one connection whenever the other
+    // connected: they took over each other's session for as long as both ran.
+    std::thread::sleep(Duration::from_secs(3));
+    let stats = delivery.stats();
+    for b in &stats.brokers {
+        assert!(b.connected, "{b:?}");
+        assert_eq!((b.connects, b.connection_errors), (1, 0), "{b:?}");
+        assert_eq!((b.pending, b.delivered), (0, 3), "{b:?}");
+    }
+    let mut got = seqs(&sub);
+    got.sort();
+    let mut want: Vec<u64> = sent.iter().chain(&sent).copied().collect();
+    want.sort();
+    assert_eq!(got, want);
+    rt.block_on(tasks.shutdown());
+}
+
+#[test]
 fn waiting_triggers_survive_a_restart_with_their_seq_and_timestamps() {
     if !peers() {
         return;
