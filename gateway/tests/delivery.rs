@@ -630,81 +630,6 @@ fn tls_with_a_client_certificate_and_a_password() {
     rt.block_on(tasks.shutdown());
 }
 
-/// `firebreak watch` as a process, its stdout lines collected.
-struct Watch {
-    peer: Peer,
-    out: std::sync::mpsc::Receiver<String>,
-    lines: Vec<String>,
-}
-
-impl Watch {
-    fn start(args: &[String], brokers: usize, env: &[(&str, &Path)]) -> Watch {
-        use std::io::BufRead;
-        let mut cmd = Command::new(firebreak_bin());
-        cmd.arg("watch")
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let (tx, out) = std::sync::mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = tx.send(line);
-            }
-        });
-        let (etx, err) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = etx.send(line);
-            }
-        });
-        let peer = Peer {
-            child,
-            name: "firebreak watch".into(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut subscribed = 0;
-        while subscribed < brokers {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match err.recv_timeout(left) {
-                Ok(line) if line.starts_with("watch: subscribed to") => subscribed += 1,
-                Ok(_) => {}
-                Err(e) => panic!("watch subscribed on {subscribed} of {brokers} brokers: {e}"),
-            }
-        }
-        Watch {
-            peer,
-            out,
-            lines: Vec::new(),
-        }
-    }
-
-    /// Collects lines until `count` are there or `within` passes.
-    fn wait(&mut self, count: usize, within: Duration) -> &[String] {
-        let deadline = Instant::now() + within;
-        while self.lines.len() < count {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.out.recv_timeout(left) {
-                Ok(line) => self.lines.push(line),
-                Err(_) => break,
-            }
-        }
-        &self.lines
-    }
-}
-
 fn publish(port: u16, payload: &[u8]) {
     use std::io::Write;
     let mut child = Command::new("mosquitto_pub")
@@ -767,14 +692,18 @@ fn watch_accepts_once_from_three_brokers_and_rejects_forged_tampered_replayed_ma
         "--trust".into(),
         d.join("k1.pub").display().to_string(),
     ]);
+    // Two controllers on one host: each its own client id, or they take over each other's
+    // session.
     let mut text_args = args.clone();
     text_args.extend([
+        "--client-id".into(),
+        "watch-text".into(),
         "--exec".into(),
         "cat > \"$EXEC_DIR/$FIREBREAK_SEQ-$FIREBREAK_LEVEL.json\"".into(),
     ]);
     let mut watch = Watch::start(&text_args, 3, &[("EXEC_DIR", &exec_dir)]);
     let mut json_args = args.clone();
-    json_args.push("--json".into());
+    json_args.extend(["--json".into(), "--client-id".into(), "watch-json".into()]);
     let mut json = Watch::start(&json_args, 3, &[]);
 
     let cfg = config(
