@@ -18,6 +18,12 @@
 //! and otherwise **accepted**, once. The trigger a controller acts on is decoded from the
 //! **signed bytes** (see [`firebreak_protocols::signed`]), never from anything outside them.
 //!
+//! A controller that reconnects catches up: [`Verifier::check_state`] verifies a retained
+//! `state` message, and an accepted trigger or a state says which `seq`s of its gateway were
+//! **missed** — above the last one accepted, never accepted. What was accepted survives a
+//! restart in a [`Ledger`] ([`Verifier::ledger`], [`Verifier::with_ledger`]), so that a replay
+//! of an old trigger is still rejected as one after the restart.
+//!
 //! ```
 //! use firebreak_gateway::keys::{PublicKey, SigningKey};
 //! use firebreak_gateway::subscribe::{Verdict, Verifier};
@@ -42,6 +48,9 @@ use firebreak_protocols::signed;
 use firebreak_protocols::{GatewayId, KeyId, SiteId, Trigger};
 
 use crate::keys::PublicKey;
+
+mod ledger;
+pub use ledger::{LEDGER_SCHEMA, Ledger, LedgerError};
 
 /// The default maximum age of a trigger: 10 minutes.
 pub const DEFAULT_MAX_AGE_MS: u64 = 600_000;
@@ -142,6 +151,23 @@ pub struct Accepted {
     pub key_id: KeyId,
     /// The payload as received.
     pub payload: Vec<u8>,
+    /// The `seq`s of its gateway between the last one accepted (or noted missed) and this one,
+    /// inclusive: triggers this controller never accepted. `None` when there is no gap, or
+    /// when nothing was accepted from that gateway before.
+    pub missed: Option<(u64, u64)>,
+}
+
+/// A verified retained `state` message: what holds now for its scope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct State {
+    /// The trigger that last changed the scope's level, decoded from the signed bytes.
+    pub trigger: Trigger,
+    /// The key that signed it.
+    pub key_id: KeyId,
+    /// The `seq`s of its gateway above the last one accepted (or noted missed), up to and
+    /// including this one: changes this controller never accepted. `None` when it holds
+    /// nothing new, or when nothing was accepted from that gateway before.
+    pub missed: Option<(u64, u64)>,
 }
 
 /// What to do with a payload.
@@ -164,6 +190,15 @@ pub enum Verdict {
 struct Seen {
     last: u64,
     recent: BTreeSet<u64>,
+    /// The highest `seq` reported missed: a gap is reported once.
+    noted: u64,
+}
+
+impl Seen {
+    /// The highest `seq` accounted for (accepted or reported missed), once one was accepted.
+    fn known(&self) -> Option<u64> {
+        (!self.recent.is_empty()).then_some(self.last.max(self.noted))
+    }
 }
 
 /// Verifies, de-duplicates and orders triggers for one controller.
@@ -225,6 +260,76 @@ impl Verifier {
         Ok((trigger, signature.key_id))
     }
 
+    /// Continues from what a previous run accepted (see [`Ledger`]).
+    pub fn with_ledger(mut self, ledger: &Ledger) -> Verifier {
+        for (gateway, a) in &ledger.gateways {
+            self.seen.insert(
+                gateway.clone(),
+                Seen {
+                    last: a.last,
+                    recent: a.recent.clone(),
+                    noted: 0,
+                },
+            );
+        }
+        self
+    }
+
+    /// What was accepted so far, per gateway, for a [`Ledger`] file.
+    pub fn ledger(&self) -> Ledger {
+        Ledger {
+            site: self.site.as_ref().map(|s| s.to_string()),
+            gateways: self
+                .seen
+                .iter()
+                .filter(|(_, s)| !s.recent.is_empty())
+                .map(|(g, s)| {
+                    (
+                        g.clone(),
+                        ledger::Accepted {
+                            last: s.last,
+                            recent: s.recent.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// The last `seq` accepted from `gateway`.
+    pub fn last_accepted(&self, gateway: &GatewayId) -> Option<u64> {
+        self.seen
+            .get(gateway)
+            .filter(|s| !s.recent.is_empty())
+            .map(|s| s.last)
+    }
+
+    /// Checks a retained `state` message: its signature and site (it is as old as the last
+    /// change, so neither its age nor its order is checked), and what it says was missed.
+    /// Accepts nothing: the trigger itself may still arrive, and is then checked as any other.
+    pub fn check_state(&mut self, payload: &[u8]) -> Result<State, Rejection> {
+        let (trigger, key_id) = self.verify_signature(payload)?;
+        if let Some(site) = self.site.as_ref().filter(|s| **s != trigger.site) {
+            return Err(Rejection::WrongSite {
+                found: trigger.site.to_string(),
+                expected: site.to_string(),
+            });
+        }
+        let mut missed = None;
+        if let Some(seen) = self.seen.get_mut(&trigger.gateway)
+            && let Some(known) = seen.known()
+            && trigger.seq > known
+        {
+            missed = Some((known + 1, trigger.seq));
+            seen.noted = trigger.seq;
+        }
+        Ok(State {
+            trigger,
+            key_id,
+            missed,
+        })
+    }
+
     /// Every check, in the order of the module docs; `now_ms` is the controller's clock.
     pub fn check(&mut self, payload: &[u8], now_ms: u64) -> Verdict {
         let (trigger, key_id) = match self.verify_signature(payload) {
@@ -258,6 +363,10 @@ impl Verifier {
                 max_age_ms: self.max_age_ms,
             });
         }
+        let missed = seen
+            .known()
+            .filter(|&known| trigger.seq > known.saturating_add(1))
+            .map(|known| (known + 1, trigger.seq - 1));
         seen.last = trigger.seq;
         seen.recent.insert(trigger.seq);
         while seen.recent.len() > DEDUP_WINDOW {
@@ -267,6 +376,7 @@ impl Verifier {
             trigger,
             key_id,
             payload: payload.to_vec(),
+            missed,
         }))
     }
 }
@@ -438,6 +548,61 @@ mod tests {
         let p = String::from_utf8(sign(&trigger(10, NOW), &good)).unwrap();
         let junk = format!("{},\"x\":1}}", &p[..p.len() - 1]);
         assert_eq!(rejected(v.check(junk.as_bytes(), NOW)).kind(), "malformed");
+    }
+
+    #[test]
+    fn a_restored_ledger_rejects_replays_and_gaps_are_reported_once() {
+        let good = key("k1", 1);
+        let mut v = verifier();
+        for seq in [5, 6] {
+            assert!(matches!(
+                v.check(&sign(&trigger(seq, NOW), &good), NOW),
+                Verdict::Accepted(_)
+            ));
+        }
+        let ledger = v.ledger();
+        let gw = GatewayId::new("gw-1").unwrap();
+        assert_eq!(ledger.last(&gw), Some(6));
+        // A new run: without the ledger, an old trigger would be accepted again.
+        let mut fresh = verifier();
+        assert!(matches!(
+            fresh.check(&sign(&trigger(5, NOW), &good), NOW),
+            Verdict::Accepted(_)
+        ));
+        let mut v = verifier().with_ledger(&ledger);
+        assert_eq!(v.last_accepted(&gw), Some(6));
+        assert!(matches!(
+            v.check(&sign(&trigger(6, NOW), &good), NOW),
+            Verdict::Duplicate { seq: 6, .. }
+        ));
+        assert_eq!(
+            rejected(v.check(&sign(&trigger(4, NOW), &good), NOW)).kind(),
+            "replayed"
+        );
+        // The retained state is at seq 9: 7 to 9 were missed, said once.
+        let state = v
+            .check_state(&sign(&trigger(9, NOW - 900_000), &good))
+            .unwrap();
+        assert_eq!((state.trigger.seq, state.missed), (9, Some((7, 9))));
+        let again = v
+            .check_state(&sign(&trigger(9, NOW - 900_000), &good))
+            .unwrap();
+        assert_eq!(again.missed, None);
+        // The trigger of seq 8 arrives late after all: accepted, nothing more missed.
+        let Verdict::Accepted(a) = v.check(&sign(&trigger(8, NOW), &good), NOW) else {
+            panic!("seq 8 not accepted");
+        };
+        assert_eq!(a.missed, None);
+        let Verdict::Accepted(a) = v.check(&sign(&trigger(12, NOW), &good), NOW) else {
+            panic!("seq 12 not accepted");
+        };
+        assert_eq!(a.missed, Some((10, 11)));
+        assert_eq!(
+            v.check_state(&sign(&trigger(12, NOW), &key("k9", 1)))
+                .unwrap_err()
+                .kind(),
+            "unknown-key"
+        );
     }
 
     proptest::proptest! {

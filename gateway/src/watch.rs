@@ -1,14 +1,25 @@
 //! `firebreak watch`: a controller in a terminal. Subscribes to a site's triggers on one or
 //! more brokers, verifies and de-duplicates them with [`Verifier`], prints one line per
 //! accepted or rejected trigger, and can run a command per accepted trigger.
+//!
+//! It catches up after a reconnect or a restart: its MQTT session is persistent, under a
+//! stable client id, so a broker keeps the triggers published while it is away and delivers
+//! them when it is back; it reads the retained `state` topics at every connect and says what
+//! they hold (`STATE …`) and which `seq`s it never accepted (`missed: …`); and with
+//! `--state-dir` the last accepted `seq` of every gateway survives its restart, so that an old
+//! trigger published again is still rejected as a replay. A trigger is acknowledged to the
+//! broker only once it was handled (ledger saved, line printed, `--exec` run): a watch killed
+//! in between gets it again.
 
+use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use firebreak_protocols::{SiteId, topic};
-use rumqttc::{AsyncClient, Event, Packet, QoS};
+use firebreak_protocols::topic::{self, Topic};
+use firebreak_protocols::{GatewayId, SiteId};
+use rumqttc::{AsyncClient, Event, Packet, Publish, QoS, SubscribeFilter};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -17,7 +28,7 @@ use crate::acquire::now_ms;
 use crate::config::{BrokerConfig, PasswordSource, TlsFiles, parse_broker_url};
 use crate::deliver::link::{Link, LinkError};
 use crate::keys::{KeyError, PublicKey};
-use crate::subscribe::{Verdict, Verifier, describe};
+use crate::subscribe::{Ledger, LedgerError, Rejection, Verdict, Verifier, describe};
 
 /// How long `--exec` may run for one trigger before it is killed.
 pub const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
@@ -58,6 +69,37 @@ pub struct WatchArgs {
     /// The environment variable holding the MQTT password.
     #[arg(long, requires = "username")]
     pub password_env: Option<String>,
+    /// The MQTT client id on every broker, under which the broker keeps this controller's
+    /// session; one per controller [default: firebreak-watch-{site}-{hostname}].
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// Keep the last accepted seq of each gateway in DIR/watch-{site}.json across restarts.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// The client id `watch` uses without `--client-id`: `firebreak-watch-{site}-{hostname}`, the
+/// host name cut to 32 characters of `A-Z a-z 0-9 . _ -` (others become `_`).
+pub fn default_client_id(site: &SiteId) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    let host: String = host
+        .chars()
+        .take(32)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("firebreak-watch-{site}-{host}")
 }
 
 /// Why `watch` could not run.
@@ -66,6 +108,23 @@ pub enum WatchError {
     /// A broker URL is wrong.
     #[error("--broker: {0:?} is not mqtt://host:port or mqtts://host:port")]
     BadUrl(String),
+    /// Two `--broker` for one host and port.
+    #[error("--broker {0}: given twice (one session per broker and client id)")]
+    SameBroker(String),
+    /// The client id is not one a broker takes.
+    #[error("--client-id: {0:?} must be 1 to 128 bytes without control characters or spaces")]
+    BadClientId(String),
+    /// The state directory cannot be used.
+    #[error("--state-dir {}: {problem}", dir.display())]
+    StateDir {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The ledger file is unreadable or corrupt.
+    #[error("--state-dir: {0}")]
+    Ledger(#[from] LedgerError),
     /// An mqtts:// broker without --ca-file.
     #[error("--broker {0}: mqtts:// needs --ca-file")]
     NoCa(String),
@@ -92,6 +151,60 @@ struct Received {
     broker: String,
     topic: String,
     payload: Vec<u8>,
+    retain: bool,
+    /// To acknowledge it once handled (manual acknowledgements: see the module docs).
+    ack: Option<(AsyncClient, Publish)>,
+}
+
+/// The state directory: its ledger file, and a lock held while `watch` runs so that two
+/// controllers never share one ledger.
+struct StateDir {
+    ledger: PathBuf,
+    _lock: std::fs::File,
+}
+
+impl StateDir {
+    fn open(dir: &Path, site: &SiteId) -> Result<StateDir, WatchError> {
+        let err = |problem: String| WatchError::StateDir {
+            dir: dir.to_path_buf(),
+            problem,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create: {e}")))?;
+        let lock_path = dir.join(format!("watch-{site}.lock"));
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| err(format!("cannot open {}: {e}", lock_path.display())))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(err(format!(
+                    "another firebreak watch of site {site} uses it (it holds {})",
+                    lock_path.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(err(format!("cannot lock {}: {e}", lock_path.display())));
+            }
+        }
+        Ok(StateDir {
+            ledger: dir.join(format!("watch-{site}.json")),
+            _lock: lock,
+        })
+    }
+}
+
+fn check_client_id(id: &str) -> Result<(), WatchError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && !id.chars().any(|c| c.is_control() || c.is_whitespace());
+    if ok {
+        Ok(())
+    } else {
+        Err(WatchError::BadClientId(id.to_string()))
+    }
 }
 
 /// Runs until `shutdown` completes.
@@ -109,10 +222,16 @@ pub async fn watch(
         .iter()
         .map(|p| PublicKey::load(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut links = Vec::new();
+    let mut links: Vec<Link> = Vec::new();
     for (i, url) in args.brokers.iter().enumerate() {
         let (tls, host, port) =
             parse_broker_url(url).ok_or_else(|| WatchError::BadUrl(url.clone()))?;
+        if links
+            .iter()
+            .any(|l| l.broker.host.eq_ignore_ascii_case(&host) && l.broker.port == port)
+        {
+            return Err(WatchError::SameBroker(url.clone()));
+        }
         let tls = match (tls, &args.ca_file) {
             (false, _) => None,
             (true, None) => return Err(WatchError::NoCa(url.clone())),
@@ -131,25 +250,132 @@ pub async fn watch(
         };
         links.push(Link::prepare(&broker)?);
     }
+    let client_id = args
+        .client_id
+        .clone()
+        .unwrap_or_else(|| default_client_id(&site));
+    check_client_id(&client_id)?;
     let mut verifier = Verifier::new(keys)
         .site(site.clone())
         .max_age_ms(args.max_age.saturating_mul(1000));
-    let filter = topic::triggers(&site).to_string();
+    let state_dir = match &args.state_dir {
+        None => None,
+        Some(dir) => {
+            let state = StateDir::open(dir, &site)?;
+            match Ledger::load(&state.ledger)? {
+                None => eprintln!(
+                    "watch: {}: none yet; nothing accepted before",
+                    state.ledger.display()
+                ),
+                Some(ledger) => {
+                    if let Some(other) = ledger.site.as_ref().filter(|s| *s != site.as_str()) {
+                        return Err(WatchError::StateDir {
+                            dir: dir.clone(),
+                            problem: format!(
+                                "{} is about site {other}, not {site}",
+                                state.ledger.display()
+                            ),
+                        });
+                    }
+                    for (gateway, last) in ledger.lasts() {
+                        eprintln!(
+                            "watch: resuming after seq {last} from gateway {gateway} ({})",
+                            state.ledger.display()
+                        );
+                    }
+                    verifier = verifier.with_ledger(&ledger);
+                }
+            }
+            Some(state)
+        }
+    };
+    eprintln!("watch: client id {client_id} (persistent session)");
+    let filters = vec![
+        topic::triggers(&site).to_string(),
+        topic::site_state(&site).to_string(),
+        topic::zone_states_filter(&site).to_string(),
+    ];
     let (tx, mut rx) = mpsc::channel::<Received>(256);
     let mut tasks = tokio::task::JoinSet::new();
     for link in links {
-        tasks.spawn(subscribe(link, filter.clone(), tx.clone()));
+        tasks.spawn(subscribe(
+            link,
+            client_id.clone(),
+            filters.clone(),
+            tx.clone(),
+        ));
     }
     drop(tx);
+    let mut controller = Controller {
+        args: &args,
+        verifier,
+        ledger: state_dir.as_ref().map(|s| s.ledger.clone()),
+        states: HashMap::new(),
+    };
     tokio::pin!(shutdown);
     loop {
         let r = tokio::select! {
             _ = &mut shutdown => break,
             r = rx.recv() => match r { Some(r) => r, None => break },
         };
-        match verifier.check(&r.payload, now_ms()) {
+        controller.handle(&r, out).await?;
+        if let Some((client, publish)) = &r.ack {
+            // Fails only when that connection is gone: the broker sends it again.
+            let _ = client.try_ack(publish);
+        }
+    }
+    tasks.shutdown().await;
+    Ok(())
+}
+
+/// What `watch` knows while it runs.
+struct Controller<'a> {
+    args: &'a WatchArgs,
+    verifier: Verifier,
+    /// The ledger file, with `--state-dir`.
+    ledger: Option<PathBuf>,
+    /// Per state topic, the (gateway, seq) last shown: a state is shown once, whichever
+    /// broker it comes from and however often it is sent again.
+    states: HashMap<String, (GatewayId, u64)>,
+}
+
+impl Controller<'_> {
+    async fn handle(&mut self, r: &Received, out: &mut impl Write) -> Result<(), WatchError> {
+        match Topic::parse(&r.topic) {
+            Ok(Topic::Triggers(_)) => self.trigger(r, out).await,
+            // A state is read when it is retained (sent at subscription: what holds at
+            // connect); the same trigger published live also comes on the triggers topic.
+            Ok(Topic::SiteState(_) | Topic::ZoneState(..)) if r.retain => self.state(r, out),
+            _ => {
+                debug!(topic = %r.topic, broker = %r.broker, "not read");
+                Ok(())
+            }
+        }
+    }
+
+    async fn trigger(&mut self, r: &Received, out: &mut impl Write) -> Result<(), WatchError> {
+        match self.verifier.check(&r.payload, now_ms()) {
             Verdict::Accepted(a) => {
-                if args.json {
+                // Saved before it is acted on: a replay after a crash from here on is refused.
+                if let Some(path) = &self.ledger
+                    && let Err(e) = self.verifier.ledger().save(path)
+                {
+                    eprintln!("watch: {e}: a restart will not know seq {}", a.trigger.seq);
+                }
+                if let Some(range) = a.missed {
+                    missed_line(
+                        self.args.json,
+                        out,
+                        &a.trigger.gateway,
+                        range,
+                        r,
+                        &format!(
+                            "never accepted here; the next accepted is seq {}",
+                            a.trigger.seq
+                        ),
+                    )?;
+                }
+                if self.args.json {
                     let trigger: serde_json::Value =
                         serde_json::from_slice(&a.payload).unwrap_or_default();
                     let line = serde_json::json!({
@@ -164,31 +390,110 @@ pub async fn watch(
                     writeln!(out, "ACCEPTED {} via {}", describe(&a.trigger), r.broker)?;
                 }
                 out.flush()?;
-                if let Some(cmd) = &args.exec {
+                if let Some(cmd) = &self.args.exec {
                     run_exec(cmd, &a.trigger, &a.payload).await;
                 }
             }
             Verdict::Duplicate { gateway, seq } => {
                 debug!(%gateway, seq, broker = %r.broker, "duplicate dropped");
             }
-            Verdict::Rejected(why) => {
-                if args.json {
-                    let line = serde_json::json!({
-                        "event": "rejected",
-                        "broker": r.broker,
-                        "topic": r.topic,
-                        "reason": why.kind(),
-                        "detail": why.to_string(),
-                    });
-                    writeln!(out, "{line}")?;
-                } else {
-                    writeln!(out, "REJECTED {why} (via {} on {})", r.broker, r.topic)?;
-                }
-                out.flush()?;
-            }
+            Verdict::Rejected(why) => rejected_line(self.args.json, out, &why, r)?,
         }
+        Ok(())
     }
-    tasks.shutdown().await;
+
+    fn state(&mut self, r: &Received, out: &mut impl Write) -> Result<(), WatchError> {
+        let state = match self.verifier.check_state(&r.payload) {
+            Ok(s) => s,
+            Err(why) => return rejected_line(self.args.json, out, &why, r),
+        };
+        let t = &state.trigger;
+        let key = (t.gateway.clone(), t.seq);
+        if self.states.get(&r.topic) == Some(&key) {
+            return Ok(());
+        }
+        self.states.insert(r.topic.clone(), key);
+        if let Some(range) = state.missed {
+            missed_line(
+                self.args.json,
+                out,
+                &t.gateway,
+                range,
+                r,
+                &format!("the retained state is at seq {}", t.seq),
+            )?;
+        }
+        if self.args.json {
+            let trigger: serde_json::Value = serde_json::from_slice(&r.payload).unwrap_or_default();
+            let line = serde_json::json!({
+                "event": "state",
+                "broker": r.broker,
+                "topic": r.topic,
+                "key_id": state.key_id.as_str(),
+                "trigger": trigger,
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(
+                out,
+                "STATE {} (retained on {} via {})",
+                describe(t),
+                r.topic,
+                r.broker
+            )?;
+        }
+        out.flush()?;
+        Ok(())
+    }
+}
+
+fn missed_line(
+    json: bool,
+    out: &mut impl Write,
+    gateway: &GatewayId,
+    (from, to): (u64, u64),
+    r: &Received,
+    why: &str,
+) -> Result<(), WatchError> {
+    if json {
+        let line = serde_json::json!({
+            "event": "missed",
+            "gateway": gateway.as_str(),
+            "from": from,
+            "to": to,
+            "broker": r.broker,
+            "topic": r.topic,
+            "detail": why,
+        });
+        writeln!(out, "{line}")?;
+    } else {
+        writeln!(
+            out,
+            "missed: seq {from}..{to} from gateway {gateway} ({why})"
+        )?;
+    }
+    Ok(())
+}
+
+fn rejected_line(
+    json: bool,
+    out: &mut impl Write,
+    why: &Rejection,
+    r: &Received,
+) -> Result<(), WatchError> {
+    if json {
+        let line = serde_json::json!({
+            "event": "rejected",
+            "broker": r.broker,
+            "topic": r.topic,
+            "reason": why.kind(),
+            "detail": why.to_string(),
+        });
+        writeln!(out, "{line}")?;
+    } else {
+        writeln!(out, "REJECTED {why} (via {} on {})", r.broker, r.topic)?;
+    }
+    out.flush()?;
     Ok(())
 }
 
@@ -234,34 +539,50 @@ async fn run_exec(cmd: &str, t: &firebreak_protocols::Trigger, payload: &[u8]) {
     }
 }
 
-/// Subscribes to `filter` on one broker and forwards every message; reconnects on its own.
-async fn subscribe(link: Link, filter: String, tx: mpsc::Sender<Received>) {
+/// Subscribes to `filters` on one broker, in a persistent session under `client_id`, and
+/// forwards every message with what it takes to acknowledge it; reconnects on its own.
+async fn subscribe(
+    link: Link,
+    client_id: String,
+    filters: Vec<String>,
+    tx: mpsc::Sender<Received>,
+) {
     let url = link.broker.url();
-    let client_id = format!(
-        "firebreak-watch-{}-{}",
-        std::process::id(),
-        fastrand::u32(..)
-    );
     let mut failures = 0u32;
     loop {
-        let options = link.options(&client_id, Duration::from_secs(10));
+        let mut options = link.options(&client_id, Duration::from_secs(10));
+        // The broker keeps the subscriptions and what is published meanwhile for this
+        // client id while it is away; a trigger is acknowledged once handled.
+        options.set_clean_session(false);
+        options.set_manual_acks(true);
         let (client, mut eventloop) = AsyncClient::new(options, 16);
+        let mut was_up = false;
         loop {
             match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                     failures = 0;
-                    if let Err(e) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
+                    was_up = true;
+                    if ack.session_present {
+                        eprintln!("watch: {url}: session resumed (client id {client_id})");
+                    }
+                    // Again on every connect: a subscription sends the retained states.
+                    let subs = filters
+                        .iter()
+                        .map(|f| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+                    if let Err(e) = client.try_subscribe_many(subs) {
                         warn!(broker = %url, error = %e, "cannot subscribe");
                     }
                 }
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    eprintln!("watch: subscribed to {filter} on {url}");
+                    eprintln!("watch: subscribed to {} on {url}", filters.join(", "));
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     let r = Received {
                         broker: url.clone(),
                         topic: p.topic.clone(),
                         payload: p.payload.to_vec(),
+                        retain: p.retain,
+                        ack: Some((client.clone(), p)),
                     };
                     if tx.send(r).await.is_err() {
                         return;
@@ -270,7 +591,14 @@ async fn subscribe(link: Link, filter: String, tx: mpsc::Sender<Received>) {
                 Ok(_) => {}
                 Err(e) => {
                     if failures == 0 {
-                        eprintln!("watch: {url}: {e}; reconnecting");
+                        let hint = if was_up {
+                            format!(
+                                " (if this repeats, another client may use the client id {client_id}: give each watch its own --client-id)"
+                            )
+                        } else {
+                            String::new()
+                        };
+                        eprintln!("watch: {url}: {e}; reconnecting{hint}");
                     }
                     failures = failures.saturating_add(1);
                     break;

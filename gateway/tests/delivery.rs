@@ -355,6 +355,53 @@ fn every_outbox_full_refuses_the_trigger_without_using_a_seq() {
 }
 
 #[test]
+fn two_entries_reaching_one_broker_keep_their_own_sessions() {
+    if !peers() {
+        return;
+    }
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    keys(dir.path());
+    let (_broker, port) = mosquitto(dir.path());
+    // Two names for one broker (a cluster behind two addresses): `config check` cannot tell.
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "{}[[brokers]]\nname = \"b\"\nurl = \"mqtt://localhost:{port}\"\n",
+            plain_broker("a", port)
+        ),
+    );
+    let mut sub = Sub::start(&strs(&sub_args(port)), TRIGGERS);
+    let (delivery, tasks) = rt.block_on(Delivery::start(&cfg, options())).unwrap();
+    let mut sent = Vec::new();
+    for n in 0..3 {
+        sent.push(rt.block_on(delivery.issue(draft(n))).unwrap().seq);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Each entry delivers each trigger once: every seq twice on the one broker.
+    assert!(
+        sub.wait(Duration::from_secs(10), |g| g.len() >= 6),
+        "{:?}",
+        seqs(&sub)
+    );
+    // With one client id for both, the broker closed one connection whenever the other
+    // connected: they took over each other's session for as long as both ran.
+    std::thread::sleep(Duration::from_secs(3));
+    let stats = delivery.stats();
+    for b in &stats.brokers {
+        assert!(b.connected, "{b:?}");
+        assert_eq!((b.connects, b.connection_errors), (1, 0), "{b:?}");
+        assert_eq!((b.pending, b.delivered), (0, 3), "{b:?}");
+    }
+    let mut got = seqs(&sub);
+    got.sort();
+    let mut want: Vec<u64> = sent.iter().chain(&sent).copied().collect();
+    want.sort();
+    assert_eq!(got, want);
+    rt.block_on(tasks.shutdown());
+}
+
+#[test]
 fn waiting_triggers_survive_a_restart_with_their_seq_and_timestamps() {
     if !peers() {
         return;
@@ -583,81 +630,6 @@ fn tls_with_a_client_certificate_and_a_password() {
     rt.block_on(tasks.shutdown());
 }
 
-/// `firebreak watch` as a process, its stdout lines collected.
-struct Watch {
-    peer: Peer,
-    out: std::sync::mpsc::Receiver<String>,
-    lines: Vec<String>,
-}
-
-impl Watch {
-    fn start(args: &[String], brokers: usize, env: &[(&str, &Path)]) -> Watch {
-        use std::io::BufRead;
-        let mut cmd = Command::new(firebreak_bin());
-        cmd.arg("watch")
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let (tx, out) = std::sync::mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = tx.send(line);
-            }
-        });
-        let (etx, err) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = etx.send(line);
-            }
-        });
-        let peer = Peer {
-            child,
-            name: "firebreak watch".into(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut subscribed = 0;
-        while subscribed < brokers {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match err.recv_timeout(left) {
-                Ok(line) if line.starts_with("watch: subscribed to") => subscribed += 1,
-                Ok(_) => {}
-                Err(e) => panic!("watch subscribed on {subscribed} of {brokers} brokers: {e}"),
-            }
-        }
-        Watch {
-            peer,
-            out,
-            lines: Vec::new(),
-        }
-    }
-
-    /// Collects lines until `count` are there or `within` passes.
-    fn wait(&mut self, count: usize, within: Duration) -> &[String] {
-        let deadline = Instant::now() + within;
-        while self.lines.len() < count {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.out.recv_timeout(left) {
-                Ok(line) => self.lines.push(line),
-                Err(_) => break,
-            }
-        }
-        &self.lines
-    }
-}
-
 fn publish(port: u16, payload: &[u8]) {
     use std::io::Write;
     let mut child = Command::new("mosquitto_pub")
@@ -720,14 +692,18 @@ fn watch_accepts_once_from_three_brokers_and_rejects_forged_tampered_replayed_ma
         "--trust".into(),
         d.join("k1.pub").display().to_string(),
     ]);
+    // Two controllers on one host: each its own client id, or they take over each other's
+    // session.
     let mut text_args = args.clone();
     text_args.extend([
+        "--client-id".into(),
+        "watch-text".into(),
         "--exec".into(),
         "cat > \"$EXEC_DIR/$FIREBREAK_SEQ-$FIREBREAK_LEVEL.json\"".into(),
     ]);
     let mut watch = Watch::start(&text_args, 3, &[("EXEC_DIR", &exec_dir)]);
     let mut json_args = args.clone();
-    json_args.push("--json".into());
+    json_args.extend(["--json".into(), "--client-id".into(), "watch-json".into()]);
     let mut json = Watch::start(&json_args, 3, &[]);
 
     let cfg = config(

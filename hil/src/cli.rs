@@ -438,10 +438,12 @@ fn sim(args: SimArgs, out: &mut impl Write) -> Result<(), CliError> {
         let sim = Simulation::start(&scenario, options).await?;
         let clock = sim.clock();
         writeln!(out, "scenario {}: {}", scenario.name, scenario.description)?;
+        // Where the clock started, not `clock.now()`: the clock has been running since
+        // `Simulation::start`, and its reading now depends on how long the start took.
         writeln!(
             out,
             "clock    {}, x{} ({} of scenario per real second)",
-            clock.now(),
+            scenario.start,
             clock.scale(),
             human(Duration::from_secs(1).mul_f64(clock.scale()))
         )?;

@@ -57,6 +57,11 @@ pub fn gateway_status(site: &SiteId, gateway: &GatewayId) -> TopicString {
     build(&[site.as_str(), "gateways", gateway.as_str(), "status"])
 }
 
+/// A subscription filter for every zone state of one site: `firebreak/v1/{site}/zones/+/state`.
+pub fn zone_states_filter(site: &SiteId) -> TopicString {
+    build(&[site.as_str(), "zones", "+", "state"])
+}
+
 /// A subscription filter for every site's triggers: `firebreak/v1/+/triggers`.
 pub const ALL_TRIGGERS_FILTER: &str = "firebreak/v1/+/triggers";
 
@@ -196,6 +201,10 @@ mod tests {
             "firebreak/v1/paris-1/gateways/gw-1/status"
         );
         assert_eq!(site_filter(&site()), "firebreak/v1/paris-1/#");
+        assert_eq!(
+            zone_states_filter(&site()),
+            "firebreak/v1/paris-1/zones/+/state"
+        );
     }
 
     #[test]

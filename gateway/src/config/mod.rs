@@ -259,7 +259,7 @@ pub struct SiteConfig {
 /// A broker triggers are delivered to. Holds where secrets are, never a secret itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerConfig {
-    /// Its name in logs, metrics and the outbox.
+    /// Its name in logs, metrics, the outbox and the MQTT client id.
     pub name: String,
     /// Host name or address.
     pub host: String,
@@ -557,6 +557,22 @@ impl Validator<'_> {
                 return Err(self.err(
                     format!("brokers[{i}].name"),
                     format!("broker {:?} is defined twice (brokers[{j}])", broker.name),
+                ));
+            }
+            // Host and port, whatever the scheme: two entries for one broker would share
+            // nothing but the broker, and it would get every trigger twice.
+            if let Some((j, other)) = brokers
+                .iter()
+                .enumerate()
+                .find(|(_, o)| o.host.eq_ignore_ascii_case(&broker.host) && o.port == broker.port)
+            {
+                return Err(self.err(
+                    format!("brokers[{i}].url"),
+                    format!(
+                        "{} is the same broker as brokers[{j}] ({:?}): one entry per broker, or it gets every trigger twice",
+                        broker.url(),
+                        other.name
+                    ),
                 ));
             }
             brokers.push(broker);

@@ -389,6 +389,12 @@ fn bad_configs_name_file_key_and_problem() {
             "site.toml: brokers[1].name: broker \"b\" is defined twice (brokers[0])",
         ),
         (
+            format!(
+                "{BASE}{DELIVERY}[[brokers]]\nname = \"b\"\nurl = \"mqtt://B.example\"\n[[brokers]]\nname = \"c\"\nurl = \"mqtt://b.example:1883/\"\n"
+            ),
+            "site.toml: brokers[1].url: mqtt://b.example:1883 is the same broker as brokers[0] (\"b\"): one entry per broker, or it gets every trigger twice",
+        ),
+        (
             format!("{BASE}{DELIVERY}[[brokers]]\nname = \"b/1\"\nurl = \"mqtt://b.example\"\n"),
             "site.toml: brokers[0].name: \"b/1\" contains forbidden character '/' at byte 1",
         ),

@@ -155,7 +155,8 @@ fn status_payload(ctx: &BrokerCtx, state: Presence) -> Vec<u8> {
 }
 
 async fn connection(ctx: &mut BrokerCtx) -> Ended {
-    let client_id = format!("{}-deliver", ctx.gateway);
+    let client_id =
+        super::link::deliver_client_id(ctx.gateway.as_str(), &ctx.shared.link.broker.name);
     let mut options = ctx.shared.link.options(&client_id, ctx.options.keep_alive);
     options.set_last_will(LastWill::new(
         ctx.status_topic.clone(),

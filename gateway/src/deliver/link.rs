@@ -15,6 +15,14 @@ use crate::config::{BrokerConfig, PasswordSource, TlsFiles};
 /// The largest packet a link sends or accepts.
 pub const MAX_PACKET: usize = 64 * 1024;
 
+/// The MQTT client id of a gateway's connection to one of its `[[brokers]]` entries:
+/// `{gateway}-{broker}-deliver`, `{broker}` being the entry's `name`. Unique per gateway and
+/// entry, so that two entries reaching one broker cluster, or two gateways, never take over
+/// each other's session (a broker closes the older connection of a client id).
+pub fn deliver_client_id(gateway: &str, broker: &str) -> String {
+    format!("{gateway}-{broker}-deliver")
+}
+
 /// A secret (a password): its `Debug` and `Display` say `<redacted>`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);

@@ -340,6 +340,105 @@ impl Sub {
     }
 }
 
+/// `firebreak watch` as a process, its stdout lines collected.
+pub struct Watch {
+    pub peer: Peer,
+    out: std::sync::mpsc::Receiver<String>,
+    pub lines: Vec<String>,
+    /// What it wrote to stderr until it had subscribed on every broker.
+    pub stderr: Vec<String>,
+}
+
+impl Watch {
+    /// Starts `firebreak watch ARGS` and waits until it subscribed on `brokers` brokers.
+    pub fn start(args: &[String], brokers: usize, env: &[(&str, &Path)]) -> Watch {
+        let mut cmd = Command::new(firebreak_bin());
+        cmd.arg("watch")
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let (tx, out) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let (etx, err) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = etx.send(line);
+            }
+        });
+        let peer = Peer {
+            child,
+            name: "firebreak watch".into(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut subscribed = 0;
+        let mut stderr = Vec::new();
+        while subscribed < brokers {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match err.recv_timeout(left) {
+                Ok(line) => {
+                    subscribed += usize::from(line.starts_with("watch: subscribed to"));
+                    stderr.push(line);
+                }
+                Err(e) => panic!(
+                    "watch subscribed on {subscribed} of {brokers} brokers: {e}; stderr: {stderr:#?}"
+                ),
+            }
+        }
+        Watch {
+            peer,
+            out,
+            lines: Vec::new(),
+            stderr,
+        }
+    }
+
+    /// Collects lines until `count` are there or `within` passes.
+    pub fn wait(&mut self, count: usize, within: Duration) -> &[String] {
+        let deadline = Instant::now() + within;
+        while self.lines.len() < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.out.recv_timeout(left) {
+                Ok(line) => self.lines.push(line),
+                Err(_) => break,
+            }
+        }
+        &self.lines
+    }
+}
+
+/// Publishes `payload` on `topic` with QoS 1 (`mosquitto_pub`), retained when `retain`.
+pub fn mosquitto_pub(port: u16, topic: &str, payload: &[u8], retain: bool) {
+    let mut cmd = Command::new("mosquitto_pub");
+    cmd.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-q",
+        "1",
+        "-t",
+        topic,
+        "-s",
+    ]);
+    if retain {
+        cmd.arg("-r");
+    }
+    let mut child = cmd.stdin(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(payload).unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
 /// Calls `check` every 50 ms until it returns true or `within` passes.
 pub fn wait_until(within: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
     let start = Instant::now();

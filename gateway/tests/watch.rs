@@ -1,0 +1,292 @@
+//! `firebreak watch` catching up against a real Mosquitto: killed, triggers published while it
+//! is down, restarted with the same `--client-id` and `--state-dir`: the persistent session
+//! delivers what it missed, the retained states say what holds, and an old trigger published
+//! again is rejected as a replay thanks to the persisted `seq`. Then the session lost: the
+//! retained state says which `seq`s were missed. And a corrupt or shared state directory is
+//! refused with a clear error.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use firebreak_gateway::keys::SigningKey;
+use firebreak_protocols::message::encode_vec;
+use firebreak_protocols::signed::signed_vec;
+use firebreak_protocols::{
+    DeviceId, GatewayId, IncidentId, KeyId, Level, Reason, RuleId, Signal, SiteId, Trigger, ZoneId,
+};
+
+const TRIGGERS: &str = "firebreak/v1/paris-1/triggers";
+const SITE_STATE: &str = "firebreak/v1/paris-1/state";
+const ZONE_STATE: &str = "firebreak/v1/paris-1/zones/battery-room/state";
+
+fn peers() -> bool {
+    require_peer("mosquitto") && require_peer("mosquitto_pub")
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A signed trigger from gw-1, as a gateway publishes it.
+fn signed(key: &SigningKey, seq: u64, zone: bool, level: Level, previous: Level) -> Vec<u8> {
+    let mut t = Trigger::new(
+        GatewayId::new("gw-1").unwrap(),
+        seq,
+        IncidentId::new("gw-1-i1").unwrap(),
+        SiteId::new("paris-1").unwrap(),
+        zone.then(|| ZoneId::new("battery-room").unwrap()),
+        level,
+        previous,
+        now_ms(),
+    )
+    .unwrap();
+    t.push_reason(Reason {
+        rule: RuleId::new("off-gas").unwrap(),
+        signal: Some(Signal::OffGas),
+        device: Some(DeviceId::new("node-b1").unwrap()),
+        channel: 0,
+        value: 180.0,
+        threshold: 50.0,
+    })
+    .unwrap();
+    let b = encode_vec(&t).unwrap();
+    signed_vec(&b, &key.sign(&b)).unwrap()
+}
+
+/// What a gateway does with a trigger: on the triggers topic, and retained on its state topic.
+fn publish_as_gateway(port: u16, payload: &[u8], zone: bool) {
+    mosquitto_pub(port, TRIGGERS, payload, false);
+    mosquitto_pub(
+        port,
+        if zone { ZONE_STATE } else { SITE_STATE },
+        payload,
+        true,
+    );
+}
+
+fn watch_args(port: u16, dir: &Path, client_id: &str, state: &str) -> Vec<String> {
+    vec![
+        "--broker".into(),
+        format!("mqtt://127.0.0.1:{port}"),
+        "--site".into(),
+        "paris-1".into(),
+        "--trust".into(),
+        dir.join("k1.pub").display().to_string(),
+        "--client-id".into(),
+        client_id.into(),
+        "--state-dir".into(),
+        dir.join(state).display().to_string(),
+    ]
+}
+
+fn count(lines: &[String], needle: &str) -> usize {
+    lines.iter().filter(|l| l.contains(needle)).count()
+}
+
+/// Runs `watch` expecting it to refuse to start; its stderr.
+fn refused(args: &[String]) -> String {
+    let mut child = Command::new(firebreak_bin())
+        .arg("watch")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exited = wait_until(Duration::from_secs(10), || {
+        child.try_wait().unwrap().is_some()
+    });
+    if exited.is_none() {
+        let _ = child.kill();
+        panic!("watch did not refuse to start");
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_restarted_watch_catches_up_and_still_rejects_a_replay() {
+    if !peers() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = SigningKey::generate(KeyId::new("k1").unwrap()).unwrap();
+    key.write_pair(d).unwrap();
+    let (_broker, port) = mosquitto(d);
+    let args = watch_args(port, d, "ctl-paris", "state");
+
+    let older = signed(&key, 99, false, Level::Watch, Level::Normal);
+    let first = signed(&key, 100, false, Level::Prepare, Level::Watch);
+    let mut watch = Watch::start(&args, 1, &[]);
+    assert!(
+        watch
+            .stderr
+            .iter()
+            .any(|l| l.ends_with("watch-paris-1.json: none yet; nothing accepted before")),
+        "{:#?}",
+        watch.stderr
+    );
+    publish_as_gateway(port, &first, false);
+    let lines = watch.wait(1, Duration::from_secs(10)).to_vec();
+    assert!(
+        lines[0].starts_with("ACCEPTED PREPARE (was watch) site paris-1 | off-gas")
+            && lines[0].contains("| seq 100 from gw-1 (key k1)"),
+        "{lines:#?}"
+    );
+    let ledger = std::fs::read_to_string(d.join("state/watch-paris-1.json")).unwrap();
+    assert!(ledger.contains("\"gw-1\":{\"last\":100"), "{ledger}");
+    // A second controller on the same state directory would overwrite its ledger.
+    let shared = refused(&watch_args(port, d, "ctl-other", "state"));
+    assert!(
+        shared.contains("state: another firebreak watch of site paris-1 uses it"),
+        "{shared}"
+    );
+
+    // The controller dies; the site escalates meanwhile.
+    watch.peer.kill();
+    let zone = signed(&key, 101, true, Level::Evacuate, Level::Prepare);
+    let site = signed(&key, 102, false, Level::Evacuate, Level::Prepare);
+    publish_as_gateway(port, &zone, true);
+    publish_as_gateway(port, &site, false);
+
+    // Back, same client id and state directory, plus a controller that starts afresh.
+    let mut watch = Watch::start(&args, 1, &[]);
+    assert!(
+        watch
+            .stderr
+            .iter()
+            .any(|l| l.starts_with("watch: resuming after seq 100 from gateway gw-1 (")),
+        "{:#?}",
+        watch.stderr
+    );
+    assert!(
+        watch
+            .stderr
+            .iter()
+            .any(|l| l.contains("session resumed (client id ctl-paris)")),
+        "{:#?}",
+        watch.stderr
+    );
+    let mut fresh = Watch::start(&watch_args(port, d, "ctl-fresh", "fresh"), 1, &[]);
+    // The session's triggers, then the retained states: nothing missed.
+    let lines = watch.wait(4, Duration::from_secs(10)).to_vec();
+    assert_eq!(count(&lines, "ACCEPTED EVACUATE"), 2, "{lines:#?}");
+    assert!(lines[0].contains("zone battery-room") && lines[0].contains("seq 101 from gw-1"));
+    assert!(lines[1].contains("seq 102 from gw-1"), "{lines:#?}");
+    assert_eq!(
+        count(
+            &lines,
+            &format!("(retained on {ZONE_STATE} via mqtt://127.0.0.1:{port})")
+        ),
+        1,
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(
+            |l| l.starts_with("STATE EVACUATE (was prepare) site paris-1 |")
+                && l.contains("seq 102 from gw-1")
+                && l.contains(&format!("(retained on {SITE_STATE} via"))
+        ),
+        "{lines:#?}"
+    );
+    assert_eq!(count(&lines, "missed"), 0, "{lines:#?}");
+
+    // Old triggers published again: 99 is below the persisted last seq (a replay), 100 was
+    // accepted before the restart (a duplicate, not acted on again).
+    mosquitto_pub(port, TRIGGERS, &older, false);
+    mosquitto_pub(port, TRIGGERS, &first, false);
+    let lines = watch.wait(5, Duration::from_secs(10)).to_vec();
+    assert_eq!(
+        lines[4],
+        format!(
+            "REJECTED replayed: seq 99 from gateway gw-1 is not above the last accepted (102) (via mqtt://127.0.0.1:{port} on {TRIGGERS})"
+        )
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(watch.wait(6, Duration::from_millis(200)).len(), 5);
+    // Without the persisted seq, the same replay is taken for news.
+    let fresh_lines = fresh.wait(4, Duration::from_secs(10)).to_vec();
+    assert!(
+        fresh_lines
+            .iter()
+            .any(|l| l.starts_with("ACCEPTED WATCH") && l.contains("seq 99 from gw-1")),
+        "{fresh_lines:#?}"
+    );
+    drop(fresh);
+
+    // Down again, and this time its session is gone (another client id): the retained
+    // state is all that tells what happened.
+    watch.peer.kill();
+    let lost = signed(&key, 103, true, Level::Prepare, Level::Evacuate);
+    let now = signed(&key, 104, false, Level::Prepare, Level::Evacuate);
+    publish_as_gateway(port, &lost, true);
+    publish_as_gateway(port, &now, false);
+    let mut watch = Watch::start(&watch_args(port, d, "ctl-paris-2", "state"), 1, &[]);
+    let lines = watch.wait(3, Duration::from_secs(10)).to_vec();
+    assert_eq!(count(&lines, "ACCEPTED"), 0, "{lines:#?}");
+    // Whichever state comes first reports the gap up to its seq, the other the rest.
+    let missed: Vec<&String> = lines.iter().filter(|l| l.starts_with("missed: ")).collect();
+    assert!(
+        missed
+            == [
+                &"missed: seq 103..104 from gateway gw-1 (the retained state is at seq 104)"
+                    .to_string()
+            ]
+            || missed
+                == [
+                    &"missed: seq 103..103 from gateway gw-1 (the retained state is at seq 103)"
+                        .to_string(),
+                    &"missed: seq 104..104 from gateway gw-1 (the retained state is at seq 104)"
+                        .to_string()
+                ],
+        "{lines:#?}"
+    );
+    let lines = watch
+        .wait(3 + missed.len() - 1, Duration::from_secs(5))
+        .to_vec();
+    assert!(
+        lines.iter().any(
+            |l| l.starts_with("STATE PREPARE (was evacuate) site paris-1 |")
+                && l.contains("seq 104")
+        ),
+        "{lines:#?}"
+    );
+    // Live again: the next trigger is news, with nothing more missed.
+    let next = signed(&key, 105, false, Level::Watch, Level::Prepare);
+    publish_as_gateway(port, &next, false);
+    let total = lines.len() + 1;
+    let lines = watch.wait(total, Duration::from_secs(10)).to_vec();
+    assert!(
+        lines[total - 1].starts_with("ACCEPTED WATCH (was prepare)")
+            && lines[total - 1].contains("seq 105"),
+        "{lines:#?}"
+    );
+    drop(watch);
+
+    // A corrupt ledger is refused, naming the file, never taken for an empty one.
+    let ledger = d.join("state/watch-paris-1.json");
+    std::fs::write(&ledger, b"{\"schema\":\"firebreak.watch-ledger/1\",\"gat").unwrap();
+    let err = refused(&args);
+    assert!(
+        err.contains(&format!(
+            "--state-dir: {}: not a usable firebreak.watch-ledger/1 file (",
+            ledger.display()
+        )) && err.contains("move it away to start afresh"),
+        "{err}"
+    );
+}
