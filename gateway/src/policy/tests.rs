@@ -640,3 +640,118 @@ proptest! {
         prop_assert_eq!(feed(&mut e1), feed(&mut e2));
     }
 }
+
+/// The healthy site of the "every level comes down" property: a battery room with two nodes,
+/// a fire panel and a UPS; a hall with two PDUs and a room sensor.
+const SITE: [(&str, &str); 7] = [
+    ("node-1", "battery-room"),
+    ("node-2", "battery-room"),
+    ("panel", "battery-room"),
+    ("ups", "battery-room"),
+    ("pdu-1", "hall"),
+    ("pdu-2", "hall"),
+    ("room", "hall"),
+];
+
+/// Every (device, signal, channel) of [`SITE`] with its healthy value.
+const HEALTHY: [(&str, Signal, u8, f32); 15] = [
+    ("node-1", Signal::RackTemperature, 0, 24.0),
+    ("node-1", Signal::RackTemperature, 1, 24.5),
+    ("node-1", Signal::OffGas, 0, 0.5),
+    ("node-2", Signal::RackTemperature, 0, 23.5),
+    ("node-2", Signal::OffGas, 0, 0.4),
+    ("panel", Signal::SmokeAlarm, 0, 0.0),
+    ("panel", Signal::SuppressionReleased, 0, 0.0),
+    ("ups", Signal::UpsOnBattery, 0, 0.0),
+    ("ups", Signal::UpsInputVoltage, 0, 230.0),
+    ("ups", Signal::UpsRuntimeRemaining, 0, 1800.0),
+    ("ups", Signal::UpsLoad, 0, 45.0),
+    ("ups", Signal::UpsLowBattery, 0, 0.0),
+    ("pdu-1", Signal::PduInputVoltage, 0, 230.0),
+    ("pdu-2", Signal::PduInputVoltage, 0, 230.0),
+    ("room", Signal::RoomTemperature, 0, 23.0),
+];
+
+/// The longest a reading can stay judged implausible once it is healthy again: the flap
+/// window of a measurement (docs/policy.md, "Plausibility").
+const PLAUSIBILITY_SETTLE_S: u64 = 300;
+
+fn disturbance() -> impl Strategy<Value = Vec<Vec<(usize, f32, Quality)>>> {
+    let value = prop_oneof![
+        4 => -50.0f32..250.0,
+        2 => 0.0f32..2000.0,
+        1 => Just(0.0f32),
+        1 => Just(1.0f32),
+        1 => any::<f32>(),
+    ];
+    let quality = prop_oneof![
+        8 => Just(Quality::Good),
+        1 => Just(Quality::CommLost),
+        1 => Just(Quality::Stale),
+        1 => Just(Quality::SensorFault),
+        1 => Just(Quality::OutOfRange),
+    ];
+    // One second each: which readings change, to what, with which quality.
+    proptest::collection::vec(
+        proptest::collection::vec((0..HEALTHY.len(), value, quality), 0..6),
+        1..240,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Every level comes down: whatever raised it, once the site is quiet and healthy the
+    /// scope returns to `normal` with a lowering transition, within the hold, plus the time a
+    /// reading judged implausible needs to be plausible again (5 min at most: a flap), plus
+    /// a few polls.
+    #[test]
+    fn every_level_comes_down_once_the_site_is_healthy(steps in disturbance()) {
+        let mut p = Policy::default_policy().unwrap();
+        p.hold_ms = 60_000;
+        let mut e = Engine::new(p, &topology(&SITE));
+        let sample_of = |i: usize, v: f32, q: Quality| {
+            let (d, s, ch, healthy) = HEALTHY[i];
+            let v = if s.kind() == firebreak_protocols::SignalKind::State {
+                f32::from(u8::from(v >= 0.5 && v.is_finite()))
+            } else if q == Quality::Good { v } else { healthy };
+            sample(d, s, ch, v, q)
+        };
+        let healthy: Vec<Sample> = (0..HEALTHY.len())
+            .map(|i| good(HEALTHY[i].0, HEALTHY[i].1, HEALTHY[i].2, HEALTHY[i].3))
+            .collect();
+        let mut ts = e.step(0, &healthy);
+        let mut t = 1u64;
+        for step in &steps {
+            let s: Vec<Sample> = step.iter().map(|&(i, v, q)| sample_of(i, v, q)).collect();
+            ts.extend(e.step(t * 1000, &s));
+            t += 1;
+        }
+        let raised = ts.iter().filter(|x| x.zone.is_none()).map(|x| x.level).max();
+        let quiet_s = 60 + PLAUSIBILITY_SETTLE_S + 5;
+        let mut after = Vec::new();
+        for _ in 0..quiet_s {
+            after.extend(e.step(t * 1000, &healthy));
+            t += 1;
+        }
+        prop_assert_eq!(
+            e.site_level(),
+            Level::Normal,
+            "raised {:?}; after: {:?}; firing {:?} {:?}; faults {:?}; before {:?}",
+            raised,
+            after,
+            e.firing("battery-room"),
+            e.firing("hall"),
+            e.sensor_faults(),
+            ts
+        );
+        for (z, l) in e.zone_levels() {
+            prop_assert_eq!(l, Level::Normal, "zone {}", z);
+        }
+        prop_assert!(e.sensor_faults().is_empty(), "{:?}", e.sensor_faults());
+        if raised.is_some_and(|l| l > Level::Normal) && e.site_level() == Level::Normal {
+            let last = ts.iter().chain(&after).rfind(|x| x.zone.is_none());
+            prop_assert!(last.is_some_and(|x| x.level == Level::Normal && x.previous > Level::Normal));
+        }
+    }
+}

@@ -719,8 +719,7 @@ impl Engine {
         let Some(me) = self.sources.get(i) else {
             return false;
         };
-        if me.physics != Physics::Heat || me.check.fault().is_none_or(|f| f.kind != FaultKind::Jump)
-        {
+        if me.physics != Physics::Heat || !me.check.jumped_up() {
             return false;
         }
         let zone = self.devices.get(me.device).map(|d| d.zone);
@@ -730,8 +729,7 @@ impl Engine {
             }
             let fired = o.watches.iter().any(|w| w.fired);
             if o.signal == me.signal {
-                o.witness != me.witness
-                    && (fired || o.check.fault().is_some_and(|f| f.kind == FaultKind::Jump))
+                o.witness != me.witness && (fired || o.check.jumped_up())
             } else {
                 fired
                     && matches!(

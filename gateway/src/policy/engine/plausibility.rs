@@ -6,8 +6,8 @@
 //!
 //! | signal | implausible | plausible again |
 //! |---|---|---|
-//! | rack, UPS battery temperature | a change of more than 10 °C + 10 °C/min within 60 s | back near the value before; a rise: an independent witness of fire in the zone; a fall: held 30 s |
-//! | room temperature | more than 6 °C + 6 °C/min within 60 s | the same |
+//! | rack, UPS battery temperature | a change of more than 10 °C + 10 °C/min within 60 s | back near the value before; a rise: an independent witness of fire in the zone; a fall, or a rise to 40 °C at most: held 30 s |
+//! | room temperature | more than 6 °C + 6 °C/min within 60 s | the same, with 32 °C |
 //! | UPS runtime remaining | a fall to under a quarter of a value read within 30 s, by more than 120 s | back above it, or the new value held for 20 s |
 //! | every measurement | outside what the quantity can be (below 0 ppm, above 1000 °C …): a rail | back in range |
 //! | rack and room temperatures | three implausible changes within 5 min: flapping | 5 min without one |
@@ -86,8 +86,12 @@ struct ChangeLimit {
     /// A jump up held this long is accepted as real; `None`: only a return or an independent
     /// witness makes it plausible.
     confirm_ms: Option<u64>,
-    /// The same for a jump down (a UPS that recalculated; a probe back from a fault).
+    /// The same for a jump down, or up to no more than `normal_max` (a UPS that
+    /// recalculated; a probe back from a fault): it cannot raise anything.
     fall_confirm_ms: Option<u64>,
+    /// The highest reading of normal operation: a jump that lands at or under it is no
+    /// evidence of anything, and is taken after `fall_confirm_ms`.
+    normal_max: f32,
     /// Jumps within [`MEASUREMENT_FLAP_MS`] that make a flap; 0 = never.
     flap_jumps: usize,
 }
@@ -109,7 +113,7 @@ const POINTS: usize = 16;
 
 fn limits(signal: Signal) -> Limits {
     use firebreak_protocols::Unit;
-    let heat = |step: f32| {
+    let heat = |step: f32, normal_max: f32| {
         Some(ChangeLimit {
             change: Change::Absolute {
                 step,
@@ -118,12 +122,14 @@ fn limits(signal: Signal) -> Limits {
             window_ms: 60_000,
             confirm_ms: None,
             fall_confirm_ms: Some(30_000),
+            normal_max,
             flap_jumps: 3,
         })
     };
+    // Normal operation: batteries at 15-35 °C, inlets up to the ASHRAE A1 allowable 32 °C.
     let change = match signal {
-        Signal::RackTemperature | Signal::UpsBatteryTemperature => heat(10.0),
-        Signal::RoomTemperature => heat(6.0),
+        Signal::RackTemperature | Signal::UpsBatteryTemperature => heat(10.0, 40.0),
+        Signal::RoomTemperature => heat(6.0, 32.0),
         Signal::UpsRuntimeRemaining => Some(ChangeLimit {
             change: Change::Fall {
                 ratio: 0.25,
@@ -132,6 +138,7 @@ fn limits(signal: Signal) -> Limits {
             window_ms: 30_000,
             confirm_ms: Some(20_000),
             fall_confirm_ms: Some(20_000),
+            normal_max: f32::MAX,
             flap_jumps: 0,
         }),
         _ => None,
@@ -171,6 +178,9 @@ struct History {
     onsets: VecDeque<u64>,
     /// The latest state of a state signal.
     state: Option<bool>,
+    /// The reading before a fall that was taken as real: coming back to it is a recovery
+    /// (a probe reconnected), not a jump.
+    before_fall: Option<f32>,
 }
 
 /// The plausibility judgement of one (device, signal, channel).
@@ -229,13 +239,29 @@ impl Plausibility {
                     remember(h, limit, now_ms, value);
                     return true;
                 }
+                if h
+                    .before_fall
+                    .is_some_and(|b| !limit.change.is_jump(b, value, 0))
+                {
+                    // Back where it was before an earlier fall: a recovery.
+                    self.fault = None;
+                    h.before_fall = None;
+                    h.points.clear();
+                    remember(h, limit, now_ms, value);
+                    return true;
+                }
                 if let Some(f) = self.fault.as_mut() {
                     f.value = value;
                 }
                 false
             }
             Some(f) if f.kind == FaultKind::Flap => {
-                if find_jump(h, limit, now_ms, value).is_some() {
+                // Flapping on: each jump from the reading before restarts the flap window.
+                if h.last.is_some_and(|(t, v)| {
+                    limit
+                        .change
+                        .is_jump(v, value, now_ms.saturating_sub(t).min(limit.window_ms))
+                }) {
                     onset(h, now_ms);
                 }
                 remember(h, limit, now_ms, value);
@@ -245,6 +271,17 @@ impl Plausibility {
                 false
             }
             _ => match find_jump(h, limit, now_ms, value) {
+                Some(_)
+                    if h
+                        .before_fall
+                        .is_some_and(|b| !limit.change.is_jump(b, value, 0)) =>
+                {
+                    // Back where it was before the fall: the readings since do not count.
+                    h.before_fall = None;
+                    h.points.clear();
+                    remember(h, limit, now_ms, value);
+                    true
+                }
                 Some((t, reference)) => {
                     onset(h, now_ms);
                     let flapping = limit.flap_jumps > 0
@@ -315,7 +352,7 @@ impl Plausibility {
                 .limits
                 .change
                 .and_then(|l| {
-                    if f.value < f.reference {
+                    if f.value < f.reference || f.value <= l.normal_max {
                         l.fall_confirm_ms
                     } else {
                         l.confirm_ms
@@ -330,10 +367,16 @@ impl Plausibility {
         clear
     }
 
-    /// An independent witness corroborates the jump: the reading is taken as real.
+    /// Whether the reading jumped up (heat, not a fall).
+    pub(super) fn jumped_up(&self) -> bool {
+        self.fault
+            .is_some_and(|f| f.kind == FaultKind::Jump && f.value > f.reference)
+    }
+
+    /// An independent witness corroborates a jump up: the reading is taken as real.
     pub(super) fn excuse(&mut self, now_ms: u64) -> bool {
         match self.fault {
-            Some(f) if f.kind == FaultKind::Jump => {
+            Some(f) if f.kind == FaultKind::Jump && f.value > f.reference => {
                 self.accept(now_ms, f.value);
                 true
             }
@@ -342,8 +385,10 @@ impl Plausibility {
     }
 
     fn accept(&mut self, now_ms: u64, value: f32) {
+        let before = self.fault.map(|f| f.reference);
         self.fault = None;
         if let Some(h) = self.history.as_deref_mut() {
+            h.before_fall = before.filter(|&b| value < b);
             h.points.clear();
             h.points.push_back((now_ms, value));
             h.last = Some((now_ms, value));
@@ -368,11 +413,19 @@ impl Plausibility {
 
 /// The earliest reading within the window that the value jumped from, if any.
 fn find_jump(h: &History, limit: ChangeLimit, now_ms: u64, value: f32) -> Option<(u64, f32)> {
+    // The latest reading counts however old it is: the table reports changes only, so an
+    // unchanged value is not sent again; it is judged as if one window old at most.
     h.points
         .iter()
-        .chain(h.last.iter())
         .filter(|(t, _)| now_ms.saturating_sub(*t) <= limit.window_ms)
         .find(|&&(t, v)| limit.change.is_jump(v, value, now_ms.saturating_sub(t)))
+        .or_else(|| {
+            h.last.as_ref().filter(|&&(t, v)| {
+                limit
+                    .change
+                    .is_jump(v, value, now_ms.saturating_sub(t).min(limit.window_ms))
+            })
+        })
         .copied()
 }
 
@@ -451,6 +504,9 @@ mod tests {
         assert!(!p.expire(620_000));
         assert!(p.expire(631_000));
         assert!(p.check(632_000, 25.0));
+        // Coming back to where it was before the fall is a recovery, not a jump.
+        assert!(p.check(633_000, 63.0));
+        assert!(p.fault().is_none());
     }
 
     #[test]
