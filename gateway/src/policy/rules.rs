@@ -657,7 +657,7 @@ mod tests {
         let fire = &rules.rules[rules.index("fire-corroborated").unwrap()];
         assert_eq!(fire.level, Some(Level::Evacuate));
         assert!(
-            matches!(&fire.kind, RuleKind::Combine { need: 2, of, corroborate: 2 } if of.len() == 4)
+            matches!(&fire.kind, RuleKind::Combine { need: 1, of, corroborate: 2 } if of.len() == 4)
         );
         let runaway = &rules.rules[rules.index("rack-runaway").unwrap()];
         assert!(matches!(

@@ -185,6 +185,11 @@ impl Engine {
                         if ci.active {
                             active += 1;
                             inst.active_w.extend(&ci.active_w);
+                        } else if ci.lost && *corroborate >= 2 {
+                            // Evidence seen before its sensors went silent (burned) still
+                            // corroborates fresh evidence from another witness.
+                            active += 1;
+                            inst.active_w.extend(&ci.held_w);
                         }
                         if ci.holding {
                             holding += 1;

@@ -239,8 +239,7 @@ impl Plausibility {
                     remember(h, limit, now_ms, value);
                     return true;
                 }
-                if h
-                    .before_fall
+                if h.before_fall
                     .is_some_and(|b| !limit.change.is_jump(b, value, 0))
                 {
                     // Back where it was before an earlier fall: a recovery.
@@ -272,8 +271,7 @@ impl Plausibility {
             }
             _ => match find_jump(h, limit, now_ms, value) {
                 Some(_)
-                    if h
-                        .before_fall
+                    if h.before_fall
                         .is_some_and(|b| !limit.change.is_jump(b, value, 0)) =>
                 {
                     // Back where it was before the fall: the readings since do not count.

@@ -17,6 +17,8 @@ pub(super) const UPS_SIGNALS: [Signal; 4] = [
 #[derive(Debug, Clone, Default)]
 pub(super) struct Ups {
     on_battery: Option<bool>,
+    /// When it last went on battery.
+    on_battery_since: Option<u64>,
     runtime: Option<(f32, u64)>,
     input_v: Option<f32>,
     load: Option<f32>,
@@ -45,7 +47,13 @@ impl Ups {
     /// it is implausible (it then makes that part unknown).
     pub(super) fn take(&mut self, now_ms: u64, signal: Signal, value: f32, evidence: bool) {
         match signal {
-            Signal::UpsOnBattery => self.on_battery = evidence.then_some(value >= 0.5),
+            Signal::UpsOnBattery => {
+                let on = evidence.then_some(value >= 0.5);
+                if on == Some(true) && self.on_battery != Some(true) {
+                    self.on_battery_since = Some(now_ms);
+                }
+                self.on_battery = on;
+            }
             Signal::UpsRuntimeRemaining => self.runtime = evidence.then_some((value, now_ms)),
             Signal::UpsInputVoltage => self.input_v = evidence.then_some(value),
             Signal::UpsLoad => {
@@ -83,7 +91,10 @@ impl Ups {
         let Some((runtime, at)) = self.runtime else {
             return Outlook::Unknown;
         };
-        let t = (runtime - now_ms.saturating_sub(at) as f32 / 1000.0).max(0.0);
+        // Aged by the time on battery since it was read: readings are reported when they
+        // change, so a runtime that held still on the utility is current, not old.
+        let since = at.max(self.on_battery_since.unwrap_or(at));
+        let t = (runtime - now_ms.saturating_sub(since) as f32 / 1000.0).max(0.0);
         let rise = self.load_trend.as_ref().and_then(|r| r.per_minute());
         Outlook::Seconds(match (self.load, rise) {
             (Some(l), Some(r)) if l > 1.0 && r > 0.0 => t * l / (l + r * t / 120.0),
@@ -135,6 +146,18 @@ mod tests {
         assert_eq!(o, Outlook::Safe);
         u.judge(o, 360.0);
         assert!(!u.under && !u.lost_under);
+    }
+
+    #[test]
+    fn a_runtime_that_held_still_on_the_utility_is_current() {
+        let mut u = Ups::default();
+        u.take(0, Signal::UpsOnBattery, 0.0, true);
+        u.take(0, Signal::UpsInputVoltage, 230.0, true);
+        u.take(0, Signal::UpsRuntimeRemaining, 732.0, true);
+        // Ten minutes later the utility goes: 732 s left, not 132.
+        u.take(600_000, Signal::UpsOnBattery, 1.0, true);
+        u.take(600_000, Signal::UpsInputVoltage, 0.0, true);
+        assert_eq!(u.outlook(false, 600_300, 100.0), Outlook::Seconds(731.7));
     }
 
     #[test]
