@@ -85,7 +85,9 @@ export FIREBREAK_NODE_QEMU="$repo/target/thumbv7em-none-eabihf/firmware/firebrea
 # Among them hil/tests/rig.rs: the whole HIL suite replayed against the gateway process
 # (firebreak-hil suite hil/scenarios --time-scale 60 --jobs 2), failing on any failed
 # expectation, and the generator transfer in real time (80 s); gateway/tests/cli.rs runs
-# `firebreak demo` on a short scenario.
+# `firebreak demo` on a short scenario; gateway/tests/campaign.rs runs the reduced generated
+# campaign (1,000 nuisance + 1,000 fire/outage timelines through the policy engine, fixed
+# seed; docs/campaign.md) and replays gateway/tests/campaign-regressions.txt.
 cargo test --workspace --locked
 
 step "protocols feature by feature"

@@ -146,6 +146,9 @@ pub enum PolicyAction {
         /// The rules file.
         file: std::path::PathBuf,
     },
+    /// Run the generated campaign: seeded nuisance and fire/outage timelines through the
+    /// engine (docs/campaign.md). Exits non-zero when a goal is missed.
+    Campaign(crate::campaign::CampaignArgs),
 }
 
 /// Why a command failed.
@@ -214,6 +217,12 @@ pub enum CliError {
     /// `watch` failed.
     #[error("watch: {0}")]
     Watch(#[from] crate::watch::WatchError),
+    /// The campaign could not run.
+    #[error("campaign: {0}")]
+    Campaign(#[from] crate::campaign::CampaignError),
+    /// The campaign ran and missed a goal.
+    #[error("campaign: goals missed (see the report)")]
+    CampaignGoalsMissed,
     /// Writing the output failed.
     #[error("writing output: {0}")]
     Io(#[from] std::io::Error),
@@ -296,6 +305,19 @@ pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
         } => {
             let rules = crate::policy::Rules::load(&file)?;
             print_rules(&rules, out)
+        }
+        Command::Policy {
+            action: PolicyAction::Campaign(args),
+        } => {
+            let mut policy = crate::policy::Policy::default_policy()?;
+            if let Some(file) = &args.rules {
+                policy.rules = crate::policy::Rules::load(file)?;
+            }
+            if crate::campaign::campaign(args, policy, out)? {
+                Ok(())
+            } else {
+                Err(CliError::CampaignGoalsMissed)
+            }
         }
         Command::Topics {
             site,

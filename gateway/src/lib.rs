@@ -3,6 +3,7 @@
 //! line; everything else lives here so tests and benches use the library.
 
 pub mod acquire;
+pub mod campaign;
 pub mod cli;
 pub mod config;
 pub mod deliver;
