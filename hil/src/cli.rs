@@ -399,11 +399,14 @@ fn summarise(s: &Scenario, out: &mut impl Write) -> std::io::Result<()> {
         Some(p) => format!("power loss at {p}"),
         None => "no power loss".to_string(),
     };
+    let hold = s
+        .hold
+        .map_or_else(String::new, |h| format!("; hold {} s", h.as_secs()));
     writeln!(
         out,
-        "        {power}; budget {} s; expect {}",
+        "        {power}; budget {} s{hold}; expect {}",
         s.evacuation_budget.as_secs(),
-        s.expect
+        s.expectation()
     )
 }
 

@@ -95,12 +95,16 @@ pub fn site_config_with(
         let _ = writeln!(out, "\n[[zones]]\nname = {}", s(zone.as_str()));
     }
     let _ = writeln!(out, "\n[http]\nbind = {}", s(&options.http_bind));
-    // The controllers' budget is the scenario's: lead time is judged against it.
+    // The controllers' budget is the scenario's: lead time is judged against it. So is the
+    // hold time when the scenario sets it (a return to normal is judged against it).
     let _ = writeln!(
         out,
         "\n[policy]\nevacuation_budget_s = {}",
         scenario.evacuation_budget.as_secs()
     );
+    if let Some(hold) = scenario.hold {
+        let _ = writeln!(out, "hold_s = {}", hold.as_secs());
+    }
     let _ = writeln!(
         out,
         "\n[defaults]\npoll_interval_ms = {}\ntimeout_ms = {}\nretries = 1\ncomm_lost_after = {}\nfreshness_ms = {}",

@@ -260,7 +260,7 @@ impl Rig {
             Ok(r) => r,
             Err(e) => {
                 let mut r = not_run(&scenario.name, &scenario.description, e.to_string());
-                r.expect = scenario.expect.to_string();
+                r.expect = scenario.expectation();
                 r.wall_s = started.elapsed().as_secs_f64();
                 r
             }
@@ -577,7 +577,8 @@ impl WorkDir {
 
 /// A site configuration for real devices: the file's devices, zones, profiles, MQTT sources
 /// and policy, with the rig's `[http]`, `[[brokers]]`, `[signing]` and `[outbox]`, the
-/// scenario's evacuation budget, and `rules_file` made absolute. Returns the text and the
+/// scenario's evacuation budget (and hold time, when it sets one), and `rules_file` made
+/// absolute. Returns the text and the
 /// site id.
 fn real_site(
     file: &Path,
@@ -640,6 +641,12 @@ fn real_site(
                 i64::try_from(scenario.evacuation_budget.as_secs()).unwrap_or(300),
             ),
         );
+        if let Some(hold) = scenario.hold {
+            p.insert(
+                "hold_s".into(),
+                toml::Value::Integer(i64::try_from(hold.as_secs()).unwrap_or(300)),
+            );
+        }
         if let Some(rules) = p.get("rules_file").and_then(|r| r.as_str()) {
             let base = file.parent().unwrap_or(Path::new("."));
             let abs = base.join(rules);

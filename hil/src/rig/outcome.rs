@@ -152,6 +152,14 @@ pub struct ScenarioResult {
     pub first_evacuate: Option<Moment>,
     /// The highest site level that arrived.
     pub highest: Level,
+    /// `[expect] normal_by`, when the scenario asks for the site's return to normal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normal_by: Option<Moment>,
+    /// When the site's return to `normal` arrived, if the last site level received is
+    /// `normal` and the site had left it; `None` otherwise (never left, or not back).
+    pub back_to_normal: Option<Moment>,
+    /// The last site level received (`normal` when none arrived).
+    pub last_level: Level,
     /// Power loss minus the first `evacuate` at the subscriber, in scenario seconds.
     pub lead_time_s: Option<f64>,
     /// Raises above what a nuisance scenario allows (site or zone); `None` for scenarios with a
@@ -255,6 +263,12 @@ pub fn judge(scenario: &Scenario, rules: &Rules, observed: Observed) -> Scenario
         .map(|r| r.level)
         .max()
         .unwrap_or(Level::Normal);
+    // The site's last level as received: a return to normal is judged on it.
+    let last_site = firsts.iter().rev().find(|r| r.zone.is_none());
+    let last_level = last_site.map_or(Level::Normal, |r| r.level);
+    let back_to_normal = last_site
+        .filter(|r| r.level == Level::Normal)
+        .map(|r| r.arrived);
     let lead_time_s = scenario
         .power_loss_at
         .zip(first_evacuate)
@@ -329,6 +343,24 @@ pub fn judge(scenario: &Scenario, rules: &Rules, observed: Observed) -> Scenario
         }
     };
 
+    if let Some(by) = scenario.normal_by {
+        match (last_site, back_to_normal) {
+            (None, _) => failures.push(format!(
+                "expected the site back to normal by {by}: it never left normal"
+            )),
+            (Some(r), None) => failures.push(format!(
+                "expected the site back to normal by {by}: the last site level received is {} (at {})",
+                r.level, r.arrived.at.0
+            )),
+            (Some(_), Some(n)) if n.at.0 > by => failures.push(format!(
+                "expected the site back to normal by {by}: it arrived at {} ({:.0} s late)",
+                n.at.0,
+                n.s - by.secs_f64()
+            )),
+            (Some(_), Some(_)) => {}
+        }
+    }
+
     let latency_ms = Percentiles::of(records.iter().filter_map(|r| r.latency_ms).collect());
     let delivery_ms = Percentiles::of(
         records
@@ -341,7 +373,7 @@ pub fn judge(scenario: &Scenario, rules: &Rules, observed: Observed) -> Scenario
         scenario: scenario.name.clone(),
         description: scenario.description.clone(),
         time_scale: observed.time_scale,
-        expect: scenario.expect.to_string(),
+        expect: scenario.expectation(),
         passed: failures.is_empty(),
         failures,
         power_loss_at: scenario.power_loss_at.map(Moment::of),
@@ -350,6 +382,9 @@ pub fn judge(scenario: &Scenario, rules: &Rules, observed: Observed) -> Scenario
         first_prepare,
         first_evacuate,
         highest,
+        normal_by: scenario.normal_by.map(Moment::of),
+        back_to_normal,
+        last_level,
         lead_time_s,
         false_escalations,
         triggers: got.len(),
@@ -380,6 +415,9 @@ pub fn not_run(scenario: &str, description: &str, why: String) -> ScenarioResult
         first_prepare: None,
         first_evacuate: None,
         highest: Level::Normal,
+        normal_by: None,
+        back_to_normal: None,
+        last_level: Level::Normal,
         lead_time_s: None,
         false_escalations: None,
         triggers: 0,
@@ -428,13 +466,14 @@ pub fn table(results: &[ScenarioResult]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<34} {:>5} {:<6} {:>10} {:>10} {:>10} {:>7} {:>5} {:>6} {:>4} {:>13} {:>13}",
+        "{:<34} {:>5} {:<6} {:>10} {:>10} {:>10} {:>10} {:>7} {:>5} {:>6} {:>4} {:>13} {:>13}",
         "scenario",
         "scale",
         "result",
         "watch",
         "prepare",
         "evacuate",
+        "normal",
         "lead",
         "false",
         "missed",
@@ -451,13 +490,14 @@ pub fn table(results: &[ScenarioResult]) -> String {
             .map_or_else(|| "-".to_string(), |n| n.to_string());
         let _ = writeln!(
             out,
-            "{:<34} {:>5} {:<6} {:>10} {:>10} {:>10} {:>7} {:>5} {:>6} {:>4} {:>13} {:>13}",
+            "{:<34} {:>5} {:<6} {:>10} {:>10} {:>10} {:>10} {:>7} {:>5} {:>6} {:>4} {:>13} {:>13}",
             r.scenario,
             format!("x{}", r.time_scale),
             if r.passed { "PASS" } else { "FAIL" },
             moment(r.first_watch),
             moment(r.first_prepare),
             moment(r.first_evacuate),
+            moment(r.back_to_normal),
             lead,
             false_esc,
             r.missed.len(),
@@ -502,6 +542,110 @@ pub fn trigger_lines(r: &ScenarioResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A site trigger (no zone) from `previous` to `level`, received at `at` seconds.
+    fn site(seq: u64, previous: &str, level: &str, at: i64) -> Received {
+        let json = format!(
+            r#"{{"schema":"firebreak.trigger/1","gateway":"gw-t","seq":{seq},"incident":"gw-t-1","site":"hil-t","level":"{level}","previous":"{previous}","reasons":[],"issued_at":"2026-01-01T00:00:00.000Z","issued_at_ms":1767225600000}}"#
+        );
+        Received {
+            at: ScenarioTime::from_secs(at),
+            wall_ms: 1_767_225_600_000,
+            trigger: Ok(serde_json::from_str(&json).unwrap()),
+        }
+    }
+
+    fn judged(normal_by: &str, received: Vec<Received>) -> ScenarioResult {
+        let text = format!(
+            r#"name = "t"
+description = "evacuates, then recovers"
+start = "T-1m"
+end = "T+6m"
+evacuation_budget_s = 300
+hold_s = 10
+
+[expect]
+evacuate_by = "T+2m30s"
+normal_by = "{normal_by}"
+
+[[devices]]
+name = "ups-1"
+kind = "ups"
+zone = "hall"
+"#
+        );
+        let scenario = Scenario::parse(&text, "t.toml").unwrap();
+        let observed = Observed {
+            issued: received
+                .iter()
+                .filter_map(|r| r.trigger.as_ref().ok().map(|t| t.seq))
+                .collect(),
+            received,
+            events: Vec::new(),
+            problems: Vec::new(),
+            time_scale: 10.0,
+            simulated: true,
+            wall_s: 1.0,
+        };
+        judge(&scenario, &Rules::default(), observed)
+    }
+
+    #[test]
+    fn the_return_to_normal_is_judged_on_the_last_site_level() {
+        let evacuated = || {
+            vec![
+                site(1, "normal", "prepare", 30),
+                site(2, "prepare", "evacuate", 125),
+            ]
+        };
+        let mut back = evacuated();
+        back.extend([
+            site(3, "evacuate", "prepare", 195),
+            site(4, "prepare", "normal", 215),
+        ]);
+        let r = judged("T+4m", back);
+        assert!(r.passed, "{:?}", r.failures);
+        assert_eq!(r.back_to_normal.map(|m| m.s), Some(215.0));
+        assert_eq!(r.last_level, Level::Normal);
+        assert_eq!(r.expect, "evacuate by T+2m30s, normal by T+4m");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["normal_by"]["at"], "T+4m");
+        assert_eq!(json["back_to_normal"]["at"], "T+3m35s");
+        assert!(table(&[r]).contains("T+3m35s"));
+
+        let late = judged("T+3m30s", {
+            let mut v = evacuated();
+            v.push(site(3, "evacuate", "normal", 215));
+            v
+        });
+        assert_eq!(
+            late.failures,
+            ["expected the site back to normal by T+3m30s: it arrived at T+3m35s (5 s late)"]
+        );
+
+        let stuck = judged("T+4m", evacuated());
+        assert_eq!(
+            stuck.failures,
+            [
+                "expected the site back to normal by T+4m: the last site level received is evacuate (at T+2m5s)"
+            ]
+        );
+        assert_eq!(stuck.back_to_normal, None);
+
+        // Back to normal, then up again: the last level counts.
+        let mut again = evacuated();
+        again.extend([
+            site(3, "evacuate", "normal", 200),
+            site(4, "normal", "watch", 230),
+        ]);
+        let again = judged("T+4m", again);
+        assert_eq!(
+            again.failures,
+            [
+                "expected the site back to normal by T+4m: the last site level received is watch (at T+3m50s)"
+            ]
+        );
+    }
 
     #[test]
     fn percentiles_by_nearest_rank() {

@@ -78,7 +78,7 @@ pub fn timeline(scenario: &Scenario, result: &ScenarioResult) -> String {
         out,
         r##"<text x="10" y="38" fill="#444">{}; expect {}</text>"##,
         esc(&scenario.description),
-        esc(&scenario.expect.to_string())
+        esc(&scenario.expectation())
     );
 
     // Signals, each scaled to its own range.
@@ -256,6 +256,9 @@ pub fn timeline(scenario: &Scenario, result: &ScenarioResult) -> String {
     }
     if let Expectation::EvacuateBy(by) = scenario.expect {
         marker(&mut out, by, "#cc0000", "6,4", "evacuate by", 0.0);
+    }
+    if let Some(by) = scenario.normal_by {
+        marker(&mut out, by, "#38761d", "6,4", "normal by", 0.0);
     }
     if let Some(p) = scenario.power_loss_at {
         marker(&mut out, p, "#990000", "", "power loss", 0.0);

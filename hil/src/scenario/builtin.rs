@@ -18,6 +18,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/broker-outage-during-fire.toml"),
     ),
     (
+        "fire-without-off-gas",
+        include_str!("../../scenarios/fire-without-off-gas.toml"),
+    ),
+    (
         "gateway-killed-during-fire",
         include_str!("../../scenarios/gateway-killed-during-fire.toml"),
     ),
@@ -26,8 +30,24 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/hvac-failure.toml"),
     ),
     (
+        "monitoring-dies-with-fire",
+        include_str!("../../scenarios/monitoring-dies-with-fire.toml"),
+    ),
+    (
         "network-cut",
         include_str!("../../scenarios/network-cut.toml"),
+    ),
+    (
+        "node-reboot",
+        include_str!("../../scenarios/node-reboot.toml"),
+    ),
+    (
+        "off-gas-drift",
+        include_str!("../../scenarios/off-gas-drift.toml"),
+    ),
+    (
+        "power-budget-clears",
+        include_str!("../../scenarios/power-budget-clears.toml"),
     ),
     (
         "probe-disconnected",
@@ -38,8 +58,32 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/probe-fails-high.toml"),
     ),
     (
+        "probe-flapping",
+        include_str!("../../scenarios/probe-flapping.toml"),
+    ),
+    (
+        "probe-stuck",
+        include_str!("../../scenarios/probe-stuck.toml"),
+    ),
+    (
+        "shorted-harness",
+        include_str!("../../scenarios/shorted-harness.toml"),
+    ),
+    (
+        "ups-card-dies-in-fire",
+        include_str!("../../scenarios/ups-card-dies-in-fire.toml"),
+    ),
+    (
+        "ups-runtime-glitch",
+        include_str!("../../scenarios/ups-runtime-glitch.toml"),
+    ),
+    (
         "ups-self-test",
         include_str!("../../scenarios/ups-self-test.toml"),
+    ),
+    (
+        "utility-dip",
+        include_str!("../../scenarios/utility-dip.toml"),
     ),
     (
         "utility-outage-generator-fails",

@@ -369,6 +369,12 @@ pub struct Scenario {
     pub evacuation_budget: Duration,
     /// The pass criterion.
     pub expect: Expectation,
+    /// `[expect] normal_by`: the latest moment the site's return to `normal` may arrive (the
+    /// last site level received must be `normal`); `None` when the scenario does not ask.
+    pub normal_by: Option<ScenarioTime>,
+    /// The site's hold time (`[policy] hold_s` of the generated configuration); the
+    /// gateway's default when `None`.
+    pub hold: Option<Duration>,
     /// The devices.
     pub devices: Vec<Device>,
     /// The infrastructure events, in time order.
@@ -410,6 +416,15 @@ impl Scenario {
     /// Checks what the types alone cannot.
     pub fn from_raw(raw: RawScenario, origin: &str) -> Result<Scenario, ScenarioError> {
         Validator { origin }.scenario(raw)
+    }
+
+    /// The whole expectation as text: `evacuate by T+3m`, `never above watch`, with
+    /// `, normal by T+4m` when the scenario asks for the return to normal.
+    pub fn expectation(&self) -> String {
+        match self.normal_by {
+            Some(by) => format!("{}, normal by {by}", self.expect),
+            None => self.expect.to_string(),
+        }
     }
 
     /// The device with this name.
@@ -591,6 +606,9 @@ pub const MAX_DELAY_MS: u64 = 60_000;
 /// The longest replay: a day.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
+/// The longest `hold_s`: the gateway's own limit, a day.
+pub const MAX_HOLD_S: u64 = 86_400;
+
 struct Validator<'a> {
     origin: &'a str,
 }
@@ -679,7 +697,18 @@ impl Validator<'_> {
             ));
         }
         let evacuation_budget = Duration::from_secs(raw.evacuation_budget_s);
+        let hold = match raw.hold_s {
+            Some(h) if h > MAX_HOLD_S => {
+                return Err(self.err(
+                    "hold_s",
+                    format!("{h} is more than {MAX_HOLD_S} seconds (the gateway's limit)"),
+                ));
+            }
+            Some(h) => Some(Duration::from_secs(h)),
+            None => None,
+        };
         let expect = self.expect(&raw, evacuation_budget)?;
+        let normal_by = self.normal_by(&raw, expect)?;
 
         let mut devices = self.devices(&raw.devices)?;
         self.timeline(&raw, &mut devices)?;
@@ -696,6 +725,8 @@ impl Validator<'_> {
             power_loss_at: raw.power_loss_at,
             evacuation_budget,
             expect,
+            normal_by,
+            hold,
             devices,
             events,
         })
@@ -712,9 +743,15 @@ impl Validator<'_> {
             )),
             (Some(by), None) => {
                 let Some(loss) = raw.power_loss_at else {
+                    if raw.expect.normal_by.is_some() {
+                        // The power came back before it was lost: evacuate was due while the
+                        // estimate was under the budget, and there is no lead time to count.
+                        self.within("expect.evacuate_by", by, raw)?;
+                        return Ok(Expectation::EvacuateBy(by));
+                    }
                     return Err(self.err(
                         "expect.evacuate_by",
-                        "needs power_loss_at: lead time is counted back from the power loss",
+                        "needs power_loss_at (lead time is counted back from the power loss), or normal_by when the power comes back before it is lost",
                     ));
                 };
                 if by < raw.start || by > loss {
@@ -755,6 +792,35 @@ impl Validator<'_> {
                 Ok(Expectation::NeverAbove(level))
             }
         }
+    }
+
+    /// `[expect] normal_by`: inside the replay, after `evacuate_by` and after the power loss.
+    fn normal_by(
+        &self,
+        raw: &RawScenario,
+        expect: Expectation,
+    ) -> Result<Option<ScenarioTime>, ScenarioError> {
+        let Some(by) = raw.expect.normal_by else {
+            return Ok(None);
+        };
+        self.within("expect.normal_by", by, raw)?;
+        if let Expectation::EvacuateBy(evacuate) = expect
+            && by <= evacuate
+        {
+            return Err(self.err(
+                "expect.normal_by",
+                format!("{by} is not after evacuate_by ({evacuate}): the site returns to normal after it evacuated"),
+            ));
+        }
+        if let Some(loss) = raw.power_loss_at
+            && by <= loss
+        {
+            return Err(self.err(
+                "expect.normal_by",
+                format!("{by} is not after power_loss_at ({loss}): a site that is losing power is not back to normal"),
+            ));
+        }
+        Ok(Some(by))
     }
 
     fn devices(&self, raw: &[RawDevice]) -> Result<Vec<Device>, ScenarioError> {

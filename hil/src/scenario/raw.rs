@@ -29,6 +29,8 @@ pub struct RawScenario {
     pub power_loss_at: Option<ScenarioTime>,
     /// The controllers' evacuation budget, in seconds.
     pub evacuation_budget_s: u64,
+    /// The site's hold time (`[policy] hold_s`), in seconds; the gateway's default when absent.
+    pub hold_s: Option<u64>,
     /// `[expect]`.
     pub expect: RawExpect,
     /// `[[devices]]`.
@@ -45,7 +47,7 @@ pub struct RawScenario {
     pub events: Vec<RawEvent>,
 }
 
-/// `[expect]`: one of the two keys.
+/// `[expect]`: `evacuate_by` or `never_above`, and optionally `normal_by`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawExpect {
@@ -53,6 +55,9 @@ pub struct RawExpect {
     pub evacuate_by: Option<ScenarioTime>,
     /// The highest level allowed at any moment.
     pub never_above: Option<Level>,
+    /// The latest acceptable moment the site's return to `normal` reaches the subscriber;
+    /// the last site level received must be `normal`.
+    pub normal_by: Option<ScenarioTime>,
 }
 
 /// `[[devices]]`.

@@ -49,7 +49,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         (
             "unknown key",
             with(&format!("colour = \"red\"\n{HEAD}"), ""),
-            "t.toml:1: colour: unknown field `colour`, expected one of `name`, `description`, `start`, `end`, `time_scale`, `max_time_scale`, `power_loss_at`, `evacuation_budget_s`, `expect`, `devices`, `timeline`, `faults`, `events`",
+            "t.toml:1: colour: unknown field `colour`, expected one of `name`, `description`, `start`, `end`, `time_scale`, `max_time_scale`, `power_loss_at`, `evacuation_budget_s`, `hold_s`, `expect`, `devices`, `timeline`, `faults`, `events`",
         ),
         (
             "bad moment",
@@ -107,7 +107,45 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         (
             "evacuation without power loss",
             with(&head("power_loss_at = \"T+8m\"\n", ""), ""),
-            "t.toml: expect.evacuate_by: needs power_loss_at: lead time is counted back from the power loss",
+            "t.toml: expect.evacuate_by: needs power_loss_at (lead time is counted back from the power loss), or normal_by when the power comes back before it is lost",
+        ),
+        (
+            "return to normal before the evacuation",
+            with(
+                &head("power_loss_at = \"T+8m\"\n", "").replace(
+                    "evacuate_by = \"T+2m\"",
+                    "evacuate_by = \"T+2m\"\nnormal_by = \"T+1m\"",
+                ),
+                "",
+            ),
+            "t.toml: expect.normal_by: T+1m is not after evacuate_by (T+2m): the site returns to normal after it evacuated",
+        ),
+        (
+            "return to normal before the power loss",
+            with(&format!("{HEAD}normal_by = \"T+7m\"\n"), ""),
+            "t.toml: expect.normal_by: T+7m is not after power_loss_at (T+8m): a site that is losing power is not back to normal",
+        ),
+        (
+            "return to normal after the end",
+            with(
+                &head(
+                    "evacuate_by = \"T+2m\"",
+                    "never_above = \"watch\"\nnormal_by = \"T+11m\"",
+                )
+                .replace("power_loss_at = \"T+8m\"\n", ""),
+                "",
+            ),
+            "t.toml: expect.normal_by: T+11m is outside the scenario (T-10m..T+10m)",
+        ),
+        (
+            "return to normal alone",
+            with(&head("evacuate_by = \"T+2m\"", "normal_by = \"T+5m\""), ""),
+            "t.toml: expect: give evacuate_by (a moment) or never_above (a level)",
+        ),
+        (
+            "hold too long",
+            with(&format!("hold_s = 90000\n{HEAD}"), ""),
+            "t.toml: hold_s: 90000 is more than 86400 seconds (the gateway's limit)",
         ),
         (
             "evacuation too late for the budget",
@@ -561,6 +599,41 @@ kind = "broker-stop"
         s.milestones(),
         [-10, -5, 0, 1, 2, 3, 4, 8, 10].map(at).to_vec()
     );
+}
+
+#[test]
+fn a_site_that_evacuates_and_recovers() {
+    // No power loss: the utility came back. evacuate_by needs no lead time then, and
+    // normal_by says when the site must be back to normal.
+    let text = with(
+        &HEAD
+            .replace("power_loss_at = \"T+8m\"\n", "hold_s = 10\n")
+            .replace(
+                "evacuate_by = \"T+2m\"",
+                "evacuate_by = \"T+2m\"\nnormal_by = \"T+4m\"",
+            ),
+        "",
+    );
+    let s = Scenario::parse(&text, "t.toml").unwrap();
+    assert_eq!(
+        s.expect,
+        Expectation::EvacuateBy(ScenarioTime::from_secs(120))
+    );
+    assert_eq!(s.normal_by, Some(ScenarioTime::from_secs(240)));
+    assert_eq!(s.hold, Some(Duration::from_secs(10)));
+    assert_eq!(s.power_loss_at, None);
+    assert_eq!(s.expectation(), "evacuate by T+2m, normal by T+4m");
+    let site = crate::site::site_config_for(&s, &crate::sim::SimAddresses::default());
+    assert!(
+        site.contains("[policy]\nevacuation_budget_s = 300\nhold_s = 10\n"),
+        "{site}"
+    );
+    // Without hold_s the gateway keeps its default.
+    let plain = Scenario::parse(&with(HEAD, ""), "t.toml").unwrap();
+    assert_eq!((plain.hold, plain.normal_by), (None, None));
+    assert_eq!(plain.expectation(), "evacuate by T+2m");
+    let site = crate::site::site_config_for(&plain, &crate::sim::SimAddresses::default());
+    assert!(!site.contains("hold_s"), "{site}");
 }
 
 #[test]
