@@ -1,8 +1,9 @@
 //! Evaluating the rules of one zone: which fire, which hold, and on which witnesses.
 
+use super::common_mode::SEQUENCE_MS;
 use super::evidence::{ALL_CHANNELS, Physics, Witnesses};
 use super::power::Outlook;
-use super::{Engine, Lost, min_estimate_f};
+use super::{Device, Engine, Lost, Source, min_estimate_f};
 use crate::policy::rules::{DEFAULT_INPUT_PRESENT_V, RuleKind};
 
 impl Engine {
@@ -64,7 +65,7 @@ impl Engine {
                         let Some(watch) = src.watches.get(w) else {
                             continue;
                         };
-                        let witness = (src.witness, src.physics);
+                        let witness = (src.witness, physics_of(devices, src, watch.since_ms));
                         if watch.fired {
                             inst.active_w.push(witness);
                         }
@@ -87,7 +88,7 @@ impl Engine {
                         let Some(watch) = src.watches.get(w) else {
                             continue;
                         };
-                        let witness = (src.witness, src.physics);
+                        let witness = (src.witness, physics_of(devices, src, watch.since_ms));
                         scratch.push(witness);
                         if watch.fired {
                             inst.active_w.push(witness);
@@ -150,9 +151,11 @@ impl Engine {
                 RuleKind::SensorFault => {
                     for &i in faulted.iter() {
                         let Some(src) = sources.get(i) else { continue };
-                        if devices.get(src.device).map(|d| d.zone) == Some(z)
-                            && src.fault().is_some()
-                        {
+                        let dev = devices.get(src.device);
+                        let common = dev
+                            .and_then(|d| d.common_mode.as_ref())
+                            .is_some_and(|cm| cm.channels.iter().any(|c| c.0 == i));
+                        if dev.map(|d| d.zone) == Some(z) && (src.fault().is_some() || common) {
                             inst.active_w.push((src.witness, src.physics));
                         }
                     }
@@ -218,5 +221,17 @@ impl Engine {
             inst.holding = inst.active || inst.latched;
             inst.lost = lost && inst.holding;
         }
+    }
+}
+
+/// The physics a source's evidence counts as: its own; or, while its device is in common
+/// mode, one for the whole device — but for off-gas that began well apart from the common
+/// mode (a fire goes in turn; a common fault moves everything at once).
+fn physics_of(devices: &[Device], src: &Source, since_ms: u64) -> Physics {
+    match devices.get(src.device).and_then(|d| d.common_mode.as_ref()) {
+        Some(cm) if src.physics != Physics::Gas || since_ms.abs_diff(cm.since_ms) < SEQUENCE_MS => {
+            Physics::Other
+        }
+        _ => src.physics,
     }
 }

@@ -110,7 +110,7 @@ impl Engine {
                     if dev.and_then(|d| self.zones.get(d.zone)).map(|zn| &zn.id) != Some(&zone.id) {
                         continue;
                     }
-                    if let Some((_, value, reference, _)) = src.fault() {
+                    if let Some((_, value, reference, _)) = self.fault_of(i) {
                         push(
                             out,
                             reason(Some(src.signal), dev, src.channel, value, reference),

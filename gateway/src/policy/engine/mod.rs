@@ -16,6 +16,7 @@ use firebreak_protocols::{
 
 use super::rules::{RATE_POINTS, RuleKind, Rules};
 
+mod common_mode;
 mod evaluate;
 mod evidence;
 mod explain;
@@ -206,6 +207,8 @@ struct Watch {
     lost: Option<Lost>,
     /// The value the rule compared (the rate, for rate rules).
     value: f32,
+    /// When it last became fired.
+    since_ms: u64,
 }
 
 /// One (device, signal, channel).
@@ -242,6 +245,10 @@ struct Device {
     group: u32,
     independent_channels: bool,
     ups: Option<Ups>,
+    /// Its rack temperature channels, for the common-mode check.
+    heat_sources: Vec<usize>,
+    /// Its probes moved together: its kinds of evidence are one witness.
+    common_mode: Option<common_mode::CommonMode>,
 }
 
 impl Device {
@@ -302,6 +309,9 @@ pub struct Engine {
     last_ms: u64,
     stats: EngineStats,
 }
+
+/// How long after going on battery a UPS may change its runtime estimate at once.
+const RECALCULATION_MS: u64 = 60_000;
 
 /// Most fault events kept between two drains.
 const MAX_FAULT_EVENTS: usize = 256;
@@ -374,6 +384,8 @@ impl Engine {
                 group,
                 independent_channels: spec.independent_channels,
                 ups: None,
+                heat_sources: Vec::new(),
+                common_mode: None,
             });
         }
         let mut rules_by_signal: HashMap<Signal, Vec<usize>> = HashMap::new();
@@ -515,10 +527,10 @@ impl Engine {
             dev.comm_lost = s.quality == Quality::CommLost;
         }
         let src = self.source(d, s.signal, s.channel);
+        let was = self.fault_of(src).map(|f| f.0);
         let Some(source) = self.sources.get_mut(src) else {
             return;
         };
-        let was = source.fault().map(|f| f.0);
         let lost = match s.quality {
             Quality::Good if s.value.is_finite() => None,
             Quality::Good | Quality::SensorFault | Quality::OutOfRange => Some(Lost::Faulty),
@@ -527,9 +539,21 @@ impl Engine {
         if !matches!(s.quality, Quality::CommLost | Quality::Stale) {
             source.reported_fault = lost == Some(Lost::Faulty);
         }
+        let recalculating = s.signal == Signal::UpsRuntimeRemaining
+            && self
+                .devices
+                .get(d)
+                .and_then(|dev| dev.ups.as_ref())
+                .is_some_and(|u| u.just_on_battery(now_ms, RECALCULATION_MS));
+        let Some(source) = self.sources.get_mut(src) else {
+            return;
+        };
         let lost = match lost {
             None => {
                 source.last = Some(s.value);
+                if recalculating {
+                    source.check.restart(now_ms, s.value);
+                }
                 if source.check.check(now_ms, s.value) {
                     None
                 } else {
@@ -582,7 +606,13 @@ impl Engine {
                 fired: false,
                 lost: None,
                 value: f32::NAN,
+                since_ms: 0,
             });
+        }
+        if signal == Signal::RackTemperature
+            && let Some(dev) = self.devices.get_mut(d)
+        {
+            dev.heat_sources.push(i);
         }
         self.sources.push(Source {
             device: d,
@@ -631,6 +661,7 @@ impl Engine {
                 continue;
             }
             w.lost = None;
+            let was_fired = w.fired;
             match &mut w.detector {
                 Detector::Band(band) => {
                     w.fired = band.update(value);
@@ -651,12 +682,15 @@ impl Engine {
                     w.value = value;
                 }
             }
+            if w.fired && !was_fired {
+                w.since_ms = now_ms;
+            }
         }
     }
 
     /// Keeps the faulted list and the fault events up to date after `src` changed.
     fn note_fault(&mut self, src: usize, was: Option<FaultKind>) {
-        let now = self.sources.get(src).and_then(|s| s.fault().map(|f| f.0));
+        let now = self.fault_of(src).map(|f| f.0);
         if now.is_some() && !self.faulted.contains(&src) {
             self.faulted.push(src);
         }
@@ -669,9 +703,17 @@ impl Engine {
         }
     }
 
+    /// A source's fault: its own, or its part in its device's common mode.
+    fn fault_of(&self, src: usize) -> Option<(FaultKind, f32, f32, u64)> {
+        self.sources
+            .get(src)
+            .and_then(Source::fault)
+            .or_else(|| self.common_fault(src))
+    }
+
     fn sensor_fault(&self, src: usize) -> Option<SensorFault> {
         let s = self.sources.get(src)?;
-        let (kind, value, reference, since_ms) = s.fault()?;
+        let (kind, value, reference, since_ms) = self.fault_of(src)?;
         let dev = self.devices.get(s.device)?;
         Some(SensorFault {
             device: dev.id.clone(),
@@ -688,6 +730,7 @@ impl Engine {
     /// Lets faults expire, and takes a jump in heat as real when an independent witness in
     /// its zone sees the fire too (docs/policy.md, "Plausibility").
     fn review_faults(&mut self, now_ms: u64) {
+        self.review_common_mode(now_ms);
         if self.faulted.is_empty() {
             return;
         }
@@ -707,9 +750,13 @@ impl Engine {
             }
         }
         self.faulted = faulted;
-        let sources = &self.sources;
-        self.faulted
-            .retain(|&i| sources.get(i).is_some_and(|s| s.fault().is_some()));
+        let keep: Vec<bool> = self
+            .faulted
+            .iter()
+            .map(|&i| self.fault_of(i).is_some())
+            .collect();
+        let mut keep = keep.into_iter();
+        self.faulted.retain(|_| keep.next().unwrap_or(false));
     }
 
     /// Whether a jump of source `i` is corroborated by an independent witness of fire in its

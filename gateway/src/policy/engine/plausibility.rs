@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | rack, UPS battery temperature | a change of more than 10 °C + 10 °C/min within 60 s | back near the value before; a rise: an independent witness of fire in the zone; a fall, or a rise to 40 °C at most: held 30 s |
 //! | room temperature | more than 6 °C + 6 °C/min within 60 s | the same, with 32 °C |
-//! | UPS runtime remaining | a fall to under a quarter of a value read within 30 s, by more than 120 s | back above it, or the new value held for 20 s |
+//! | UPS runtime remaining | a fall to under a quarter of a value read within 30 s, by more than 120 s, unless the UPS went on battery within the last 60 s (it recalculates then) | back above it, or the new value held for 10 s |
 //! | every measurement | outside what the quantity can be (below 0 ppm, above 1000 °C …): a rail | back in range |
 //! | rack and room temperatures | three implausible changes within 5 min: flapping | 5 min without one |
 //! | smoke, suppression, node alarm | four changes of state within 60 s: flapping | 60 s without a change |
@@ -34,6 +34,9 @@ pub enum FaultKind {
     Flap,
     /// Its quality says so: the device reported a sensor fault or an out-of-range value.
     Reported,
+    /// Several probes of its device moved together, with nothing before them: the device's
+    /// kinds of evidence count as one witness (`common_mode`). Still evidence.
+    CommonMode,
 }
 
 impl FaultKind {
@@ -44,6 +47,7 @@ impl FaultKind {
             Self::Rail => "rail",
             Self::Flap => "flap",
             Self::Reported => "reported",
+            Self::CommonMode => "common-mode",
         }
     }
 }
@@ -136,8 +140,8 @@ fn limits(signal: Signal) -> Limits {
                 min: 120.0,
             },
             window_ms: 30_000,
-            confirm_ms: Some(20_000),
-            fall_confirm_ms: Some(20_000),
+            confirm_ms: Some(10_000),
+            fall_confirm_ms: Some(10_000),
             normal_max: f32::MAX,
             flap_jumps: 0,
         }),
@@ -357,12 +361,29 @@ impl Plausibility {
                     }
                 })
                 .is_some_and(|c| now_ms.saturating_sub(f.since_ms) >= c),
-            FaultKind::Rail | FaultKind::Reported => false,
+            FaultKind::Rail | FaultKind::Reported | FaultKind::CommonMode => false,
         };
         if clear {
             self.accept(now_ms, f.value);
         }
         clear
+    }
+
+    /// The rise over the recent readings, in units per minute, with the reading it rose
+    /// from; `None` without 20 s of readings.
+    pub(super) fn rise(&self, now_ms: u64) -> Option<(f32, f32)> {
+        let h = self.history.as_deref()?;
+        let window = self.limits.change?.window_ms;
+        let &(t0, v0) = h
+            .points
+            .iter()
+            .find(|(t, _)| now_ms.saturating_sub(*t) <= window)?;
+        let (t1, v1) = h.last?;
+        let dt = t1.saturating_sub(t0);
+        if dt < 20_000 {
+            return None;
+        }
+        Some(((v1 - v0) * 60_000.0 / dt as f32, v0))
     }
 
     /// Whether the reading jumped up (heat, not a fall).
@@ -379,6 +400,25 @@ impl Plausibility {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Takes `value` as plausible whatever came before (the device says why: a UPS that just
+    /// went on battery recalculates its runtime).
+    pub(super) fn restart(&mut self, now_ms: u64, value: f32) {
+        if self
+            .limits
+            .range
+            .is_some_and(|(lo, hi)| !(lo..=hi).contains(&value))
+        {
+            return;
+        }
+        self.fault = None;
+        if let Some(h) = self.history.as_deref_mut() {
+            h.points.clear();
+            h.points.push_back((now_ms, value));
+            h.last = Some((now_ms, value));
+            h.before_fall = None;
         }
     }
 
@@ -527,7 +567,7 @@ mod tests {
         // A drop that holds is real (a load step): accepted after the confirmation.
         assert!(!p.check(3000, 200.0));
         assert!(!p.expire(10_000));
-        assert!(p.expire(23_000));
+        assert!(p.expire(13_000));
         assert!(p.check(24_000, 199.0));
         // Running down at one second a second is plausible all the way to 0.
         let mut p = Plausibility::new(Signal::UpsRuntimeRemaining);

@@ -71,6 +71,14 @@ impl Ups {
         }
     }
 
+    /// Whether it went on battery within the last `ms` (it recalculates its runtime then).
+    pub(super) fn just_on_battery(&self, now_ms: u64, ms: u64) -> bool {
+        self.on_battery == Some(true)
+            && self
+                .on_battery_since
+                .is_some_and(|t| now_ms.saturating_sub(t) <= ms)
+    }
+
     /// Seconds to power loss, or why there is no such number.
     ///
     /// The reported runtime is aged by the time since it was read, and corrected for a rising
