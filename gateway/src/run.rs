@@ -180,21 +180,26 @@ pub async fn run_with_delivery(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
-        let now = now_ms();
-        let (input, ticked) = tokio::select! {
+        // `now` is read when the event or the tick arrives, not before waiting for it: a
+        // trigger's `issued_at_ms` is the moment of the decision.
+        let (input, ticked, now) = tokio::select! {
             _ = &mut shutdown => break,
             event = rx.recv() => {
                 let Some(event) = event else { break };
+                let now = now_ms();
                 let changed = match table.lock() {
                     Ok(mut t) => t.apply(&event, now),
                     Err(_) => break,
                 };
-                (policy_input(&event, changed), false)
+                (policy_input(&event, changed), false, now)
             }
-            _ = tick.tick() => match table.lock() {
-                Ok(mut t) => (t.tick(now), true),
-                Err(_) => break,
-            },
+            _ = tick.tick() => {
+                let now = now_ms();
+                match table.lock() {
+                    Ok(mut t) => (t.tick(now), true, now),
+                    Err(_) => break,
+                }
+            }
         };
         for s in input.iter().filter(|s| !s.quality.is_evidence()) {
             debug!(device = %s.device, signal = %s.signal, channel = s.channel, quality = %s.quality, "signal quality");

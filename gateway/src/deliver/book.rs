@@ -6,13 +6,17 @@
 //! the changes in the order they were made. When that queue is full (the disk is hung) the
 //! change is not queued; the book asks the writer for a **rewrite** instead: the whole book,
 //! written in one transaction once the disk answers again. Nothing here waits on the disk.
+//!
+//! The brokers publish a trigger once the writer has committed it ([`Book::publishable`]), so
+//! a published trigger is on disk; while the `outbox` fault is raised (the disk fails or
+//! hangs, or the store never opened) they publish from memory.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 
 use super::outbox::{Batch, Image, Loaded, Pending};
 
@@ -56,6 +60,12 @@ pub(crate) struct Book {
     rewrite: AtomicBool,
     /// Wakes the writer when a rewrite is asked for.
     pub(crate) wake_writer: Notify,
+    /// Every trigger up to this `seq` is stored.
+    committed: AtomicU64,
+    /// Publish what is not stored yet: the disk is out.
+    from_memory: AtomicBool,
+    /// Wakes the brokers' tasks: something new to publish.
+    pub(crate) wake: watch::Sender<u64>,
 }
 
 impl Book {
@@ -71,7 +81,11 @@ impl Book {
         for (outbox, pending) in outboxes.iter_mut().zip(loaded.pending) {
             outbox.extend(pending.into_iter().map(|p| (p.seq, p)));
         }
+        let memory_only = ops.is_none();
         Book {
+            committed: AtomicU64::new(loaded.next_seq.saturating_sub(1)),
+            from_memory: AtomicBool::new(memory_only),
+            wake: watch::channel(0).0,
             state: Mutex::new(State {
                 next_seq: loaded.next_seq.max(1),
                 outboxes,
@@ -160,14 +174,21 @@ impl Book {
         }))
     }
 
-    /// Up to `limit` triggers waiting for broker `i` with a `seq` above `after`, in order.
-    pub(crate) fn pending(&self, i: usize, after: Option<u64>, limit: usize) -> Vec<Pending> {
+    /// Whether `seq` may be published: it is stored, or the disk is out.
+    fn may_publish(&self, seq: u64) -> bool {
+        seq <= self.committed.load(Ordering::SeqCst) || self.from_memory.load(Ordering::SeqCst)
+    }
+
+    /// Up to `limit` triggers waiting for broker `i` with a `seq` above `after` that may be
+    /// published, in order.
+    pub(crate) fn publishable(&self, i: usize, after: Option<u64>, limit: usize) -> Vec<Pending> {
         let st = self.lock();
         let from = after.map_or(0, |a| a.saturating_add(1));
         st.outboxes
             .get(i)
             .map(|o| {
                 o.range(from..)
+                    .take_while(|(seq, _)| self.may_publish(**seq))
                     .take(limit)
                     .map(|(_, p)| p.clone())
                     .collect()
@@ -175,17 +196,32 @@ impl Book {
             .unwrap_or_default()
     }
 
+    /// Everything up to `seq` is stored: wakes the brokers.
+    pub(crate) fn stored(&self, seq: u64) {
+        self.committed.fetch_max(seq, Ordering::SeqCst);
+        self.wake.send_modify(|g| *g += 1);
+    }
+
+    /// The disk is out (true) or back (false): publish from memory, or only what is stored.
+    pub(crate) fn set_from_memory(&self, on: bool) {
+        if self.from_memory.swap(on, Ordering::SeqCst) != on {
+            self.wake.send_modify(|g| *g += 1);
+        }
+    }
+
     /// The `seq` of the latest trigger of `topic`.
     pub(crate) fn state_seq(&self, topic: &str) -> Option<u64> {
         self.lock().states.get(topic).map(|(seq, _)| *seq)
     }
 
-    /// The latest trigger of every state topic, in `seq` order.
+    /// The latest trigger of every state topic that may be published, in `seq` order (one not
+    /// stored yet goes to its state topic with its trigger, once stored).
     pub(crate) fn states(&self) -> Vec<(String, Arc<[u8]>)> {
         let st = self.lock();
         let mut v: Vec<_> = st
             .states
             .iter()
+            .filter(|(_, (seq, _))| self.may_publish(*seq))
             .map(|(t, (seq, p))| (*seq, t.clone(), p.clone()))
             .collect();
         v.sort_by_key(|(seq, _, _)| *seq);

@@ -345,7 +345,7 @@ fn load(ctx: &BrokerCtx, s: &mut Session) {
     }
     let pending = ctx
         .book
-        .pending(ctx.shared.index, s.last_loaded, ctx.options.window * 4);
+        .publishable(ctx.shared.index, s.last_loaded, ctx.options.window * 4);
     for p in pending {
         let payload = p.payload;
         // Only the latest trigger of a scope goes to its retained state topic, so a late

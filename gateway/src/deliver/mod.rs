@@ -27,7 +27,7 @@
 //!     })
 //!     .await?;
 //! // `trigger` carries its seq and signature; it is in every broker's outbox (in memory, on
-//! // disk with the writer's next commit), and each broker's task publishes it at once.
+//! // disk with the writer's next commit), and each broker's task publishes it once stored.
 //!
 //! delivery.set_devices(11, 12); // for the heartbeat status
 //! let _stats = delivery.stats(); // for /metrics and /status
@@ -40,23 +40,23 @@
 //!   `async` twin [`Delivery::issue`]): assigns the next per-gateway `seq`, builds and signs the
 //!   trigger, and puts it in the outbox of every broker, in memory; it never waits on the disk.
 //!   The writer task commits it (with everything else queued) in one fsync'd transaction, and
-//!   each broker's task publishes it at once. `Delivery` is `Clone`.
+//!   each broker's task publishes it once committed. `Delivery` is `Clone`.
 //! - [`Delivery::stats`]`(&self) -> DeliveryStats`: a snapshot per broker (connected, pending,
 //!   near full, delivered, refused…), with [`DeliveryStats::prometheus`] for `/metrics`.
 //! - [`Delivery::set_devices`]`(&self, healthy, total)`: what the status heartbeat reports.
 //!
 //! # Guarantees
 //!
-//! - **Durable while the disk works.** A trigger is published as soon as it is signed, and
-//!   committed to the outbox of every broker by the writer's next group commit (milliseconds
-//!   later on a working disk); it is removed from a broker's outbox only after that broker's
+//! - **Durable before published, while the disk works.** A trigger is committed to the outbox
+//!   of every broker by the writer's next group commit (about a millisecond on a working disk)
+//!   and published once committed; it is removed from a broker's outbox only after that broker's
 //!   PUBACK for each of its publishes (QoS 1). After a broker outage, a reconnect, a restart
 //!   or a `kill -9`, every waiting trigger is published again, in `seq` order, with its original
 //!   `seq`, timestamps and signature (the stored bytes are re-sent as they are). A `kill -9`
-//!   between the decision and its commit can lose that trigger when no broker acknowledged it.
+//!   between the decision and its commit loses that trigger (it was not published either).
 //! - **A failing disk silences nothing.** A commit that fails, or takes longer than
 //!   [`DeliveryOptions::disk_hang_after`], raises the `outbox` fault ([`Delivery::faults`]):
-//!   triggers keep flowing to the brokers from memory, and are not durable. The writer retries;
+//!   the brokers publish from memory, in `seq` order, what is not stored: not durable. The writer retries;
 //!   the first commit that succeeds rewrites the whole outbox from memory and clears the fault.
 //!   A store that will not open at start gives an in-memory outbox and the same fault, for
 //!   the life of the process.
@@ -64,10 +64,10 @@
 //!   broker that is down or slow only fills its own outbox. A broker whose TLS files or
 //!   password cannot be read raises the `broker-config` fault and is tried again every
 //!   [`DeliveryOptions::link_retry`]; the others run.
-//! - **`seq`** is never reused: the store keeps a reservation ([`outbox::RESERVE`]) above the
-//!   last committed `seq`, so a crash skips at most that many; a new store starts at the
-//!   current Unix time in milliseconds, so a gateway whose store was lost still counts up from
-//!   where controllers last saw it.
+//! - **`seq`** is counted in the transaction that stores the trigger, so it is never reused
+//!   while the disk works (a crash while the disk is out can give again the `seq` of triggers
+//!   published from memory); a new store starts at the current Unix time in milliseconds, so a
+//!   gateway whose store was lost still counts up from where controllers last saw it.
 //! - **Retained state**: each trigger is also published retained on its scope's state topic;
 //!   on every (re)connect the latest trigger of every scope is published there again (a
 //!   broker restarted without persistence has lost it), and a late re-send of an older trigger
@@ -151,7 +151,8 @@ pub struct DeliveryOptions {
     /// How long a clean shutdown waits for the `offline` status to be acknowledged.
     pub shutdown_grace: Duration,
     /// An outbox write (or the opening of the store) slower than this raises the `outbox`
-    /// fault: the disk hangs.
+    /// fault: the disk hangs, and the brokers publish from memory. So it is also the longest a
+    /// trigger waits for a hung disk.
     pub disk_hang_after: Duration,
     /// Time between two tries of a failed outbox write.
     pub disk_retry: Duration,
@@ -169,7 +170,7 @@ impl Default for DeliveryOptions {
             max_backoff: Duration::from_secs(5),
             window: 32,
             shutdown_grace: Duration::from_secs(2),
-            disk_hang_after: Duration::from_secs(5),
+            disk_hang_after: Duration::from_secs(1),
             disk_retry: Duration::from_secs(1),
             link_retry: Duration::from_secs(10),
             inject: FaultInjection::default(),
@@ -375,7 +376,6 @@ struct Inner {
     writer: Arc<WriterStats>,
     brokers: Vec<Arc<BrokerShared>>,
     capacity: u32,
-    wake: watch::Sender<u64>,
     devices: Arc<AtomicU32>,
     issued: AtomicU64,
     refused: AtomicU64,
@@ -396,7 +396,7 @@ pub struct DeliveryTasks {
 impl DeliveryTasks {
     /// Publishes `offline` to every connected broker, disconnects, and waits for the tasks
     /// (at most the grace period and a second); then the writer stores what is queued and
-    /// gives the `seq` reservation back (at most 2 s more: a hung disk does not hold the stop).
+    /// stores the counter (at most 2 s more: a hung disk does not hold the stop).
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         let all = async { while self.tasks.join_next().await.is_some() {} };
@@ -529,7 +529,6 @@ impl Delivery {
                 .run(),
             )
         });
-        let (wake, _) = watch::channel(0u64);
         let (shutdown, _) = watch::channel(false);
         let devices = Arc::new(AtomicU32::new(
             u32::try_from(config.devices.len() + config.mqtt_sources.len())
@@ -575,7 +574,7 @@ impl Delivery {
                 gateway: config.gateway.clone(),
                 triggers_topic: topic::triggers(&config.site).to_string(),
                 status_topic: topic::gateway_status(&config.site, &config.gateway).to_string(),
-                wake: wake.subscribe(),
+                wake: book.wake.subscribe(),
                 shutdown: shutdown.subscribe(),
                 devices: devices.clone(),
                 options: options.clone(),
@@ -602,7 +601,6 @@ impl Delivery {
                 writer: writer_stats,
                 brokers,
                 capacity: outbox.capacity,
-                wake,
                 devices,
                 issued: AtomicU64::new(0),
                 refused: AtomicU64::new(0),
@@ -655,7 +653,8 @@ impl Delivery {
         inner.issued.fetch_add(1, Ordering::Relaxed);
         inner.last_seq.store(stored.seq, Ordering::Relaxed);
         info!(seq = stored.seq, level = %trigger.level, previous = %trigger.previous, zone = ?trigger.zone.as_ref().map(ZoneId::as_str), "trigger issued");
-        inner.wake.send_replace(stored.seq);
+        // Published once stored, or at once while the disk is out.
+        inner.book.wake.send_modify(|g| *g += 1);
         Ok(trigger)
     }
 

@@ -2,19 +2,13 @@
 //! waiting triggers per broker, and the latest trigger of every state topic.
 //!
 //! **What is promised.** The store is the disk image of the in-memory outbox (`book`), kept
-//! by one writer task (`writer`). A trigger is published from memory as soon as it is signed;
-//! the writer commits everything queued since its last commit — new triggers, and triggers the
-//! brokers acknowledged — in **one** fsync'd transaction (group commit), a few milliseconds
-//! later on a working disk. So acquisition, the policy and the brokers never wait on the disk,
-//! and a failing or hung disk only stops durability, never delivery. While the disk works,
-//! every trigger and every acknowledgement is on disk within one commit; when a commit fails,
-//! the next one rewrites the whole image from memory, so nothing is lost or re-ordered when the
-//! disk comes back.
-//!
-//! **`seq` is never given twice**, though a trigger can be published before its commit: the
-//! stored `next_seq` is a *reservation*, [`RESERVE`] above the last `seq` committed. A gateway
-//! that crashed starts counting from the reservation (a gap of up to [`RESERVE`]); a clean stop
-//! stores the exact next `seq`, so `seq` continues without a gap.
+//! by one writer task (`writer`), the only one that touches the disk. The writer commits
+//! everything queued since its last commit — new triggers, and triggers the brokers
+//! acknowledged — in **one** fsync'd transaction (group commit); the brokers publish a trigger
+//! once it is committed. So acquisition and the policy never wait on the disk, and while the
+//! disk works every published trigger is on disk. When a commit fails or hangs, the brokers
+//! publish from memory (the `outbox` fault), and the next commit that succeeds rewrites the
+//! whole image from memory, so nothing is lost or re-ordered when the disk comes back.
 //!
 //! Why redb rather than a hand-written append-only log: a commit must land in the outbox of
 //! every broker together with the counter, atomically (so a crash never leaves a trigger queued
@@ -40,11 +34,6 @@ const OUTBOX_PREFIX: &str = "outbox/";
 
 /// The store's file in the outbox directory.
 pub const FILE_NAME: &str = "outbox.redb";
-
-/// How far above the last committed `seq` the stored counter is kept, so that triggers
-/// published before their commit never have their `seq` given again after a crash. More than
-/// this many triggers issued while the disk is out, then a crash, can re-use a `seq`.
-pub const RESERVE: u64 = 1000;
 
 /// A store failure: the file, and what redb or the file system said.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -150,8 +139,8 @@ fn outbox_def(name: &str) -> TableDefinition<'_, u64, (&'static str, &'static [u
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`, with a table for each broker, reads what it
-    /// holds, and reserves the next [`RESERVE`] `seq`s. A new store starts its `seq` at
+    /// Opens (or creates) the store in `dir`, with a table for each broker, and reads what it
+    /// holds. A new store starts its `seq` at
     /// `first_seq` (the gateway passes the current Unix time in milliseconds, so a gateway
     /// whose store was lost still counts up from where controllers last saw it).
     pub fn open(
@@ -186,8 +175,10 @@ impl Store {
                 .map_err(|e| err(e.to_string()))?
                 .map(|v| v.value());
             loaded.next_seq = next.unwrap_or(first_seq.max(1));
-            meta.insert(NEXT_SEQ, loaded.next_seq + RESERVE)
-                .map_err(|e| err(e.to_string()))?;
+            if next.is_none() {
+                meta.insert(NEXT_SEQ, loaded.next_seq)
+                    .map_err(|e| err(e.to_string()))?;
+            }
             let state = tx.open_table(STATE).map_err(|e| err(e.to_string()))?;
             for entry in state.iter().map_err(|e| err(e.to_string()))? {
                 let (k, v) = entry.map_err(|e| err(e.to_string()))?;
@@ -247,7 +238,7 @@ impl Store {
 
     /// Commits one batch in one fsync'd transaction: queues each new trigger for its brokers,
     /// records it as the latest of its state topic when it is, removes acknowledged triggers,
-    /// and moves the `seq` reservation above the newest trigger.
+    /// and counts `seq` on past the newest trigger.
     pub fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
         self.inject.check().map_err(|e| self.err(e))?;
         let tx = self.db.begin_write().map_err(|e| self.err(e))?;
@@ -281,7 +272,7 @@ impl Store {
                 }
             }
             if let Some(top) = top {
-                self.reserve(&tx, top + 1 + RESERVE, false)?;
+                self.set_next(&tx, top + 1)?;
             }
         }
         tx.commit().map_err(|e| self.err(e))
@@ -308,32 +299,26 @@ impl Store {
                     .insert(topic.as_str(), (*seq, &**payload))
                     .map_err(|e| self.err(e))?;
             }
-            self.reserve(&tx, image.next_seq + RESERVE, false)?;
+            self.set_next(&tx, image.next_seq)?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
 
-    /// A clean stop: stores the exact next `seq` (the reservation is given back), so the next
-    /// start counts on without a gap. Call only once everything was committed.
+    /// Stores the next `seq` to give (never lower than what is stored).
     pub fn close(&self, next_seq: u64) -> Result<(), StoreError> {
         self.inject.check().map_err(|e| self.err(e))?;
         let tx = self.db.begin_write().map_err(|e| self.err(e))?;
-        self.reserve(&tx, next_seq, true)?;
+        self.set_next(&tx, next_seq)?;
         tx.commit().map_err(|e| self.err(e))
     }
 
-    fn reserve(
-        &self,
-        tx: &redb::WriteTransaction,
-        next: u64,
-        exact: bool,
-    ) -> Result<(), StoreError> {
+    fn set_next(&self, tx: &redb::WriteTransaction, next: u64) -> Result<(), StoreError> {
         let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
         let stored = meta
             .get(NEXT_SEQ)
             .map_err(|e| self.err(e))?
             .map_or(0, |v| v.value());
-        if exact || next > stored {
+        if next > stored {
             meta.insert(NEXT_SEQ, next).map_err(|e| self.err(e))?;
         }
         Ok(())
@@ -361,7 +346,7 @@ mod tests {
     }
 
     #[test]
-    fn commits_survive_reopening_and_a_crash_skips_the_reservation() {
+    fn commits_survive_reopening_and_count_on() {
         let dir = tempfile::tempdir().unwrap();
         {
             let (store, loaded) =
@@ -379,24 +364,16 @@ mod tests {
         }
         let (store, loaded) =
             Store::open(dir.path(), &brokers(), 5, FaultInjection::default()).unwrap();
-        assert_eq!(
-            loaded.next_seq,
-            102 + RESERVE,
-            "a crash skips the reservation"
-        );
+        assert_eq!(loaded.next_seq, 102, "first_seq only for a new store");
         assert_eq!(seqs(&loaded.pending[0]), vec![101]);
         assert_eq!(seqs(&loaded.pending[1]), vec![100, 101]);
         assert_eq!(&*loaded.pending[1][1].payload, b"{\"seq\":101}");
         assert_eq!(loaded.states.len(), 2);
-        store.close(loaded.next_seq + 3).unwrap();
+        store.close(loaded.next_seq - 1).unwrap();
         drop(store);
         let (_, loaded) =
             Store::open(dir.path(), &brokers(), 5, FaultInjection::default()).unwrap();
-        assert_eq!(
-            loaded.next_seq,
-            105 + RESERVE,
-            "a clean stop counts on exactly"
-        );
+        assert_eq!(loaded.next_seq, 102, "the counter never goes back");
     }
 
     #[test]
@@ -437,7 +414,7 @@ mod tests {
             loaded.states[0].1, 8,
             "a late older trigger keeps the state"
         );
-        assert_eq!(loaded.next_seq, 9 + RESERVE);
+        assert_eq!(loaded.next_seq, 9);
     }
 
     #[test]

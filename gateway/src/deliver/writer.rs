@@ -1,6 +1,7 @@
 //! The writer task: the only one that touches the disk. It commits every change queued since
-//! its last commit in one transaction (group commit), off the async threads; a commit that
-//! fails or hangs raises the `outbox` fault, and the next one that succeeds clears it.
+//! its last commit in one transaction (group commit), off the async threads, then lets the
+//! brokers publish what it stored. A commit that fails or hangs raises the `outbox` fault and
+//! lets the brokers publish from memory; the next one that succeeds clears it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +19,7 @@ use crate::acquire::now_ms;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stop {
     Run,
-    /// Commit what is queued, give the `seq` reservation back, stop.
+    /// Commit what is queued, store the counter, stop.
     Clean,
     /// Stop after the commit under way, as a crash would.
     Crash,
@@ -73,7 +74,13 @@ impl Writer {
                             None => return,
                         },
                         _ = self.book.wake_writer.notified() => {}
-                        _ = self.stop.changed() => continue,
+                        changed = self.stop.changed() => {
+                            // The tasks' handle was dropped without a stop: as a crash.
+                            if changed.is_err() {
+                                return;
+                            }
+                            continue;
+                        }
                     }
                 }
             }
@@ -103,7 +110,11 @@ impl Writer {
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(self.retry) => {}
-                    _ = self.stop.changed() => {}
+                    changed = self.stop.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                    }
                 }
             } else if closing {
                 return;
@@ -146,6 +157,7 @@ impl Writer {
                     );
                     error!(store = %self.store.path().display(), "outbox {detail}");
                     self.faults.raise(OUTBOX, None, detail);
+                    self.book.set_from_memory(true);
                 }
             }
         };
@@ -162,6 +174,8 @@ impl Writer {
                 s.largest_batch.fetch_max(size, Ordering::Relaxed);
                 s.last_commit_ms.store(now_ms(), Ordering::Relaxed);
                 s.committed_seq.fetch_max(top, Ordering::Relaxed);
+                self.book.stored(top);
+                self.book.set_from_memory(false);
                 if kind == "rewrite" {
                     s.rewrites.fetch_add(1, Ordering::Relaxed);
                 }
@@ -178,6 +192,7 @@ impl Writer {
             }
             Some(problem) => {
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                self.book.set_from_memory(true);
                 let detail = format!(
                     "cannot write: {problem}; triggers are delivered from memory and not stored"
                 );
