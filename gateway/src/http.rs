@@ -1,5 +1,8 @@
 //! The status endpoint: `/healthz`, `/metrics` (Prometheus text) and `/status` (JSON).
 //!
+//! `/healthz` answers `200 ok` only when the gateway is healthy ([`crate::health`]); otherwise
+//! `503` with `unhealthy` and one reason a line, for a watchdog.
+//!
 //! Metrics are rendered from the signal table's own counters when scraped, so there is no
 //! second copy of the state to drift.
 
@@ -15,6 +18,8 @@ use serde::Serialize;
 
 use crate::acquire::now_ms;
 use crate::acquire::table::{DeviceHealth, SignalTable, SignalView};
+use crate::deliver::{BrokerStats, Fault, OutboxStats};
+use crate::health::{Health, HealthReport};
 use crate::policy::view::LevelsView;
 
 /// What the handlers read.
@@ -30,6 +35,8 @@ pub struct Shared {
     pub levels: Arc<Mutex<LevelsView>>,
     /// Trigger delivery, when brokers are configured.
     pub delivery: Option<crate::deliver::Delivery>,
+    /// What the run loop and the acquisition tasks report.
+    pub health: Arc<Health>,
 }
 
 /// The routes.
@@ -41,8 +48,16 @@ pub fn router(shared: Shared) -> Router {
         .with_state(shared)
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+async fn healthz(State(s): State<Shared>) -> Response {
+    let report = s.health.check(s.delivery.as_ref(), now_ms());
+    if report.healthy {
+        return "ok\n".into_response();
+    }
+    let mut body = String::from("unhealthy\n");
+    for r in &report.reasons {
+        let _ = writeln!(body, "{r}");
+    }
+    (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
 }
 
 #[derive(Serialize)]
@@ -50,9 +65,22 @@ struct Status<'a> {
     site: &'a str,
     gateway: &'a str,
     now_ms: u64,
+    health: HealthReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery: Option<DeliveryStatus>,
     policy: LevelsView,
     devices: Vec<DeviceStatus<'a>>,
     signals: Vec<SignalView>,
+}
+
+#[derive(Serialize)]
+struct DeliveryStatus {
+    issued: u64,
+    refused: u64,
+    last_seq: Option<u64>,
+    outbox: OutboxStats,
+    brokers: Vec<BrokerStats>,
+    faults: Vec<Fault>,
 }
 
 #[derive(Serialize)]
@@ -72,10 +100,23 @@ async fn status(State(s): State<Shared>) -> Response {
     };
     let now = now_ms();
     let policy = s.levels.lock().map(|l| l.clone()).unwrap_or_default();
+    let delivery = s.delivery.as_ref().map(|d| {
+        let st = d.stats();
+        DeliveryStatus {
+            issued: st.issued,
+            refused: st.refused,
+            last_seq: st.last_seq,
+            outbox: st.outbox,
+            brokers: st.brokers,
+            faults: st.faults,
+        }
+    });
     let body = Status {
         site: &s.site,
         gateway: &s.gateway,
         now_ms: now,
+        health: s.health.check(s.delivery.as_ref(), now),
+        delivery,
         policy,
         devices: table
             .devices()
@@ -106,6 +147,12 @@ async fn metrics(State(s): State<Shared>) -> Response {
     if let Some(d) = &s.delivery {
         text.push_str(&d.stats().prometheus());
     }
+    let healthy = s.health.check(s.delivery.as_ref(), now_ms()).healthy;
+    let _ = writeln!(
+        text,
+        "# HELP firebreak_healthy 1 when /healthz answers ok.\n# TYPE firebreak_healthy gauge\nfirebreak_healthy {}",
+        u8::from(healthy)
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -12,6 +12,7 @@ use crate::acquire::table::SignalTable;
 use crate::acquire::{EVENT_CHANNEL_CAPACITY, Event, modbus, mqtt, now_ms};
 use crate::config::{SiteConfig, Transport};
 use crate::deliver::{Delivery, DeliveryOptions, TriggerDraft};
+use crate::health::Health;
 use crate::http;
 use crate::policy::view::LevelsView;
 use crate::policy::{Engine, Topology, Transition};
@@ -89,6 +90,16 @@ pub async fn run_with(
     options: RunOptions,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), RunError> {
+    run_with_delivery(config, options, DeliveryOptions::default(), shutdown).await
+}
+
+/// [`run_with`], with delivery's tunables (tests shorten its timings and inject disk faults).
+pub async fn run_with_delivery(
+    config: SiteConfig,
+    options: RunOptions,
+    delivery_options: DeliveryOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), RunError> {
     let clock = PolicyClock::new(now_ms(), options.time_scale);
     if options.time_scale != 1.0 {
         warn!(
@@ -106,11 +117,12 @@ pub async fn run_with(
         );
         None
     } else {
-        let (d, tasks) = Delivery::start(&config, DeliveryOptions::default()).await?;
+        let (d, tasks) = Delivery::start(&config, delivery_options).await?;
         Some((d, tasks))
     };
     let publisher = delivery.as_ref().map(|(d, _)| d.clone());
     let mut outbox = Outbox::new(publisher.clone());
+    let health = Health::new(now_ms());
     let mut tasks = JoinSet::new();
 
     let listener = tokio::net::TcpListener::bind(config.http_bind)
@@ -130,6 +142,7 @@ pub async fn run_with(
         table: table.clone(),
         levels: levels.clone(),
         delivery: publisher.clone(),
+        health: health.clone(),
     });
     tasks.spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -142,24 +155,24 @@ pub async fn run_with(
         .iter()
         .filter(|d| matches!(d.transport, Transport::Tcp { .. }))
     {
-        tasks.spawn(modbus::run_tcp_device(d.clone(), tx.clone()));
+        tasks.spawn(health.acquisition(modbus::run_tcp_device(d.clone(), tx.clone())));
     }
     for devices in config.rtu_buses().into_values() {
         let Some(Transport::Rtu(line)) = devices.first().map(|d| d.transport.clone()) else {
             continue;
         };
-        tasks.spawn(modbus::run_rtu_bus(
+        tasks.spawn(health.acquisition(modbus::run_rtu_bus(
             line,
             devices.into_iter().cloned().collect(),
             tx.clone(),
-        ));
+        )));
     }
     for s in &config.mqtt_sources {
-        tasks.spawn(mqtt::run_source(
+        tasks.spawn(health.acquisition(mqtt::run_source(
             s.clone(),
             config.gateway.clone(),
             tx.clone(),
-        ));
+        )));
     }
     drop(tx);
 
@@ -167,21 +180,26 @@ pub async fn run_with(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
-        let now = now_ms();
-        let (input, ticked) = tokio::select! {
+        // `now` is read when the event or the tick arrives, not before waiting for it: a
+        // trigger's `issued_at_ms` is the moment of the decision.
+        let (input, ticked, now) = tokio::select! {
             _ = &mut shutdown => break,
             event = rx.recv() => {
                 let Some(event) = event else { break };
+                let now = now_ms();
                 let changed = match table.lock() {
                     Ok(mut t) => t.apply(&event, now),
                     Err(_) => break,
                 };
-                (policy_input(&event, changed), false)
+                (policy_input(&event, changed), false, now)
             }
-            _ = tick.tick() => match table.lock() {
-                Ok(mut t) => (t.tick(now), true),
-                Err(_) => break,
-            },
+            _ = tick.tick() => {
+                let now = now_ms();
+                match table.lock() {
+                    Ok(mut t) => (t.tick(now), true, now),
+                    Err(_) => break,
+                }
+            }
         };
         if let Ok(mut t) = table.lock() {
             for (device, lost) in t.take_link_changes() {
@@ -192,6 +210,7 @@ pub async fn run_with(
             debug!(device = %s.device, signal = %s.signal, channel = s.channel, quality = %s.quality, "signal quality");
         }
         let transitions = engine.step(clock.at(now), &input);
+        health.stepped(now);
         for f in engine.drain_fault_events() {
             warn!(
                 device = %f.device,
@@ -208,7 +227,7 @@ pub async fn run_with(
             log_transition(t);
             outbox.push(t, now);
         }
-        outbox.flush().await;
+        outbox.flush();
         // The views cost a walk over every device and zone: refreshed on ticks and on
         // changes of level, not on every poll.
         if !ticked && transitions.is_empty() {
@@ -229,7 +248,7 @@ pub async fn run_with(
         }
     }
     info!("gateway stopping");
-    outbox.flush().await;
+    outbox.flush();
     if let Some((_, delivery_tasks)) = delivery {
         delivery_tasks.shutdown().await;
     }
@@ -237,9 +256,10 @@ pub async fn run_with(
     Ok(())
 }
 
-/// The transitions waiting to be handed to delivery, in order. A trigger that delivery could
-/// not take (every outbox full, the disk failing) stays here and is tried again on the next
-/// turn of the loop, before any newer one: none is dropped, none overtakes another.
+/// The transitions waiting to be handed to delivery, in order. Handing one over never waits:
+/// delivery signs it and queues it in memory (the disk and the brokers are other tasks'). A
+/// trigger that delivery could not take (every outbox full) stays here and is tried again on
+/// the next turn of the loop, before any newer one: none is dropped, none overtakes another.
 struct Outbox {
     delivery: Option<Delivery>,
     waiting: std::collections::VecDeque<TriggerDraft>,
@@ -268,10 +288,10 @@ impl Outbox {
         });
     }
 
-    async fn flush(&mut self) {
+    fn flush(&mut self) {
         let Some(d) = &self.delivery else { return };
         while let Some(draft) = self.waiting.front() {
-            match d.issue(draft.clone()).await {
+            match d.issue_now(draft.clone()) {
                 Ok(trigger) => {
                     info!(seq = trigger.seq, level = %trigger.level, scope = ?trigger.zone.as_ref().map(|z| z.as_str()), "trigger issued");
                     self.waiting.pop_front();

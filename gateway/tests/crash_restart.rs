@@ -70,11 +70,17 @@ fn kill_9_after_a_level_change_loses_and_duplicates_nothing() {
     };
     let level = |gw: &Gateway| gw.status()["policy"]["site"].as_str().unwrap().to_string();
 
-    // Off-gas: prepare. Kill -9 the moment the gateway shows it (it is on disk by then).
+    // Off-gas: prepare. Kill -9 the moment the gateway shows it and its writer has stored it
+    // (a kill between the decision and that commit, a few ms, may lose it: see the contract).
     let mut gw = Gateway::start(dir.path(), &config);
+    let stored = |gw: &Gateway| {
+        let d = &gw.status()["delivery"];
+        d["last_seq"].as_u64().is_some()
+            && d["outbox"]["committed_seq"].as_u64() >= d["last_seq"].as_u64()
+    };
     let prepared = wait_until(Duration::from_secs(15), || {
         publish(r#"{"ppm": 45, "smoke": 0}"#);
-        level(&gw) == "prepare"
+        level(&gw) == "prepare" && stored(&gw)
     });
     assert!(prepared.is_some(), "{}", gw.status());
     gw.peer.kill();

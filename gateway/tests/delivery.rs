@@ -1,7 +1,8 @@
 //! Trigger delivery against real Mosquitto brokers: a broker down for 20 s, a restart with
 //! triggers waiting in the outbox, the documented topics as `mosquitto_sub` sees them, TLS
-//! with a client certificate and a password, and `firebreak watch` telling good triggers from
-//! forged, tampered, replayed and malformed ones.
+//! with a client certificate and a password, `firebreak watch` telling good triggers from
+//! forged, tampered, replayed and malformed ones, and failure isolation: a failing or hung
+//! disk, a store that will not open, a broker whose CA file is missing.
 
 #![allow(
     clippy::unwrap_used,
@@ -47,6 +48,9 @@ fn options() -> DeliveryOptions {
         heartbeat: Duration::from_secs(2),
         keep_alive: Duration::from_secs(5),
         max_backoff: Duration::from_millis(500),
+        disk_hang_after: Duration::from_millis(500),
+        disk_retry: Duration::from_millis(200),
+        link_retry: Duration::from_millis(500),
         ..DeliveryOptions::default()
     }
 }
@@ -419,6 +423,15 @@ fn waiting_triggers_survive_a_restart_with_their_seq_and_timestamps() {
     }
     assert_eq!(delivery.stats().brokers[0].pending, 3);
     assert!(sent.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+    // Stored by the writer (a crash before that commit could lose them: see the contract).
+    assert!(
+        wait_until(Duration::from_secs(5), || delivery
+            .stats()
+            .outbox
+            .committed_seq
+            == Some(sent[2].seq))
+        .is_some()
+    );
     // The gateway dies: tasks gone, handle dropped, store closed.
     rt.block_on(tasks.abort());
     drop(delivery);
@@ -443,6 +456,15 @@ fn waiting_triggers_survive_a_restart_with_their_seq_and_timestamps() {
         "seq counts on across the restart"
     );
     assert!(sub.wait(Duration::from_secs(5), |g| g.len() == 4));
+    rt.block_on(tasks.shutdown());
+    drop(delivery);
+    // And across a clean stop.
+    let (delivery, tasks) = rt.block_on(Delivery::start(&cfg, options())).unwrap();
+    assert_eq!(
+        rt.block_on(delivery.issue(draft(4))).unwrap().seq,
+        next.seq + 1
+    );
+    assert!(sub.wait(Duration::from_secs(5), |g| g.len() == 5));
     rt.block_on(tasks.shutdown());
 }
 

@@ -359,6 +359,19 @@ pub struct GatewayStatus {
     /// When the status was issued, in milliseconds since the Unix epoch (for the will
     /// message: when the gateway connected).
     pub issued_at_ms: u64,
+    /// The gateway's faults, by kind (`outbox`: triggers are not being stored on disk;
+    /// `broker-config`: a broker cannot be used for a configuration problem); absent when
+    /// there is none. At most [`MAX_FAULTS`], each at most 32 bytes.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "no_faults"))]
+    pub faults: heapless::Vec<heapless::String<32>, MAX_FAULTS>,
+}
+
+/// The most faults a [`GatewayStatus`] lists.
+pub const MAX_FAULTS: usize = 4;
+
+#[cfg(feature = "serde")]
+fn no_faults(f: &heapless::Vec<heapless::String<32>, MAX_FAULTS>) -> bool {
+    f.is_empty()
 }
 
 impl GatewayStatus {
@@ -387,6 +400,20 @@ impl GatewayStatus {
             devices_healthy,
             devices_total,
             issued_at_ms,
+            faults: heapless::Vec::new(),
+        }
+    }
+
+    /// Adds a fault kind (cut to 32 bytes); beyond [`MAX_FAULTS`] the rest is left out.
+    pub fn push_fault(&mut self, kind: &str) {
+        let mut k = heapless::String::new();
+        for c in kind.chars() {
+            if k.push(c).is_err() {
+                break;
+            }
+        }
+        if !self.faults.contains(&k) {
+            let _ = self.faults.push(k);
         }
     }
 

@@ -4,7 +4,8 @@
 //! the packet id given to each publish, PubAck, errors) to this task, which decides what to
 //! publish. A connection is never reused after an error: the broker's state in rumqttc is
 //! dropped with it, and the outbox on disk is the truth from which the next connection
-//! re-sends every waiting trigger in `seq` order.
+//! re-sends every waiting trigger in `seq` order. A broker whose TLS files or password cannot
+//! be read is reported (the `broker-config` fault) and tried again; its outbox fills meanwhile.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -17,16 +18,20 @@ use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, Outgoing, Packet, Q
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
+use super::book::Book;
+use super::fault::{BROKER_CONFIG, Faults};
 use super::link::Link;
-use super::outbox::Store;
 use super::{BrokerStats, DeliveryOptions};
 use crate::acquire::now_ms;
+use crate::config::BrokerConfig;
 
 /// What the delivery handle shares with one broker's task.
 #[derive(Debug)]
 pub(crate) struct BrokerShared {
     pub(crate) name: String,
-    pub(crate) link: Link,
+    /// Its index in the book.
+    pub(crate) index: usize,
+    pub(crate) url: String,
     pub(crate) stats: Mutex<BrokerStats>,
 }
 
@@ -56,7 +61,12 @@ impl BrokerShared {
 #[derive(Debug)]
 pub(crate) struct BrokerCtx {
     pub(crate) shared: Arc<BrokerShared>,
-    pub(crate) store: Arc<Store>,
+    pub(crate) config: BrokerConfig,
+    /// `None` until its TLS files and password could be read.
+    pub(crate) link: Option<Link>,
+    pub(crate) book: Arc<Book>,
+    pub(crate) faults: Arc<Faults>,
+    pub(crate) faults_changed: watch::Receiver<u64>,
     pub(crate) site: SiteId,
     pub(crate) gateway: GatewayId,
     pub(crate) triggers_topic: String,
@@ -108,11 +118,37 @@ pub(crate) async fn run(mut ctx: BrokerCtx) {
         if *ctx.shutdown.borrow() {
             return;
         }
+        if ctx.link.is_none() {
+            match Link::prepare(&ctx.config) {
+                Ok(link) => {
+                    if ctx.faults.clear(BROKER_CONFIG, Some(&ctx.shared.name)) {
+                        info!(broker = %ctx.shared.name, "broker settings readable again");
+                    }
+                    ctx.link = Some(link);
+                }
+                Err(e) => {
+                    if ctx
+                        .faults
+                        .raise(BROKER_CONFIG, Some(&ctx.shared.name), e.to_string())
+                    {
+                        error!(broker = %ctx.shared.name, error = %e, retry_s = ctx.options.link_retry.as_secs_f64(), "broker cannot be used: its triggers wait in its outbox; the other brokers are not affected; tried again");
+                    }
+                    ctx.shared.update(|s| {
+                        s.connected = false;
+                        s.last_error = Some(e.to_string());
+                    });
+                    tokio::select! {
+                        _ = tokio::time::sleep(ctx.options.link_retry) => continue,
+                        _ = ctx.shutdown.changed() => return,
+                    }
+                }
+            }
+        }
         match connection(&mut ctx).await {
             Ended::Shutdown => return,
             Ended::Lost { was_up, reason } => {
                 if was_up || failures == 0 {
-                    warn!(broker = %ctx.shared.name, url = %ctx.shared.link.broker.url(), error = %reason, "broker link lost; triggers wait in its outbox");
+                    warn!(broker = %ctx.shared.name, url = %ctx.shared.url, error = %reason, "broker link lost; triggers wait in its outbox");
                 } else {
                     debug!(broker = %ctx.shared.name, error = %reason, "broker still unreachable");
                 }
@@ -142,7 +178,7 @@ pub(crate) async fn run(mut ctx: BrokerCtx) {
 fn status_payload(ctx: &BrokerCtx, state: Presence) -> Vec<u8> {
     let d = ctx.devices.load(Ordering::Relaxed);
     let (healthy, total) = ((d >> 16) as u16, (d & 0xFFFF) as u16);
-    let status = GatewayStatus::new(
+    let mut status = GatewayStatus::new(
         ctx.gateway.clone(),
         ctx.site.clone(),
         state,
@@ -151,13 +187,23 @@ fn status_payload(ctx: &BrokerCtx, state: Presence) -> Vec<u8> {
         total,
         now_ms(),
     );
+    if state == Presence::Online {
+        for f in ctx.faults.list() {
+            status.push_fault(f.kind);
+        }
+    }
     encode_vec(&status).unwrap_or_default()
 }
 
 async fn connection(ctx: &mut BrokerCtx) -> Ended {
-    let client_id =
-        super::link::deliver_client_id(ctx.gateway.as_str(), &ctx.shared.link.broker.name);
-    let mut options = ctx.shared.link.options(&client_id, ctx.options.keep_alive);
+    let client_id = super::link::deliver_client_id(ctx.gateway.as_str(), &ctx.config.name);
+    let Some(link) = &ctx.link else {
+        return Ended::Lost {
+            was_up: false,
+            reason: "the broker's settings cannot be read".into(),
+        };
+    };
+    let mut options = link.options(&client_id, ctx.options.keep_alive);
     options.set_last_will(LastWill::new(
         ctx.status_topic.clone(),
         status_payload(ctx, Presence::Offline),
@@ -200,12 +246,19 @@ async fn connection(ctx: &mut BrokerCtx) -> Ended {
                 // Take whatever else is ready, so acknowledgements are removed in one batch.
                 while let Ok(event) = events.try_recv() {
                     if let Err(reason) = handle(ctx, &client, &mut s, event, &mut done) {
-                        remove(ctx, done).await;
+                        remove(ctx, done);
                         return Ended::Lost { was_up: s.connected, reason };
                     }
                 }
-                remove(ctx, done).await;
+                remove(ctx, done);
                 load(ctx, &mut s);
+                fill(ctx, &client, &mut s);
+            }
+            // The sender lives in `ctx.faults`: this never fails.
+            _ = ctx.faults_changed.changed(), if s.connected => {
+                // The status says the faults: published again at once when they change.
+                s.queue.retain(|i| !matches!(i, Item::Status { .. }));
+                s.queue.push_front(Item::Status { payload: status_payload(ctx, Presence::Online) });
                 fill(ctx, &client, &mut s);
             }
             changed = ctx.wake.changed(), if s.connected && !s.wake_closed => {
@@ -245,7 +298,7 @@ fn handle(
                 return Err(format!("the broker refused the connection: {:?}", ack.code));
             }
             s.connected = true;
-            info!(broker = %ctx.shared.name, url = %ctx.shared.link.broker.url(), "broker connected");
+            info!(broker = %ctx.shared.name, url = %ctx.shared.url, "broker connected");
             ctx.shared.update(|st| {
                 st.connected = true;
                 st.connects += 1;
@@ -255,18 +308,8 @@ fn handle(
             });
             // The retained state of every scope, in case the broker lost it (a restart
             // without persistence); then every waiting trigger, in seq order.
-            match ctx.store.states() {
-                Ok(states) => {
-                    for (topic, _, payload) in states {
-                        s.queue.push_back(Item::State {
-                            topic,
-                            payload: payload.into(),
-                        });
-                    }
-                }
-                Err(e) => {
-                    error!(broker = %ctx.shared.name, error = %e, "cannot read the retained states")
-                }
+            for (topic, payload) in ctx.book.states() {
+                s.queue.push_back(Item::State { topic, payload });
             }
             fill(ctx, client, s);
         }
@@ -300,21 +343,14 @@ fn load(ctx: &BrokerCtx, s: &mut Session) {
     if !s.connected || s.queue.len() >= ctx.options.window {
         return;
     }
-    let pending = match ctx
-        .store
-        .pending(&ctx.shared.name, s.last_loaded, ctx.options.window * 4)
-    {
-        Ok(p) => p,
-        Err(e) => {
-            error!(broker = %ctx.shared.name, error = %e, "cannot read the outbox");
-            return;
-        }
-    };
+    let pending = ctx
+        .book
+        .publishable(ctx.shared.index, s.last_loaded, ctx.options.window * 4);
     for p in pending {
-        let payload: Arc<[u8]> = p.payload.into();
+        let payload = p.payload;
         // Only the latest trigger of a scope goes to its retained state topic, so a late
         // re-send never puts an older level back.
-        let latest = matches!(ctx.store.state_seq(&p.state_topic), Ok(Some(seq)) if seq == p.seq);
+        let latest = ctx.book.state_seq(&p.state_topic) == Some(p.seq);
         s.queue.push_back(Item::Trigger {
             seq: p.seq,
             topic: ctx.triggers_topic.clone(),
@@ -324,7 +360,7 @@ fn load(ctx: &BrokerCtx, s: &mut Session) {
         if latest {
             s.queue.push_back(Item::Trigger {
                 seq: p.seq,
-                topic: p.state_topic,
+                topic: p.state_topic.to_string(),
                 retain: true,
                 payload,
             });
@@ -370,29 +406,21 @@ fn fill(ctx: &BrokerCtx, client: &AsyncClient, s: &mut Session) {
     }
 }
 
-/// Removes acknowledged triggers from the outbox (fsync'd, off the async threads).
-async fn remove(ctx: &BrokerCtx, done: Vec<u64>) {
+/// Removes acknowledged triggers from the outbox (in memory at once; the writer stores the
+/// removal with its next commit).
+fn remove(ctx: &BrokerCtx, done: Vec<u64>) {
     if done.is_empty() {
         return;
     }
-    let store = ctx.store.clone();
-    let name = ctx.shared.name.clone();
     let count = done.len() as u64;
     let last = done.last().copied();
-    match tokio::task::spawn_blocking(move || store.remove(&name, &done)).await {
-        Ok(Ok(len)) => {
-            debug!(broker = %ctx.shared.name, count, last_seq = ?last, pending = len, "acknowledged");
-            ctx.shared.update(|st| {
-                st.delivered += count;
-                st.last_delivered_seq = last.or(st.last_delivered_seq);
-            });
-            ctx.shared.set_pending(len);
-        }
-        Ok(Err(e)) => {
-            error!(broker = %ctx.shared.name, error = %e, "cannot remove acknowledged triggers; they will be sent again")
-        }
-        Err(e) => error!(broker = %ctx.shared.name, error = %e, "outbox removal failed"),
-    }
+    let len = ctx.book.ack(ctx.shared.index, done);
+    debug!(broker = %ctx.shared.name, count, last_seq = ?last, pending = len, "acknowledged");
+    ctx.shared.update(|st| {
+        st.delivered += count;
+        st.last_delivered_seq = last.or(st.last_delivered_seq);
+    });
+    ctx.shared.set_pending(len);
 }
 
 /// A clean stop: `offline` status (the will is not sent on a clean disconnect), acknowledged
@@ -427,7 +455,7 @@ async fn goodbye(
             _ => break,
         }
     }
-    remove(ctx, done).await;
+    remove(ctx, done);
     let _ = client.try_disconnect();
     let _ = tokio::time::timeout(Duration::from_millis(500), async {
         while let Some(Ok(_)) = events.recv().await {}

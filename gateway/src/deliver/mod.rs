@@ -9,7 +9,9 @@
 //! use firebreak_protocols::{IncidentId, Level};
 //!
 //! // Once, at start (inside the tokio runtime): opens the outbox, reads the key, and starts
-//! // one task per broker. Fails with `NotConfigured` when the site has no [[brokers]].
+//! // one task per broker and the outbox's writer. Fails with `NotConfigured` when the site
+//! // has no [[brokers]]; a store that will not open, or a broker whose TLS files or password
+//! // cannot be read, is a fault (reported, retried), not an error.
 //! let (delivery, tasks) = Delivery::start(&config, DeliveryOptions::default()).await?;
 //!
 //! // For every change of level the policy decides:
@@ -24,8 +26,8 @@
 //!         issued_at_ms: 1_700_000_000_000,
 //!     })
 //!     .await?;
-//! // `trigger` carries its seq and signature; it is on disk for every broker, and each
-//! // broker's task publishes it as soon as its connection allows.
+//! // `trigger` carries its seq and signature; it is in every broker's outbox (in memory, on
+//! // disk with the writer's next commit), and each broker's task publishes it once stored.
 //!
 //! delivery.set_devices(11, 12); // for the heartbeat status
 //! let _stats = delivery.stats(); // for /metrics and /status
@@ -34,26 +36,38 @@
 //! ```
 //!
 //! - [`Delivery::start`]`(&SiteConfig, DeliveryOptions) -> Result<(Delivery, DeliveryTasks), DeliverError>`
-//! - [`Delivery::issue`]`(&self, TriggerDraft) -> Result<Trigger, DeliverError>`: assigns the
-//!   next per-gateway `seq`, builds and signs the trigger, and writes it to the outbox of every
-//!   broker in **one fsync'd transaction**, before anything is published. It returns once the
-//!   trigger is on disk; delivery then proceeds per broker. `Delivery` is `Clone`.
+//! - [`Delivery::issue_now`]`(&self, TriggerDraft) -> Result<Trigger, DeliverError>` (and its
+//!   `async` twin [`Delivery::issue`]): assigns the next per-gateway `seq`, builds and signs the
+//!   trigger, and puts it in the outbox of every broker, in memory; it never waits on the disk.
+//!   The writer task commits it (with everything else queued) in one fsync'd transaction, and
+//!   each broker's task publishes it once committed. `Delivery` is `Clone`.
 //! - [`Delivery::stats`]`(&self) -> DeliveryStats`: a snapshot per broker (connected, pending,
 //!   near full, delivered, refused…), with [`DeliveryStats::prometheus`] for `/metrics`.
 //! - [`Delivery::set_devices`]`(&self, healthy, total)`: what the status heartbeat reports.
 //!
 //! # Guarantees
 //!
-//! - **Durable before published.** A trigger is published only after it is committed to the
-//!   outbox of every broker, and removed from a broker's outbox only after that broker's
+//! - **Durable before published, while the disk works.** A trigger is committed to the outbox
+//!   of every broker by the writer's next group commit (about a millisecond on a working disk)
+//!   and published once committed; it is removed from a broker's outbox only after that broker's
 //!   PUBACK for each of its publishes (QoS 1). After a broker outage, a reconnect, a restart
 //!   or a `kill -9`, every waiting trigger is published again, in `seq` order, with its original
-//!   `seq`, timestamps and signature (the stored bytes are re-sent as they are).
+//!   `seq`, timestamps and signature (the stored bytes are re-sent as they are). A `kill -9`
+//!   between the decision and its commit loses that trigger (it was not published either).
+//! - **A failing disk silences nothing.** A commit that fails, or takes longer than
+//!   [`DeliveryOptions::disk_hang_after`], raises the `outbox` fault ([`Delivery::faults`]):
+//!   the brokers publish from memory, in `seq` order, what is not stored: not durable. The writer retries;
+//!   the first commit that succeeds rewrites the whole outbox from memory and clears the fault.
+//!   A store that will not open at start gives an in-memory outbox and the same fault, for
+//!   the life of the process.
 //! - **Independent brokers.** Each broker has its own task, connection and outbox table; a
-//!   broker that is down or slow only fills its own outbox.
-//! - **`seq`** is counted in the same transaction, so it is never reused; a new store starts at
-//!   the current Unix time in milliseconds, so a gateway whose store was lost still counts up
-//!   from where controllers last saw it.
+//!   broker that is down or slow only fills its own outbox. A broker whose TLS files or
+//!   password cannot be read raises the `broker-config` fault and is tried again every
+//!   [`DeliveryOptions::link_retry`]; the others run.
+//! - **`seq`** is counted in the transaction that stores the trigger, so it is never reused
+//!   while the disk works (a crash while the disk is out can give again the `seq` of triggers
+//!   published from memory); a new store starts at the current Unix time in milliseconds, so a
+//!   gateway whose store was lost still counts up from where controllers last saw it.
 //! - **Retained state**: each trigger is also published retained on its scope's state topic;
 //!   on every (re)connect the latest trigger of every scope is published there again (a
 //!   broker restarted without persistence has lost it), and a late re-send of an older trigger
@@ -70,11 +84,17 @@
 //!   dead broker must never silence the healthy ones. Only when every outbox is full does
 //!   `issue` fail, with [`DeliverError::OutboxFull`], and nothing is written.
 //!
+//! Inside: `book` is the in-memory outbox the broker tasks read, `writer` the task that
+//! mirrors it to disk, [`outbox`] the store.
+//!
 //! The store is redb; [`outbox`] says why.
 
+mod book;
 mod broker;
+pub mod fault;
 pub mod link;
 pub mod outbox;
+mod writer;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -83,15 +103,19 @@ use std::time::Duration;
 use firebreak_protocols::message::{MAX_REASONS, encode_vec};
 use firebreak_protocols::signed::signed_vec;
 use firebreak_protocols::{GatewayId, IncidentId, Level, Reason, SiteId, Trigger, ZoneId, topic};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use crate::config::SiteConfig;
 use crate::keys::{KeyError, PublicKey, SigningKey};
+use book::Book;
 use broker::{BrokerCtx, BrokerShared};
+pub use fault::Fault;
+use fault::Faults;
 pub use link::{Link, LinkError, Secret};
-use outbox::{Store, StoreError};
+use outbox::{FaultInjection, Loaded, Store, StoreError};
+use writer::{Stop, Writer, WriterStats};
 
 /// A change of level, as the policy decides it; delivery adds the gateway, site, `seq` and
 /// signature.
@@ -126,6 +150,16 @@ pub struct DeliveryOptions {
     pub window: usize,
     /// How long a clean shutdown waits for the `offline` status to be acknowledged.
     pub shutdown_grace: Duration,
+    /// An outbox write (or the opening of the store) slower than this raises the `outbox`
+    /// fault: the disk hangs, and the brokers publish from memory. So it is also the longest a
+    /// trigger waits for a hung disk.
+    pub disk_hang_after: Duration,
+    /// Time between two tries of a failed outbox write.
+    pub disk_retry: Duration,
+    /// Time between two tries to read a broker's TLS files and password.
+    pub link_retry: Duration,
+    /// **Tests only**: makes the store's writes fail or hang on demand.
+    pub inject: FaultInjection,
 }
 
 impl Default for DeliveryOptions {
@@ -136,6 +170,10 @@ impl Default for DeliveryOptions {
             max_backoff: Duration::from_secs(5),
             window: 32,
             shutdown_grace: Duration::from_secs(2),
+            disk_hang_after: Duration::from_secs(1),
+            disk_retry: Duration::from_secs(1),
+            link_retry: Duration::from_secs(10),
+            inject: FaultInjection::default(),
         }
     }
 }
@@ -180,7 +218,7 @@ pub enum DeliverError {
 }
 
 /// One broker's delivery figures.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct BrokerStats {
     /// The broker's name.
     pub name: String,
@@ -212,6 +250,30 @@ pub struct BrokerStats {
     pub last_error: Option<String>,
 }
 
+/// The outbox store's figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxStats {
+    /// `ok`, `failing` (the `outbox` fault is raised) or `memory-only` (the store never
+    /// opened).
+    pub state: &'static str,
+    /// The store's file.
+    pub path: String,
+    /// Group commits made (each stores every change queued since the one before).
+    pub commits: u64,
+    /// Commits that failed.
+    pub failures: u64,
+    /// Rewrites of the whole outbox after a failure.
+    pub rewrites: u64,
+    /// The most changes one commit stored.
+    pub largest_batch: u64,
+    /// When the last commit completed, in milliseconds since the Unix epoch.
+    pub last_commit_ms: Option<u64>,
+    /// Every trigger up to this `seq` is on disk (none since start: `None`).
+    pub committed_seq: Option<u64>,
+    /// How long the write under way has been running, in milliseconds.
+    pub writing_ms: Option<u64>,
+}
+
 /// A snapshot of delivery, for `/metrics` and `/status`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeliveryStats {
@@ -223,6 +285,10 @@ pub struct DeliveryStats {
     pub last_seq: Option<u64>,
     /// Per broker.
     pub brokers: Vec<BrokerStats>,
+    /// The store.
+    pub outbox: OutboxStats,
+    /// The faults raised now.
+    pub faults: Vec<Fault>,
 }
 
 impl DeliveryStats {
@@ -268,6 +334,26 @@ impl DeliveryStats {
                 let _ = writeln!(out, "{name}{{broker=\"{}\"}} {}", b.name, value(b));
             }
         }
+        let o = &self.outbox;
+        let _ = writeln!(
+            out,
+            "# TYPE firebreak_outbox_commits_total counter\nfirebreak_outbox_commits_total {}\n\
+             # TYPE firebreak_outbox_failures_total counter\nfirebreak_outbox_failures_total {}\n\
+             # TYPE firebreak_outbox_largest_batch gauge\nfirebreak_outbox_largest_batch {}\n\
+             # TYPE firebreak_outbox_writing_seconds gauge\nfirebreak_outbox_writing_seconds {}",
+            o.commits,
+            o.failures,
+            o.largest_batch,
+            o.writing_ms.unwrap_or(0) as f64 / 1000.0
+        );
+        let _ = writeln!(
+            out,
+            "# HELP firebreak_gateway_fault Faults raised, by kind (outbox: triggers not stored; broker-config: a broker's settings unreadable).\n# TYPE firebreak_gateway_fault gauge"
+        );
+        for kind in [fault::OUTBOX, fault::BROKER_CONFIG] {
+            let n = self.faults.iter().filter(|f| f.kind == kind).count();
+            let _ = writeln!(out, "firebreak_gateway_fault{{kind=\"{kind}\"}} {n}");
+        }
         out
     }
 }
@@ -283,11 +369,13 @@ struct Inner {
     site: SiteId,
     gateway: GatewayId,
     key: SigningKey,
-    store: Arc<Store>,
+    book: Arc<Book>,
+    store_path: String,
+    memory_only: bool,
+    faults: Arc<Faults>,
+    writer: Arc<WriterStats>,
     brokers: Vec<Arc<BrokerShared>>,
-    names: Vec<String>,
     capacity: u32,
-    wake: watch::Sender<u64>,
     devices: Arc<AtomicU32>,
     issued: AtomicU64,
     refused: AtomicU64,
@@ -301,11 +389,14 @@ pub struct DeliveryTasks {
     tasks: JoinSet<()>,
     shutdown: watch::Sender<bool>,
     grace: Duration,
+    writer: Option<tokio::task::JoinHandle<()>>,
+    writer_stop: watch::Sender<Stop>,
 }
 
 impl DeliveryTasks {
     /// Publishes `offline` to every connected broker, disconnects, and waits for the tasks
-    /// (at most the grace period and a second).
+    /// (at most the grace period and a second); then the writer stores what is queued and
+    /// stores the counter (at most 2 s more: a hung disk does not hold the stop).
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         let all = async { while self.tasks.join_next().await.is_some() {} };
@@ -315,13 +406,31 @@ impl DeliveryTasks {
         {
             self.tasks.abort_all();
         }
+        let _ = self.writer_stop.send(Stop::Clean);
+        if let Some(mut writer) = self.writer.take()
+            && tokio::time::timeout(Duration::from_secs(2), &mut writer)
+                .await
+                .is_err()
+        {
+            warn!("outbox: the last changes could not be stored before stopping (the disk hangs)");
+            writer.abort();
+        }
     }
 
     /// Stops the tasks at once, as a crash would (no `offline` status: the broker publishes the
-    /// will), and waits until they are gone and have let go of the outbox.
+    /// will; no clean close of the store), and waits until they are gone and have let go of
+    /// the outbox (the writer finishes the commit under way, at most 5 s).
     pub async fn abort(mut self) {
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
+        let _ = self.writer_stop.send(Stop::Crash);
+        if let Some(mut writer) = self.writer.take()
+            && tokio::time::timeout(Duration::from_secs(5), &mut writer)
+                .await
+                .is_err()
+        {
+            writer.abort();
+        }
     }
 
     /// Waits until a task ends (they end only on shutdown); for `select!` in the run loop.
@@ -355,29 +464,71 @@ impl Delivery {
                 found: key.key_id().to_string(),
             });
         }
-        let links = config
-            .brokers
-            .iter()
-            .map(Link::prepare)
-            .collect::<Result<Vec<_>, _>>()?;
         let names: Vec<String> = config.brokers.iter().map(|b| b.name.clone()).collect();
-        let (dir, capacity, first) = (
+        let faults = Arc::new(Faults::new());
+        let (ops_tx, ops_rx) = mpsc::channel(book::WRITER_QUEUE);
+        let (dir, first, inject) = (
             outbox.dir.clone(),
-            outbox.capacity,
             crate::acquire::now_ms(),
+            options.inject.clone(),
         );
         let open_names = names.clone();
-        let store =
-            tokio::task::spawn_blocking(move || Store::open(&dir, &open_names, capacity, first))
-                .await
-                .map_err(|e| DeliverError::Task(e.to_string()))??;
-        for (name, count) in store.orphans(&names)? {
-            if count > 0 {
-                warn!(broker = %name, pending = count, store = %store.path().display(), "outbox of a broker no longer configured still holds triggers; they are not delivered");
+        let open =
+            tokio::task::spawn_blocking(move || Store::open(&dir, &open_names, first, inject));
+        let store_path = outbox.dir.join(outbox::FILE_NAME).display().to_string();
+        let opened = match tokio::time::timeout(options.disk_hang_after, open).await {
+            Ok(Ok(Ok(opened))) => Ok(opened),
+            Ok(Ok(Err(e))) => Err(e.to_string()),
+            Ok(Err(e)) => Err(format!("outbox {store_path}: {e}")),
+            Err(_) => Err(format!(
+                "outbox {store_path}: did not open within {} ms (the disk hangs)",
+                options.disk_hang_after.as_millis()
+            )),
+        };
+        let (book, store) = match opened {
+            Ok((store, loaded)) => {
+                for (name, count) in &loaded.orphans {
+                    if *count > 0 {
+                        warn!(broker = %name, pending = count, store = %store.path().display(), "outbox of a broker no longer configured still holds triggers; they are not delivered");
+                    }
+                }
+                let book = Book::new(names.clone(), outbox.capacity, loaded, Some(ops_tx));
+                (Arc::new(book), Some(Arc::new(store)))
             }
-        }
-        let store = Arc::new(store);
-        let (wake, _) = watch::channel(0u64);
+            Err(e) => {
+                error!(error = %e, "the outbox cannot be opened: running with an IN-MEMORY outbox; triggers are delivered but not stored, and those waiting are lost if the gateway stops; repair the disk and restart the gateway");
+                faults.raise(
+                    fault::OUTBOX,
+                    None,
+                    format!("{e}; triggers are kept in memory only (restart the gateway once the disk is repaired)"),
+                );
+                let loaded = Loaded {
+                    next_seq: first,
+                    ..Loaded::default()
+                };
+                (
+                    Arc::new(Book::new(names.clone(), outbox.capacity, loaded, None)),
+                    None,
+                )
+            }
+        };
+        let (writer_stop, stop_rx) = watch::channel(Stop::Run);
+        let writer_stats = Arc::new(WriterStats::default());
+        let writer = store.map(|store| {
+            tokio::spawn(
+                Writer {
+                    store,
+                    book: book.clone(),
+                    ops: ops_rx,
+                    faults: faults.clone(),
+                    stats: writer_stats.clone(),
+                    stop: stop_rx,
+                    hang_after: options.disk_hang_after,
+                    retry: options.disk_retry,
+                }
+                .run(),
+            )
+        });
         let (shutdown, _) = watch::channel(false);
         let devices = Arc::new(AtomicU32::new(
             u32::try_from(config.devices.len() + config.mqtt_sources.len())
@@ -386,12 +537,23 @@ impl Delivery {
         ));
         let mut brokers = Vec::new();
         let mut tasks = JoinSet::new();
-        for link in links {
-            let name = link.broker.name.clone();
-            let url = link.broker.url();
+        for (index, broker) in config.brokers.iter().enumerate() {
+            let name = broker.name.clone();
+            let url = broker.url();
+            // A broker whose settings cannot be read is reported and tried again by its task;
+            // the others start at once.
+            let link = match Link::prepare(broker) {
+                Ok(link) => Some(link),
+                Err(e) => {
+                    error!(broker = %name, error = %e, "broker cannot be used: its triggers wait in its outbox; the other brokers are not affected; tried again");
+                    faults.raise(fault::BROKER_CONFIG, Some(&name), e.to_string());
+                    None
+                }
+            };
             let shared = Arc::new(BrokerShared {
                 name: name.clone(),
-                link,
+                index,
+                url: url.clone(),
                 stats: Mutex::new(BrokerStats {
                     name: name.clone(),
                     url,
@@ -400,15 +562,19 @@ impl Delivery {
                     ..BrokerStats::default()
                 }),
             });
-            shared.set_pending(store.len(&name)?);
+            shared.set_pending(book.len(index));
             tasks.spawn(broker::run(BrokerCtx {
                 shared: shared.clone(),
-                store: store.clone(),
+                config: broker.clone(),
+                link,
+                book: book.clone(),
+                faults: faults.clone(),
+                faults_changed: faults.subscribe(),
                 site: config.site.clone(),
                 gateway: config.gateway.clone(),
                 triggers_topic: topic::triggers(&config.site).to_string(),
                 status_topic: topic::gateway_status(&config.site, &config.gateway).to_string(),
-                wake: wake.subscribe(),
+                wake: book.wake.subscribe(),
                 shutdown: shutdown.subscribe(),
                 devices: devices.clone(),
                 options: options.clone(),
@@ -419,8 +585,8 @@ impl Delivery {
             gateway = %config.gateway,
             key_id = %key.key_id(),
             brokers = names.len(),
-            outbox = %store.path().display(),
-            next_seq = store.next_seq()?,
+            outbox = %store_path,
+            next_seq = book.next_seq(),
             "delivery started"
         );
         let delivery = Delivery {
@@ -428,11 +594,13 @@ impl Delivery {
                 site: config.site.clone(),
                 gateway: config.gateway.clone(),
                 key,
-                store,
+                memory_only: writer.is_none(),
+                book,
+                store_path,
+                faults,
+                writer: writer_stats,
                 brokers,
-                names,
                 capacity: outbox.capacity,
-                wake,
                 devices,
                 issued: AtomicU64::new(0),
                 refused: AtomicU64::new(0),
@@ -445,19 +613,24 @@ impl Delivery {
                 tasks,
                 shutdown,
                 grace: options.shutdown_grace,
+                writer,
+                writer_stop,
             },
         ))
     }
 
-    /// Gives the draft the next `seq`, signs it, and stores it durably for every broker before
-    /// any is published; returns the signed trigger. See the module docs for what happens when
-    /// outboxes are full.
+    /// [`issue_now`](Self::issue_now), for callers in async code that used to await the disk.
     pub async fn issue(&self, draft: TriggerDraft) -> Result<Trigger, DeliverError> {
-        let inner = self.inner.clone();
-        let stored = tokio::task::spawn_blocking(move || inner.store_trigger(draft))
-            .await
-            .map_err(|e| DeliverError::Task(e.to_string()))??;
+        self.issue_now(draft)
+    }
+
+    /// Gives the draft the next `seq`, signs it, and puts it in the outbox of every broker
+    /// (in memory; the writer stores it with its next commit), then wakes the brokers' tasks;
+    /// returns the signed trigger. Never waits on the disk or a broker. See the module docs for
+    /// what happens when outboxes are full.
+    pub fn issue_now(&self, draft: TriggerDraft) -> Result<Trigger, DeliverError> {
         let inner = &self.inner;
+        let stored = inner.store_trigger(draft)?;
         let Some(stored) = stored else {
             inner.refused.fetch_add(1, Ordering::Relaxed);
             let e = DeliverError::OutboxFull {
@@ -480,14 +653,43 @@ impl Delivery {
         inner.issued.fetch_add(1, Ordering::Relaxed);
         inner.last_seq.store(stored.seq, Ordering::Relaxed);
         info!(seq = stored.seq, level = %trigger.level, previous = %trigger.previous, zone = ?trigger.zone.as_ref().map(ZoneId::as_str), "trigger issued");
-        inner.wake.send_replace(stored.seq);
+        // Published once stored, or at once while the disk is out.
+        inner.book.wake.send_modify(|g| *g += 1);
         Ok(trigger)
+    }
+
+    /// The faults raised now (the `outbox`, a broker's configuration).
+    pub fn faults(&self) -> Vec<Fault> {
+        self.inner.faults.list()
     }
 
     /// A snapshot of every broker's figures.
     pub fn stats(&self) -> DeliveryStats {
-        let last = self.inner.last_seq.load(Ordering::Relaxed);
+        let inner = &self.inner;
+        let last = inner.last_seq.load(Ordering::Relaxed);
+        let w = &inner.writer;
+        let busy = w.busy_since_ms.load(Ordering::Relaxed);
+        let last_commit = w.last_commit_ms.load(Ordering::Relaxed);
+        let outbox = OutboxStats {
+            state: if inner.memory_only {
+                "memory-only"
+            } else if inner.faults.is_raised(fault::OUTBOX, None) {
+                "failing"
+            } else {
+                "ok"
+            },
+            path: inner.store_path.clone(),
+            commits: w.commits.load(Ordering::Relaxed),
+            failures: w.failures.load(Ordering::Relaxed),
+            rewrites: w.rewrites.load(Ordering::Relaxed),
+            largest_batch: w.largest_batch.load(Ordering::Relaxed),
+            last_commit_ms: (last_commit != 0).then_some(last_commit),
+            committed_seq: Some(w.committed_seq.load(Ordering::Relaxed)).filter(|s| *s != 0),
+            writing_ms: (busy != 0).then(|| crate::acquire::now_ms().saturating_sub(busy)),
+        };
         DeliveryStats {
+            outbox,
+            faults: inner.faults.list(),
             issued: self.inner.issued.load(Ordering::Relaxed),
             refused: self.inner.refused.load(Ordering::Relaxed),
             last_seq: (last != 0).then_some(last),
@@ -518,7 +720,7 @@ impl Inner {
     fn store_trigger(
         &self,
         draft: TriggerDraft,
-    ) -> Result<Option<outbox::Stored<Trigger>>, DeliverError> {
+    ) -> Result<Option<book::Issued<Trigger>>, DeliverError> {
         if draft.reasons.len() > MAX_REASONS {
             return Err(DeliverError::InvalidDraft(format!(
                 "{} reasons, more than {MAX_REASONS}",
@@ -530,7 +732,7 @@ impl Inner {
             None => topic::site_state(&self.site),
         }
         .to_string();
-        self.store.issue(&self.names, |seq| {
+        self.book.issue(|seq| {
             let mut t = Trigger::new(
                 self.gateway.clone(),
                 seq,
@@ -554,6 +756,6 @@ impl Inner {
                 .map_err(|e| DeliverError::InvalidDraft(e.to_string()))?;
             t.signature = Some(signature);
             Ok::<_, DeliverError>((t, state_topic.clone(), payload))
-        })?
+        })
     }
 }

@@ -1,23 +1,31 @@
 //! The durable outbox: one redb file holding the per-gateway sequence counter, one table of
 //! waiting triggers per broker, and the latest trigger of every state topic.
 //!
-//! Why redb rather than a hand-written append-only log: every trigger must land, in **one**
-//! fsync'd step, in the outbox of every broker together with the new `seq` (so a crash can
-//! never leave a trigger queued for one broker and not another, nor a `seq` used twice).
-//! redb gives exactly that — ACID transactions over several tables, committed with
-//! `Durability::Immediate` (fsync before `commit` returns), checksummed pages and recovery
-//! after a crash — in pure Rust, without the compaction, torn-tail and checksum code a log
-//! of our own would need and would need testing for. Triggers are rare (level changes), so one
-//! fsync per trigger and per acknowledgement costs nothing that matters.
+//! **What is promised.** The store is the disk image of the in-memory outbox (`book`), kept
+//! by one writer task (`writer`), the only one that touches the disk. The writer commits
+//! everything queued since its last commit — new triggers, and triggers the brokers
+//! acknowledged — in **one** fsync'd transaction (group commit); the brokers publish a trigger
+//! once it is committed. So acquisition and the policy never wait on the disk, and while the
+//! disk works every published trigger is on disk. When a commit fails or hangs, the brokers
+//! publish from memory (the `outbox` fault), and the next commit that succeeds rewrites the
+//! whole image from memory, so nothing is lost or re-ordered when the disk comes back.
+//!
+//! Why redb rather than a hand-written append-only log: a commit must land in the outbox of
+//! every broker together with the counter, atomically (so a crash never leaves a trigger queued
+//! for one broker and not another). redb gives exactly that — ACID transactions over several
+//! tables, committed with `Durability::Immediate` (fsync before `commit` returns), checksummed
+//! pages and recovery after a crash — in pure Rust, without the compaction, torn-tail and
+//! checksum code a log of our own would need and would need testing for.
 //!
 //! Tables: `meta` (`next_seq`), `state` (state topic → latest `(seq, payload)`) and one
 //! `outbox/<broker>` per broker (`seq` → `(state topic, payload)`), in `seq` order.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
 
-use redb::{
-    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
-};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const STATE: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("state");
@@ -43,21 +51,75 @@ pub struct Pending {
     /// Its sequence number.
     pub seq: u64,
     /// The state topic of its scope.
-    pub state_topic: String,
+    pub state_topic: Arc<str>,
     /// The signed payload.
-    pub payload: Vec<u8>,
+    pub payload: Arc<[u8]>,
 }
 
-/// What [`Store::issue`] did.
-#[derive(Debug)]
-pub struct Stored<T> {
-    /// The sequence number given.
-    pub seq: u64,
-    /// What the builder returned.
-    pub built: T,
-    /// Per broker (in the order given): its outbox length after the trigger, or `None` when
-    /// its outbox was full and refused the trigger.
-    pub lengths: Vec<Option<u64>>,
+/// What a store held when opened.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The first `seq` to give.
+    pub next_seq: u64,
+    /// Per broker (in the order given to [`Store::open`]), its waiting triggers in `seq` order.
+    pub pending: Vec<Vec<Pending>>,
+    /// The latest trigger of every state topic: `(topic, seq, payload)`.
+    pub states: Vec<(String, u64, Arc<[u8]>)>,
+    /// Outbox tables of brokers no longer configured, with their waiting counts.
+    pub orphans: Vec<(String, u64)>,
+}
+
+/// One group commit: every trigger issued and every acknowledgement since the last one.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// New triggers, each with the brokers whose outbox took it.
+    pub issued: Vec<(Pending, Vec<String>)>,
+    /// Acknowledged triggers, by broker.
+    pub acked: Vec<(String, Vec<u64>)>,
+}
+
+/// The whole in-memory outbox, to rewrite the store with after a failed commit.
+#[derive(Debug, Default)]
+pub struct Image {
+    /// The next `seq` to give.
+    pub next_seq: u64,
+    /// Every broker's waiting triggers.
+    pub brokers: Vec<(String, Vec<Pending>)>,
+    /// The latest trigger of every state topic.
+    pub states: Vec<(String, u64, Arc<[u8]>)>,
+}
+
+/// A failure injected into the store's writes. **For tests only**: no configuration setting
+/// reaches it; the gateway's own tests use it to make the disk fail or hang while it runs
+/// (tests run as root, where a read-only directory does not stop writes).
+#[derive(Debug, Clone, Default)]
+pub struct FaultInjection(Arc<AtomicU8>);
+
+impl FaultInjection {
+    /// Every write fails.
+    pub fn fail(&self) {
+        self.0.store(1, Ordering::SeqCst);
+    }
+
+    /// Every write blocks until [`heal`](Self::heal) or [`fail`](Self::fail).
+    pub fn hang(&self) {
+        self.0.store(2, Ordering::SeqCst);
+    }
+
+    /// Writes work again.
+    pub fn heal(&self) {
+        self.0.store(0, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), String> {
+        loop {
+            match self.0.load(Ordering::SeqCst) {
+                0 => return Ok(()),
+                1 => return Err("injected failure: Input/output error".into()),
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
 }
 
 /// The outbox store.
@@ -65,23 +127,28 @@ pub struct Stored<T> {
 pub struct Store {
     db: Database,
     path: PathBuf,
-    capacity: u64,
+    inject: FaultInjection,
 }
 
 fn outbox_table(broker: &str) -> String {
     format!("{OUTBOX_PREFIX}{broker}")
 }
 
+fn outbox_def(name: &str) -> TableDefinition<'_, u64, (&'static str, &'static [u8])> {
+    TableDefinition::new(name)
+}
+
 impl Store {
-    /// Opens (or creates) the store in `dir`, with a table for each broker. A new store starts
-    /// its `seq` at `first_seq` (the gateway passes the current Unix time in milliseconds, so a
-    /// gateway whose store was lost still counts up from where controllers last saw it).
+    /// Opens (or creates) the store in `dir`, with a table for each broker, and reads what it
+    /// holds. A new store starts its `seq` at
+    /// `first_seq` (the gateway passes the current Unix time in milliseconds, so a gateway
+    /// whose store was lost still counts up from where controllers last saw it).
     pub fn open(
         dir: &Path,
         brokers: &[String],
-        capacity: u32,
         first_seq: u64,
-    ) -> Result<Store, StoreError> {
+        inject: FaultInjection,
+    ) -> Result<(Store, Loaded), StoreError> {
         let path = dir.join(FILE_NAME);
         let err = |problem: String| StoreError {
             path: path.clone(),
@@ -89,6 +156,7 @@ impl Store {
         };
         std::fs::create_dir_all(dir)
             .map_err(|e| err(format!("cannot create the directory: {e}")))?;
+        inject.check().map_err(&err)?;
         let db = Database::builder()
             .set_check_integrity_on_open(true)
             .create(&path)
@@ -96,8 +164,9 @@ impl Store {
         let store = Store {
             db,
             path: path.clone(),
-            capacity: u64::from(capacity),
+            inject,
         };
+        let mut loaded = Loaded::default();
         let tx = store.db.begin_write().map_err(|e| err(e.to_string()))?;
         {
             let mut meta = tx.open_table(META).map_err(|e| err(e.to_string()))?;
@@ -105,19 +174,54 @@ impl Store {
                 .get(NEXT_SEQ)
                 .map_err(|e| err(e.to_string()))?
                 .map(|v| v.value());
+            loaded.next_seq = next.unwrap_or(first_seq.max(1));
             if next.is_none() {
-                meta.insert(NEXT_SEQ, first_seq.max(1))
+                meta.insert(NEXT_SEQ, loaded.next_seq)
                     .map_err(|e| err(e.to_string()))?;
             }
-            tx.open_table(STATE).map_err(|e| err(e.to_string()))?;
+            let state = tx.open_table(STATE).map_err(|e| err(e.to_string()))?;
+            for entry in state.iter().map_err(|e| err(e.to_string()))? {
+                let (k, v) = entry.map_err(|e| err(e.to_string()))?;
+                let (seq, payload) = v.value();
+                loaded
+                    .states
+                    .push((k.value().to_string(), seq, payload.into()));
+            }
             for b in brokers {
                 let name = outbox_table(b);
-                tx.open_table(TableDefinition::<u64, (&str, &[u8])>::new(&name))
+                let table = tx
+                    .open_table(outbox_def(&name))
                     .map_err(|e| err(e.to_string()))?;
+                let mut pending = Vec::new();
+                for entry in table.iter().map_err(|e| err(e.to_string()))? {
+                    let (k, v) = entry.map_err(|e| err(e.to_string()))?;
+                    let (topic, payload) = v.value();
+                    pending.push(Pending {
+                        seq: k.value(),
+                        state_topic: topic.into(),
+                        payload: payload.into(),
+                    });
+                }
+                loaded.pending.push(pending);
+            }
+            for handle in tx.list_tables().map_err(|e| err(e.to_string()))? {
+                let Some(name) = handle.name().strip_prefix(OUTBOX_PREFIX) else {
+                    continue;
+                };
+                if brokers.iter().any(|b| b == name) {
+                    continue;
+                }
+                let table = tx
+                    .open_table(outbox_def(handle.name()))
+                    .map_err(|e| err(e.to_string()))?;
+                loaded.orphans.push((
+                    name.to_string(),
+                    table.len().map_err(|e| err(e.to_string()))?,
+                ));
             }
         }
         tx.commit().map_err(|e| err(e.to_string()))?;
-        Ok(store)
+        Ok((store, loaded))
     }
 
     fn err(&self, e: impl std::fmt::Display) -> StoreError {
@@ -132,166 +236,92 @@ impl Store {
         &self.path
     }
 
-    /// Outbox tables of brokers not in `brokers`, with their waiting counts: triggers for a
-    /// broker that was renamed or removed from the configuration.
-    pub fn orphans(&self, brokers: &[String]) -> Result<Vec<(String, u64)>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for handle in tx.list_tables().map_err(|e| self.err(e))? {
-            let Some(name) = handle.name().strip_prefix(OUTBOX_PREFIX) else {
-                continue;
-            };
-            if brokers.iter().any(|b| b == name) {
-                continue;
-            }
-            let table = tx
-                .open_table(TableDefinition::<u64, (&str, &[u8])>::new(handle.name()))
-                .map_err(|e| self.err(e))?;
-            out.push((name.to_string(), table.len().map_err(|e| self.err(e))?));
-        }
-        Ok(out)
-    }
-
-    /// The next `seq` to be given.
-    pub fn next_seq(&self) -> Result<u64, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let meta = tx.open_table(META).map_err(|e| self.err(e))?;
-        let v = meta.get(NEXT_SEQ).map_err(|e| self.err(e))?;
-        Ok(v.map(|v| v.value()).unwrap_or(1))
-    }
-
-    /// In one fsync'd transaction: takes the next `seq`, builds the signed payload with
-    /// `build(seq)`, queues it in the outbox of every broker that has room, records it as the
-    /// latest of its state topic, and counts `seq` up. Nothing is written when `build` fails
-    /// or no broker has room (`Ok(None)`).
-    pub fn issue<T, E>(
-        &self,
-        brokers: &[String],
-        build: impl FnOnce(u64) -> Result<(T, String, Vec<u8>), E>,
-    ) -> Result<Result<Option<Stored<T>>, E>, StoreError> {
+    /// Commits one batch in one fsync'd transaction: queues each new trigger for its brokers,
+    /// records it as the latest of its state topic when it is, removes acknowledged triggers,
+    /// and counts `seq` on past the newest trigger.
+    pub fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
+        self.inject.check().map_err(|e| self.err(e))?;
         let tx = self.db.begin_write().map_err(|e| self.err(e))?;
-        let seq;
-        let built;
-        let mut lengths = Vec::with_capacity(brokers.len());
         {
-            let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
-            seq = meta
-                .get(NEXT_SEQ)
-                .map_err(|e| self.err(e))?
-                .map(|v| v.value())
-                .unwrap_or(1);
-            let (b, state_topic, payload) = match build(seq) {
-                Ok(x) => x,
-                Err(e) => return Ok(Err(e)),
-            };
-            built = b;
-            for broker in brokers {
-                let name = outbox_table(broker);
-                let mut table = tx
-                    .open_table(TableDefinition::<u64, (&str, &[u8])>::new(&name))
-                    .map_err(|e| self.err(e))?;
-                let len = table.len().map_err(|e| self.err(e))?;
-                if len >= self.capacity {
-                    lengths.push(None);
-                    continue;
+            let mut state = tx.open_table(STATE).map_err(|e| self.err(e))?;
+            let mut top = None;
+            for (p, brokers) in &batch.issued {
+                for b in brokers {
+                    let name = outbox_table(b);
+                    let mut table = tx.open_table(outbox_def(&name)).map_err(|e| self.err(e))?;
+                    table
+                        .insert(p.seq, (&*p.state_topic, &*p.payload))
+                        .map_err(|e| self.err(e))?;
                 }
-                table
-                    .insert(seq, (state_topic.as_str(), payload.as_slice()))
-                    .map_err(|e| self.err(e))?;
-                lengths.push(Some(len + 1));
+                let newer = state
+                    .get(&*p.state_topic)
+                    .map_err(|e| self.err(e))?
+                    .is_none_or(|v| v.value().0 < p.seq);
+                if newer {
+                    state
+                        .insert(&*p.state_topic, (p.seq, &*p.payload))
+                        .map_err(|e| self.err(e))?;
+                }
+                top = top.max(Some(p.seq));
             }
-            if lengths.iter().all(Option::is_none) {
-                // Dropping the transaction aborts it: seq is not used.
-                return Ok(Ok(None));
+            for (b, seqs) in &batch.acked {
+                let name = outbox_table(b);
+                let mut table = tx.open_table(outbox_def(&name)).map_err(|e| self.err(e))?;
+                for seq in seqs {
+                    table.remove(*seq).map_err(|e| self.err(e))?;
+                }
+            }
+            if let Some(top) = top {
+                self.set_next(&tx, top + 1)?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Replaces everything the store holds with `image`, in one fsync'd transaction.
+    pub fn rewrite(&self, image: &Image) -> Result<(), StoreError> {
+        self.inject.check().map_err(|e| self.err(e))?;
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            for (b, pending) in &image.brokers {
+                let name = outbox_table(b);
+                let mut table = tx.open_table(outbox_def(&name)).map_err(|e| self.err(e))?;
+                table.retain(|_, _| false).map_err(|e| self.err(e))?;
+                for p in pending {
+                    table
+                        .insert(p.seq, (&*p.state_topic, &*p.payload))
+                        .map_err(|e| self.err(e))?;
+                }
             }
             let mut state = tx.open_table(STATE).map_err(|e| self.err(e))?;
-            state
-                .insert(state_topic.as_str(), (seq, payload.as_slice()))
-                .map_err(|e| self.err(e))?;
-            meta.insert(NEXT_SEQ, seq + 1).map_err(|e| self.err(e))?;
-        }
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(Ok(Some(Stored {
-            seq,
-            built,
-            lengths,
-        })))
-    }
-
-    /// Up to `limit` triggers waiting for `broker` with a `seq` above `after`, in `seq` order.
-    pub fn pending(
-        &self,
-        broker: &str,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<Pending>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let name = outbox_table(broker);
-        let table = tx
-            .open_table(TableDefinition::<u64, (&str, &[u8])>::new(&name))
-            .map_err(|e| self.err(e))?;
-        let from = after.map_or(0, |a| a.saturating_add(1));
-        let mut out = Vec::new();
-        for entry in table.range(from..).map_err(|e| self.err(e))?.take(limit) {
-            let (k, v) = entry.map_err(|e| self.err(e))?;
-            let (topic, payload) = v.value();
-            out.push(Pending {
-                seq: k.value(),
-                state_topic: topic.to_string(),
-                payload: payload.to_vec(),
-            });
-        }
-        Ok(out)
-    }
-
-    /// How many triggers wait for `broker`.
-    pub fn len(&self, broker: &str) -> Result<u64, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let name = outbox_table(broker);
-        let table = tx
-            .open_table(TableDefinition::<u64, (&str, &[u8])>::new(&name))
-            .map_err(|e| self.err(e))?;
-        table.len().map_err(|e| self.err(e))
-    }
-
-    /// Removes acknowledged triggers from `broker`'s outbox (one fsync'd transaction); returns
-    /// the outbox's length after.
-    pub fn remove(&self, broker: &str, seqs: &[u64]) -> Result<u64, StoreError> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
-        let len;
-        {
-            let name = outbox_table(broker);
-            let mut table = tx
-                .open_table(TableDefinition::<u64, (&str, &[u8])>::new(&name))
-                .map_err(|e| self.err(e))?;
-            for seq in seqs {
-                table.remove(*seq).map_err(|e| self.err(e))?;
+            for (topic, seq, payload) in &image.states {
+                state
+                    .insert(topic.as_str(), (*seq, &**payload))
+                    .map_err(|e| self.err(e))?;
             }
-            len = table.len().map_err(|e| self.err(e))?;
+            self.set_next(&tx, image.next_seq)?;
         }
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(len)
+        tx.commit().map_err(|e| self.err(e))
     }
 
-    /// The latest trigger of every state topic: `(topic, seq, payload)`.
-    pub fn states(&self) -> Result<Vec<(String, u64, Vec<u8>)>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let table = tx.open_table(STATE).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(|e| self.err(e))? {
-            let (k, v) = entry.map_err(|e| self.err(e))?;
-            let (seq, payload) = v.value();
-            out.push((k.value().to_string(), seq, payload.to_vec()));
-        }
-        Ok(out)
+    /// Stores the next `seq` to give (never lower than what is stored).
+    pub fn close(&self, next_seq: u64) -> Result<(), StoreError> {
+        self.inject.check().map_err(|e| self.err(e))?;
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        self.set_next(&tx, next_seq)?;
+        tx.commit().map_err(|e| self.err(e))
     }
 
-    /// The `seq` of the latest trigger on `topic`.
-    pub fn state_seq(&self, topic: &str) -> Result<Option<u64>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let table = tx.open_table(STATE).map_err(|e| self.err(e))?;
-        let v = table.get(topic).map_err(|e| self.err(e))?;
-        Ok(v.map(|v| v.value().0))
+    fn set_next(&self, tx: &redb::WriteTransaction, next: u64) -> Result<(), StoreError> {
+        let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
+        let stored = meta
+            .get(NEXT_SEQ)
+            .map_err(|e| self.err(e))?
+            .map_or(0, |v| v.value());
+        if next > stored {
+            meta.insert(NEXT_SEQ, next).map_err(|e| self.err(e))?;
+        }
+        Ok(())
     }
 }
 
@@ -303,83 +333,113 @@ mod tests {
         vec!["a".into(), "b".into()]
     }
 
-    fn issue(store: &Store, topic: &str) -> Option<Stored<()>> {
-        store
-            .issue(&brokers(), |seq| {
-                Ok::<_, ()>((
-                    (),
-                    topic.to_string(),
-                    format!("{{\"seq\":{seq}}}").into_bytes(),
-                ))
-            })
-            .unwrap()
-            .unwrap()
+    fn pending(seq: u64, topic: &str) -> Pending {
+        Pending {
+            seq,
+            state_topic: topic.into(),
+            payload: format!("{{\"seq\":{seq}}}").into_bytes().into(),
+        }
+    }
+
+    fn seqs(p: &[Pending]) -> Vec<u64> {
+        p.iter().map(|p| p.seq).collect()
     }
 
     #[test]
-    fn survives_reopening_and_counts_on() {
+    fn commits_survive_reopening_and_count_on() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = Store::open(dir.path(), &brokers(), 10, 100).unwrap();
-            assert_eq!(issue(&store, "s").unwrap().seq, 100);
-            assert_eq!(issue(&store, "z").unwrap().seq, 101);
-            assert_eq!(store.remove("a", &[100]).unwrap(), 1);
+            let (store, loaded) =
+                Store::open(dir.path(), &brokers(), 100, FaultInjection::default()).unwrap();
+            assert_eq!(loaded.next_seq, 100);
+            let batch = Batch {
+                issued: vec![
+                    (pending(100, "s"), brokers()),
+                    (pending(101, "z"), brokers()),
+                ],
+                acked: vec![("a".into(), vec![100])],
+            };
+            store.commit(&batch).unwrap();
+            // No clean close: as after a crash.
         }
-        let store = Store::open(dir.path(), &brokers(), 10, 5).unwrap();
-        assert_eq!(
-            store.next_seq().unwrap(),
-            102,
-            "first_seq only for a new store"
-        );
-        let a: Vec<u64> = store
-            .pending("a", None, 10)
-            .unwrap()
-            .iter()
-            .map(|p| p.seq)
-            .collect();
-        let b: Vec<u64> = store
-            .pending("b", None, 10)
-            .unwrap()
-            .iter()
-            .map(|p| p.seq)
-            .collect();
-        assert_eq!((a, b), (vec![101], vec![100, 101]));
-        assert_eq!(
-            store.pending("b", Some(100), 10).unwrap()[0].payload,
-            b"{\"seq\":101}"
-        );
-        assert_eq!(store.state_seq("z").unwrap(), Some(101));
-        assert_eq!(store.states().unwrap().len(), 2);
+        let (store, loaded) =
+            Store::open(dir.path(), &brokers(), 5, FaultInjection::default()).unwrap();
+        assert_eq!(loaded.next_seq, 102, "first_seq only for a new store");
+        assert_eq!(seqs(&loaded.pending[0]), vec![101]);
+        assert_eq!(seqs(&loaded.pending[1]), vec![100, 101]);
+        assert_eq!(&*loaded.pending[1][1].payload, b"{\"seq\":101}");
+        assert_eq!(loaded.states.len(), 2);
+        store.close(loaded.next_seq - 1).unwrap();
+        drop(store);
+        let (_, loaded) =
+            Store::open(dir.path(), &brokers(), 5, FaultInjection::default()).unwrap();
+        assert_eq!(loaded.next_seq, 102, "the counter never goes back");
     }
 
     #[test]
-    fn a_full_outbox_refuses_only_for_its_broker() {
+    fn a_rewrite_replaces_everything_and_an_older_trigger_never_takes_a_state() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), &brokers(), 2, 1).unwrap();
-        issue(&store, "s").unwrap();
-        issue(&store, "s").unwrap();
-        store.remove("a", &[1, 2]).unwrap();
-        let third = issue(&store, "s").unwrap();
-        assert_eq!(third.lengths, vec![Some(1), None]);
-        store.remove("a", &[3]).unwrap();
-        issue(&store, "s").unwrap();
-        issue(&store, "s").unwrap();
-        // Both full: refused, and the seq is not used.
-        assert!(issue(&store, "s").is_none());
-        assert_eq!(store.next_seq().unwrap(), 6);
+        let inject = FaultInjection::default();
+        let (store, _) = Store::open(dir.path(), &brokers(), 1, inject.clone()).unwrap();
+        store
+            .commit(&Batch {
+                issued: vec![(pending(5, "s"), brokers())],
+                acked: vec![],
+            })
+            .unwrap();
+        inject.fail();
+        assert!(store.commit(&Batch::default()).is_err());
+        inject.heal();
+        store
+            .rewrite(&Image {
+                next_seq: 9,
+                brokers: vec![
+                    ("a".into(), vec![pending(7, "s"), pending(8, "s")]),
+                    ("b".into(), vec![]),
+                ],
+                states: vec![("s".into(), 8, pending(8, "s").payload)],
+            })
+            .unwrap();
+        store
+            .commit(&Batch {
+                issued: vec![(pending(6, "s"), vec!["b".into()])],
+                acked: vec![],
+            })
+            .unwrap();
+        drop(store);
+        let (_, loaded) = Store::open(dir.path(), &brokers(), 1, inject).unwrap();
+        assert_eq!(seqs(&loaded.pending[0]), vec![7, 8]);
+        assert_eq!(seqs(&loaded.pending[1]), vec![6]);
+        assert_eq!(
+            loaded.states[0].1, 8,
+            "a late older trigger keeps the state"
+        );
+        assert_eq!(loaded.next_seq, 9);
     }
 
     #[test]
     fn orphans_are_reported() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = Store::open(dir.path(), &brokers(), 10, 1).unwrap();
-            issue(&store, "s").unwrap();
+            let (store, _) =
+                Store::open(dir.path(), &brokers(), 1, FaultInjection::default()).unwrap();
+            store
+                .commit(&Batch {
+                    issued: vec![(pending(1, "s"), brokers())],
+                    acked: vec![],
+                })
+                .unwrap();
         }
-        let store = Store::open(dir.path(), &["a".to_string()], 10, 1).unwrap();
-        assert_eq!(
-            store.orphans(&["a".to_string()]).unwrap(),
-            vec![("b".to_string(), 1)]
-        );
+        let (_, loaded) =
+            Store::open(dir.path(), &["a".to_string()], 1, FaultInjection::default()).unwrap();
+        assert_eq!(loaded.orphans, vec![("b".to_string(), 1)]);
+    }
+
+    #[test]
+    fn a_directory_in_place_of_the_file_fails_to_open() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(FILE_NAME)).unwrap();
+        let e = Store::open(dir.path(), &brokers(), 1, FaultInjection::default()).unwrap_err();
+        assert!(e.to_string().contains(FILE_NAME), "{e}");
     }
 }
