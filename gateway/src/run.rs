@@ -76,6 +76,25 @@ impl PolicyClock {
     }
 }
 
+/// How long a resumed level is held before its hold starts: long enough to read every device
+/// again — two poll periods of the slowest Modbus device, the freshness window of the MQTT
+/// sources up to 30 s — and at least 2 s.
+pub fn resume_grace(config: &SiteConfig) -> Duration {
+    let modbus = config
+        .devices
+        .iter()
+        .map(|d| d.poll_interval * 2)
+        .max()
+        .unwrap_or_default();
+    let mqtt = config
+        .mqtt_sources
+        .iter()
+        .map(|s| s.freshness.min(Duration::from_secs(30)))
+        .max()
+        .unwrap_or_default();
+    modbus.max(mqtt).max(Duration::from_secs(2))
+}
+
 /// Runs the gateway until `shutdown` completes.
 pub async fn run(
     config: SiteConfig,
@@ -121,6 +140,27 @@ pub async fn run_with_delivery(
         Some((d, tasks))
     };
     let publisher = delivery.as_ref().map(|(d, _)| d.clone());
+    if let Some(d) = &publisher {
+        let resumed: Vec<_> = d
+            .resumed()
+            .into_iter()
+            .map(|t| (t.zone, t.level, t.incident))
+            .collect();
+        if resumed
+            .iter()
+            .any(|(_, l, _)| *l > firebreak_protocols::Level::Normal)
+        {
+            let grace = resume_grace(&config);
+            for (zone, level, incident) in &resumed {
+                info!(zone = zone.as_ref().map_or("(site)", |z| z.as_str()), %level, %incident, grace_ms = grace.as_millis() as u64, "resumed from the outbox: held until every device has been read again and the hold has passed");
+            }
+            engine.resume(
+                &resumed,
+                clock.at(now_ms()),
+                u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
+            );
+        }
+    }
     let mut outbox = Outbox::new(publisher.clone());
     let health = Health::new(now_ms());
     let mut tasks = JoinSet::new();

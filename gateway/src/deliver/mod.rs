@@ -658,6 +658,19 @@ impl Delivery {
         Ok(trigger)
     }
 
+    /// The latest trigger of every scope, as the outbox kept it across a restart: the levels
+    /// the controllers were last told, which the engine resumes from.
+    pub fn resumed(&self) -> Vec<Trigger> {
+        self.inner
+            .book
+            .states()
+            .into_iter()
+            .filter_map(|(_, payload)| {
+                firebreak_protocols::message::decode::<Trigger>(&payload).ok()
+            })
+            .collect()
+    }
+
     /// The faults raised now (the `outbox`, a broker's configuration).
     pub fn faults(&self) -> Vec<Fault> {
         self.inner.faults.list()

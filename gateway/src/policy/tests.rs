@@ -1,4 +1,6 @@
-use firebreak_protocols::{DeviceId, GatewayId, Level, Quality, Sample, Signal, SiteId, ZoneId};
+use firebreak_protocols::{
+    DeviceId, GatewayId, IncidentId, Level, Quality, Sample, Signal, SiteId, ZoneId,
+};
 use proptest::prelude::*;
 
 use super::*;
@@ -754,4 +756,35 @@ proptest! {
             prop_assert!(last.is_some_and(|x| x.level == Level::Normal && x.previous > Level::Normal));
         }
     }
+}
+
+#[test]
+fn a_resumed_level_is_lowered_once_its_cause_is_gone_and_kept_while_it_persists() {
+    let zone = ZoneId::new("room").unwrap();
+    let incident = IncidentId::starting(&GatewayId::new("gw").unwrap(), 5000);
+    let resumed = [
+        (Some(zone.clone()), Level::Prepare, incident.clone()),
+        (None, Level::Prepare, incident.clone()),
+    ];
+    // Restarted after the cause cleared: held through the grace (10 s) and the hold (60 s),
+    // then lowered from `prepare`, in the same incident.
+    let mut e = Engine::new(policy(THRESHOLD), &topology(&[("n1", "room")]));
+    e.resume(&resumed, 100_000, 10_000);
+    assert_eq!(e.site_level(), Level::Prepare);
+    let ts = run(&mut e, 101, 300, |_| {
+        vec![good("n1", Signal::OffGas, 0, 5.0)]
+    });
+    assert_eq!(site_levels(&ts), vec![(170, Level::Normal)]);
+    assert!(
+        ts.iter()
+            .all(|t| t.previous == Level::Prepare && t.incident == incident)
+    );
+    // Restarted while the cause persists: kept, never re-raised from normal.
+    let mut e = Engine::new(policy(THRESHOLD), &topology(&[("n1", "room")]));
+    e.resume(&resumed, 100_000, 10_000);
+    let ts = run(&mut e, 101, 600, |_| {
+        vec![good("n1", Signal::OffGas, 0, 80.0)]
+    });
+    assert!(ts.is_empty(), "{ts:?}");
+    assert_eq!(e.site_level(), Level::Prepare);
 }

@@ -494,6 +494,47 @@ impl Engine {
         }
     }
 
+    /// Resumes from the levels the controllers were last told (the outbox's latest trigger of
+    /// each scope, across a restart): each scope starts at its level, in its incident, and
+    /// holds it until `grace_ms` (time to read every device again) plus the hold time have
+    /// passed with nothing holding it. A level whose cause is gone is then lowered with a
+    /// normal lowering transition (`previous` = the resumed level); a level whose cause
+    /// persists is kept, never raised again from `normal`. Scopes the engine does not know
+    /// are ignored.
+    pub fn resume(
+        &mut self,
+        levels: &[(Option<ZoneId>, Level, IncidentId)],
+        now_ms: u64,
+        grace_ms: u64,
+    ) {
+        let until = now_ms.saturating_add(grace_ms);
+        for (zone, level, incident) in levels {
+            if *level == Level::Normal {
+                continue;
+            }
+            match zone {
+                Some(z) => {
+                    if let Some(zn) = self.zones.iter_mut().find(|zn| &zn.id == z) {
+                        zn.level = *level;
+                        for (lvl, since) in [Level::Watch, Level::Prepare, Level::Evacuate]
+                            .into_iter()
+                            .zip(zn.clear_since.iter_mut())
+                        {
+                            if lvl <= *level {
+                                *since = Some(until);
+                            }
+                        }
+                    }
+                }
+                None => {
+                    self.site_level = *level;
+                    self.incident = Some(incident.clone());
+                }
+            }
+        }
+        self.last_ms = self.last_ms.max(now_ms);
+    }
+
     /// Takes in `samples` and advances the engine to `now_ms`; returns the level changes, zones
     /// first, then the site. Call it with no samples to let time pass.
     pub fn step(&mut self, now_ms: u64, samples: &[Sample]) -> Vec<Transition> {
