@@ -20,6 +20,7 @@ pub const STALL_MS: u64 = 5_000;
 #[derive(Debug)]
 pub struct Health {
     last_step_ms: AtomicU64,
+    wall_clock_steps: AtomicU64,
     acquisition_total: AtomicUsize,
     acquisition_alive: AtomicUsize,
 }
@@ -31,7 +32,8 @@ pub struct HealthReport {
     pub healthy: bool,
     /// Why not, one line each.
     pub reasons: Vec<String>,
-    /// When the policy engine last stepped, in milliseconds since the Unix epoch.
+    /// When the policy engine last stepped, on the gateway's monotonic clock
+    /// (`acquire::mono_ms`: the wall clock at start, advanced monotonically).
     pub engine_last_step_ms: u64,
     /// Acquisition tasks running, of those started.
     pub acquisition_alive: usize,
@@ -58,6 +60,7 @@ impl Health {
     pub fn new(now_ms: u64) -> Arc<Health> {
         Arc::new(Health {
             last_step_ms: AtomicU64::new(now_ms),
+            wall_clock_steps: AtomicU64::new(0),
             acquisition_total: AtomicUsize::new(0),
             acquisition_alive: AtomicUsize::new(0),
         })
@@ -66,6 +69,16 @@ impl Health {
     /// The engine stepped at `now_ms`.
     pub fn stepped(&self, now_ms: u64) {
         self.last_step_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// Counts a step of the wall clock (judging is unaffected: it runs on the monotonic one).
+    pub fn wall_clock_stepped(&self) {
+        self.wall_clock_steps.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Steps of the wall clock seen since the start.
+    pub fn wall_clock_steps(&self) -> u64 {
+        self.wall_clock_steps.load(Ordering::Relaxed)
     }
 
     /// Wraps an acquisition task, so that its end (or its panic) is seen.

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 
-use crate::acquire::now_ms;
+use crate::acquire::mono_ms;
 use crate::acquire::table::{DeviceHealth, SignalTable, SignalView};
 use crate::deliver::{BrokerStats, Fault, OutboxStats};
 use crate::health::{Health, HealthReport};
@@ -49,7 +49,7 @@ pub fn router(shared: Shared) -> Router {
 }
 
 async fn healthz(State(s): State<Shared>) -> Response {
-    let report = s.health.check(s.delivery.as_ref(), now_ms());
+    let report = s.health.check(s.delivery.as_ref(), mono_ms());
     if report.healthy {
         return "ok\n".into_response();
     }
@@ -98,7 +98,7 @@ async fn status(State(s): State<Shared>) -> Response {
         )
             .into_response();
     };
-    let now = now_ms();
+    let now = mono_ms();
     let policy = s.levels.lock().map(|l| l.clone()).unwrap_or_default();
     let delivery = s.delivery.as_ref().map(|d| {
         let st = d.stats();
@@ -139,7 +139,7 @@ async fn metrics(State(s): State<Shared>) -> Response {
         )
             .into_response();
     };
-    let mut text = render_metrics(&table, now_ms());
+    let mut text = render_metrics(&table, mono_ms());
     drop(table);
     if let Ok(levels) = s.levels.lock() {
         text.push_str(&render_level_metrics(&levels));
@@ -147,11 +147,12 @@ async fn metrics(State(s): State<Shared>) -> Response {
     if let Some(d) = &s.delivery {
         text.push_str(&d.stats().prometheus());
     }
-    let healthy = s.health.check(s.delivery.as_ref(), now_ms()).healthy;
+    let healthy = s.health.check(s.delivery.as_ref(), mono_ms()).healthy;
     let _ = writeln!(
         text,
-        "# HELP firebreak_healthy 1 when /healthz answers ok.\n# TYPE firebreak_healthy gauge\nfirebreak_healthy {}",
-        u8::from(healthy)
+        "# HELP firebreak_healthy 1 when /healthz answers ok.\n# TYPE firebreak_healthy gauge\nfirebreak_healthy {}\n# HELP firebreak_wall_clock_steps_total Steps of the wall clock seen (judging runs on a monotonic clock).\n# TYPE firebreak_wall_clock_steps_total counter\nfirebreak_wall_clock_steps_total {}",
+        u8::from(healthy),
+        s.health.wall_clock_steps()
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -9,7 +9,9 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::acquire::table::SignalTable;
-use crate::acquire::{EVENT_CHANNEL_CAPACITY, Event, modbus, mqtt, now_ms};
+use crate::acquire::{
+    EVENT_CHANNEL_CAPACITY, Event, WallClockWatch, modbus, mono_ms, mqtt, now_ms,
+};
 use crate::config::{SiteConfig, Transport};
 use crate::deliver::{Delivery, DeliveryOptions, TriggerDraft};
 use crate::health::Health;
@@ -119,7 +121,7 @@ pub async fn run_with_delivery(
     delivery_options: DeliveryOptions,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let clock = PolicyClock::new(now_ms(), options.time_scale);
+    let clock = PolicyClock::new(mono_ms(), options.time_scale);
     if options.time_scale != 1.0 {
         warn!(
             time_scale = options.time_scale,
@@ -156,13 +158,14 @@ pub async fn run_with_delivery(
             }
             engine.resume(
                 &resumed,
-                clock.at(now_ms()),
+                clock.at(mono_ms()),
                 u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
             );
         }
     }
     let mut outbox = Outbox::new(publisher.clone());
-    let health = Health::new(now_ms());
+    let health = Health::new(mono_ms());
+    let mut wall_watch = WallClockWatch::default();
     let mut tasks = JoinSet::new();
 
     let listener = tokio::net::TcpListener::bind(config.http_bind)
@@ -226,7 +229,7 @@ pub async fn run_with_delivery(
             _ = &mut shutdown => break,
             event = rx.recv() => {
                 let Some(event) = event else { break };
-                let now = now_ms();
+                let now = mono_ms();
                 let changed = match table.lock() {
                     Ok(mut t) => t.apply(&event, now),
                     Err(_) => break,
@@ -234,7 +237,7 @@ pub async fn run_with_delivery(
                 (policy_input(&event, changed), false, now)
             }
             _ = tick.tick() => {
-                let now = now_ms();
+                let now = mono_ms();
                 match table.lock() {
                     Ok(mut t) => (t.tick(now), true, now),
                     Err(_) => break,
@@ -248,6 +251,15 @@ pub async fn run_with_delivery(
         }
         for s in input.iter().filter(|s| !s.quality.is_evidence()) {
             debug!(device = %s.device, signal = %s.signal, channel = s.channel, quality = %s.quality, "signal quality");
+        }
+        let wall = now_ms();
+        if let Some(step) = wall_watch.check(wall, now) {
+            warn!(
+                step_ms = step,
+                steps = wall_watch.steps,
+                "wall clock stepped: judging runs on the monotonic clock and is unaffected; only issued_at_ms follows the wall clock"
+            );
+            health.wall_clock_stepped();
         }
         let transitions = engine.step(clock.at(now), &input);
         health.stepped(now);
@@ -265,7 +277,7 @@ pub async fn run_with_delivery(
         }
         for t in &transitions {
             log_transition(t);
-            outbox.push(t, now);
+            outbox.push(t, wall);
         }
         outbox.flush();
         // The views cost a walk over every device and zone: refreshed on ticks and on

@@ -4,7 +4,9 @@
 //! a time), one per MQTT source. Each sends [`Event`]s through a bounded channel to the task
 //! that owns the [`table::SignalTable`]. The gateway never writes to a device.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use firebreak_protocols::{DeviceId, ReadRequest, Sample};
 
@@ -15,12 +17,65 @@ pub mod table;
 /// How many events may wait for the table task before sources wait.
 pub const EVENT_CHANNEL_CAPACITY: usize = 1024;
 
-/// Milliseconds since the Unix epoch, now.
+/// The wall clock: milliseconds since the Unix epoch, now. Only for what a person or another
+/// machine reads as a date (`issued_at_ms`, displays); NTP may step it either way. Judging —
+/// freshness, holds, debounces, rates — uses [`mono_ms`].
 pub fn now_ms() -> u64 {
-    SystemTime::now()
+    let wall = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+        .unwrap_or(0);
+    wall.saturating_add_signed(WALL_OFFSET_MS.load(Ordering::Relaxed))
+}
+
+/// The monotonic clock the gateway judges by: the wall clock at the process's first reading of
+/// it, advanced by a monotonic clock since, so its values read like dates but never step.
+pub fn mono_ms() -> u64 {
+    let (base, wall) = MONO_BASE.get_or_init(|| (Instant::now(), now_ms()));
+    wall.saturating_add(u64::try_from(base.elapsed().as_millis()).unwrap_or(u64::MAX))
+}
+
+static MONO_BASE: OnceLock<(Instant, u64)> = OnceLock::new();
+
+/// Test hook: an offset added to the wall clock, to step it as NTP would.
+static WALL_OFFSET_MS: AtomicI64 = AtomicI64::new(0);
+
+/// Steps this process's wall clock by `delta_ms` (tests only: what an NTP step does to the
+/// gateway, without root and without touching the machine's clock).
+#[doc(hidden)]
+pub fn step_wall_clock_for_tests(delta_ms: i64) {
+    WALL_OFFSET_MS.fetch_add(delta_ms, Ordering::Relaxed);
+}
+
+/// Watches the wall clock against the monotonic one and reports steps.
+#[derive(Debug, Default)]
+pub struct WallClockWatch {
+    offset: Option<i64>,
+    /// Steps seen so far.
+    pub steps: u64,
+}
+
+/// A wall clock that moved this far from the monotonic one at once has been stepped.
+pub const WALL_STEP_MS: i64 = 2000;
+
+impl WallClockWatch {
+    /// Compares the two clocks now; returns the step, if the wall clock was stepped since the
+    /// last call.
+    pub fn check(&mut self, wall_ms: u64, mono_ms: u64) -> Option<i64> {
+        let offset =
+            i64::try_from(wall_ms).unwrap_or(i64::MAX) - i64::try_from(mono_ms).unwrap_or(i64::MAX);
+        let step = self
+            .offset
+            .map(|o| offset - o)
+            .filter(|d| d.abs() >= WALL_STEP_MS);
+        if step.is_some() || self.offset.is_none() {
+            self.offset = Some(offset);
+        }
+        if step.is_some() {
+            self.steps += 1;
+        }
+        step
+    }
 }
 
 /// What a source reports.

@@ -15,7 +15,7 @@ use tokio_modbus::client::{Client, Context, Reader};
 use tokio_modbus::slave::{Slave, SlaveContext};
 use tracing::{debug, info, warn};
 
-use super::{Event, PollReport, RequestError, now_ms};
+use super::{Event, PollReport, RequestError, mono_ms};
 use crate::config::{DeviceConfig, MAX_PLAN_REQUESTS, Parity, SerialLine, Transport};
 
 /// The longest wait between two attempts to reach a dead device.
@@ -114,7 +114,7 @@ pub async fn poll_once(
     retries: u8,
 ) -> (PollReport, bool) {
     let started = Instant::now();
-    let at_ms = now_ms();
+    let at_ms = mono_ms();
     let mut report = PollReport {
         device: device.name.clone(),
         at_ms,
@@ -199,7 +199,7 @@ pub fn next_delay(device: &DeviceConfig, missed: u32) -> Duration {
 fn connect_failed(device: &DeviceConfig, problem: String) -> PollReport {
     PollReport {
         device: device.name.clone(),
-        at_ms: now_ms(),
+        at_ms: mono_ms(),
         latency: Duration::ZERO,
         lateness: Duration::ZERO,
         samples: Vec::new(),

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use super::{Event, now_ms};
+use super::{Event, mono_ms};
 use crate::config::{MqttSignal, MqttSourceConfig};
 
 /// The largest payload a source reads; larger ones are malformed.
@@ -155,7 +155,8 @@ pub async fn run_source(source: MqttSourceConfig, gateway: GatewayId, events: mp
             }
             MqttEvent::Incoming(Packet::Publish(p)) => {
                 let topic = p.topic.clone();
-                let event = match map_payload(&source.name, &source.signals, &p.payload, now_ms()) {
+                let event = match map_payload(&source.name, &source.signals, &p.payload, mono_ms())
+                {
                     Ok(mapped) => {
                         if !mapped.problems.is_empty() {
                             let problem = mapped.problems.join("; ");
