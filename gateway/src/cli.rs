@@ -490,12 +490,17 @@ fn print_rules(rules: &crate::policy::Rules, out: &mut impl Write) -> Result<(),
                     .join(", ")
             ),
             RuleKind::SensorFault => "a reading of the zone implausible or reported faulty".into(),
-            RuleKind::EvidenceLost { of } => format!(
-                "the sensors behind one of [{}] silent or faulty while it holds its level",
+            RuleKind::EvidenceLost { of, any_device } => format!(
+                "the sensors behind one of [{}] silent or faulty while it holds its level{}",
                 of.iter()
                     .filter_map(|&i| rules.rules.get(i).map(|o| o.id.as_str()))
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                if *any_device {
+                    ", or any device of the zone silent since"
+                } else {
+                    ""
+                }
             ),
         };
         let level = r.level.map_or("-".to_string(), |l| l.to_string());

@@ -154,6 +154,9 @@ pub enum RuleKind {
     EvidenceLost {
         /// Indexes of the rules whose evidence is watched (all defined earlier).
         of: Vec<usize>,
+        /// Also when any device of the zone goes silent while one of them holds (a UPS card
+        /// dying in the fire the smoke detector sees): `devices = "any"`.
+        any_device: bool,
     },
 }
 
@@ -344,7 +347,7 @@ fn keys_of(kind: &str) -> Option<&'static [&'static str]> {
         "power-budget" => &["input_present_above"],
         "combine" => &["of", "need", "corroborate"],
         "sensor-fault" => &[],
-        "evidence-lost" => &["of"],
+        "evidence-lost" => &["of", "devices"],
         _ => return None,
     })
 }
@@ -622,6 +625,18 @@ fn check_rule(at: &str, r: RawRule, earlier: &[Rule]) -> Result<Rule, Problem> {
         }
         "evidence-lost" => RuleKind::EvidenceLost {
             of: rule_list(&r, "evidence-lost", &find)?,
+            any_device: match r.devices.as_deref() {
+                None => false,
+                Some("any") => true,
+                Some(other) => {
+                    return Err(problem(
+                        "devices",
+                        format!(
+                            "{other:?} is not \"any\" (or leave it out: the rules' own sensors)"
+                        ),
+                    ));
+                }
+            },
         },
         _ => return Err(problem("kind", "unknown kind")),
     };

@@ -788,3 +788,35 @@ fn a_resumed_level_is_lowered_once_its_cause_is_gone_and_kept_while_it_persists(
     assert!(ts.is_empty(), "{ts:?}");
     assert_eq!(e.site_level(), Level::Prepare);
 }
+
+#[test]
+fn a_device_going_silent_during_a_fire_alarm_escalates_one_silent_before_does_not() {
+    let topo = topology(&[("panel", "room"), ("ups", "room")]);
+    let smoke = |v: f32| good("panel", Signal::SmokeAlarm, 0, v);
+    let ups = |q: Quality| sample("ups", Signal::UpsLoad, 0, 40.0, q);
+    // The UPS card dies in the fire the smoke detector sees: evacuate 60 s later.
+    let mut e = Engine::new(Policy::default_policy().unwrap(), &topo);
+    let ts = run(&mut e, 0, 200, |t| {
+        vec![
+            smoke(f32::from(u8::from(t >= 10))),
+            ups(if t >= 50 {
+                Quality::CommLost
+            } else {
+                Quality::Good
+            }),
+        ]
+    });
+    assert_eq!(
+        site_levels(&ts),
+        vec![(13, Level::Prepare), (110, Level::Evacuate)]
+    );
+    let evac = ts.iter().rfind(|t| t.zone.is_none()).unwrap();
+    assert_eq!(evac.reasons[0].rule.as_str(), "witnesses-lost");
+    assert_eq!(evac.reasons[1].device.as_ref().unwrap().as_str(), "ups");
+    // A device that was already silent before the alarm is not evidence of the fire.
+    let mut e = Engine::new(Policy::default_policy().unwrap(), &topo);
+    let ts = run(&mut e, 0, 300, |t| {
+        vec![smoke(f32::from(u8::from(t >= 100))), ups(Quality::CommLost)]
+    });
+    assert!(ts.iter().all(|t| t.level <= Level::Prepare), "{ts:?}");
+}

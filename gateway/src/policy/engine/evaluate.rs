@@ -163,14 +163,23 @@ impl Engine {
                     let raw = inst.active_w.independent() > 0;
                     (raw, raw)
                 }
-                RuleKind::EvidenceLost { of } => {
+                RuleKind::EvidenceLost { of, any_device } => {
                     for &c in of {
-                        if let Some(ci) = before.get(c)
-                            && ci.holding
-                            && !ci.active
-                            && ci.lost
-                        {
+                        let Some(ci) = before.get(c) else { continue };
+                        if ci.holding && !ci.active && ci.lost {
                             inst.active_w.extend(&ci.held_w);
+                        }
+                        if *any_device && ci.holding {
+                            // A device of the zone that went silent after the alarm began.
+                            for &d in &zone.devices {
+                                if let Some(dev) = devices.get(d)
+                                    && dev.comm_lost
+                                    && dev.lost_since >= ci.since_ms
+                                {
+                                    inst.active_w
+                                        .push(((dev.group, ALL_CHANNELS), Physics::Other));
+                                }
+                            }
                         }
                     }
                     inst.held_w.extend(&inst.active_w);
@@ -218,7 +227,11 @@ impl Engine {
             } else if !(hold_raw && gate_holding) {
                 inst.latched = false;
             }
+            let was_holding = inst.holding;
             inst.holding = inst.active || inst.latched;
+            if inst.holding && !was_holding {
+                inst.since_ms = now_ms;
+            }
             inst.lost = lost && inst.holding;
         }
     }

@@ -118,7 +118,7 @@ impl Engine {
                     }
                 }
             }
-            RuleKind::EvidenceLost { of } => {
+            RuleKind::EvidenceLost { of, any_device } => {
                 let lost: Vec<usize> = of
                     .iter()
                     .copied()
@@ -128,7 +128,29 @@ impl Engine {
                             .is_some_and(|i| i.holding && !i.active && i.lost)
                     })
                     .collect();
-                push(out, reason(None, None, 0, lost.len() as f32, 1.0));
+                // The witnesses lost, then the devices silent since the alarm began, then the
+                // evidence they had given.
+                let witnesses = zone
+                    .instances
+                    .get(r)
+                    .map_or(0, |i| i.active_w.independent());
+                push(out, reason(None, None, 0, witnesses as f32, 1.0));
+                if *any_device {
+                    let since = of
+                        .iter()
+                        .filter_map(|&c| zone.instances.get(c))
+                        .filter(|i| i.holding)
+                        .map(|i| i.since_ms)
+                        .min();
+                    for &d in &zone.devices {
+                        if let Some(dev) = self.devices.get(d)
+                            && dev.comm_lost
+                            && since.is_some_and(|s| dev.lost_since >= s)
+                        {
+                            push(out, reason(None, Some(dev), 0, 1.0, 1.0));
+                        }
+                    }
+                }
                 for c in lost {
                     self.rule_reasons(zone, c, out);
                 }

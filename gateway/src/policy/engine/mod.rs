@@ -242,6 +242,8 @@ struct Device {
     id: DeviceId,
     zone: usize,
     comm_lost: bool,
+    /// Since when it has been silent.
+    lost_since: u64,
     group: u32,
     independent_channels: bool,
     ups: Option<Ups>,
@@ -252,6 +254,13 @@ struct Device {
 }
 
 impl Device {
+    fn set_lost(&mut self, lost: bool, now_ms: u64) {
+        if lost && !self.comm_lost {
+            self.lost_since = now_ms;
+        }
+        self.comm_lost = lost;
+    }
+
     fn witness(&self, channel: u8) -> WitnessKey {
         if self.independent_channels {
             (self.group, u16::from(channel))
@@ -267,6 +276,8 @@ struct Instance {
     active: bool,
     latched: bool,
     holding: bool,
+    /// Since when it has been holding.
+    since_ms: u64,
     /// Holding on evidence whose sensors went silent or faulty.
     lost: bool,
     /// The witnesses behind it while active, and while holding.
@@ -337,6 +348,7 @@ impl Engine {
                         active: false,
                         latched: false,
                         holding: false,
+                        since_ms: 0,
                         lost: false,
                         active_w: Witnesses::default(),
                         held_w: Witnesses::default(),
@@ -381,6 +393,7 @@ impl Engine {
                 id: d.clone(),
                 zone,
                 comm_lost: false,
+                lost_since: 0,
                 group,
                 independent_channels: spec.independent_channels,
                 ups: None,
@@ -490,7 +503,7 @@ impl Engine {
             .get(device)
             .and_then(|&d| self.devices.get_mut(d))
         {
-            dev.comm_lost = lost;
+            dev.set_lost(lost, self.last_ms);
         }
     }
 
@@ -565,7 +578,7 @@ impl Engine {
             return;
         };
         if let Some(dev) = self.devices.get_mut(d) {
-            dev.comm_lost = s.quality == Quality::CommLost;
+            dev.set_lost(s.quality == Quality::CommLost, now_ms);
         }
         let src = self.source(d, s.signal, s.channel);
         let was = self.fault_of(src).map(|f| f.0);
