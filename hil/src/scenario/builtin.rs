@@ -58,12 +58,20 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/probe-fails-high.toml"),
     ),
     (
+        "probe-fails-low",
+        include_str!("../../scenarios/probe-fails-low.toml"),
+    ),
+    (
         "probe-flapping",
         include_str!("../../scenarios/probe-flapping.toml"),
     ),
     (
         "probe-stuck",
         include_str!("../../scenarios/probe-stuck.toml"),
+    ),
+    (
+        "room-sensor-stuck",
+        include_str!("../../scenarios/room-sensor-stuck.toml"),
     ),
     (
         "shorted-harness",
@@ -92,6 +100,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "utility-outage-generator-transfer",
         include_str!("../../scenarios/utility-outage-generator-transfer.toml"),
+    ),
+    (
+        "utility-outage-generator-trips",
+        include_str!("../../scenarios/utility-outage-generator-trips.toml"),
     ),
 ];
 
