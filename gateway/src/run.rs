@@ -225,29 +225,29 @@ pub async fn run_with_delivery(
     loop {
         // `now` is read when the event or the tick arrives, not before waiting for it: a
         // trigger's `issued_at_ms` is the moment of the decision.
-        let (input, ticked, now) = tokio::select! {
+        // The table's link changes are taken under the same lock: devices that went silent
+        // (or never answered) reach the engine with the samples of that turn.
+        let (input, links, ticked, now) = tokio::select! {
             _ = &mut shutdown => break,
             event = rx.recv() => {
                 let Some(event) = event else { break };
                 let now = mono_ms();
-                let changed = match table.lock() {
-                    Ok(mut t) => t.apply(&event, now),
+                let (changed, links) = match table.lock() {
+                    Ok(mut t) => (t.apply(&event, now), t.take_link_changes()),
                     Err(_) => break,
                 };
-                (policy_input(&event, changed), false, now)
+                (policy_input(&event, changed), links, false, now)
             }
             _ = tick.tick() => {
                 let now = mono_ms();
                 match table.lock() {
-                    Ok(mut t) => (t.tick(now), true, now),
+                    Ok(mut t) => (t.tick(now), t.take_link_changes(), true, now),
                     Err(_) => break,
                 }
             }
         };
-        if let Ok(mut t) = table.lock() {
-            for (device, lost) in t.take_link_changes() {
-                engine.set_link(&device, lost);
-            }
+        for (device, lost) in links {
+            engine.set_link(&device, lost);
         }
         for s in input.iter().filter(|s| !s.quality.is_evidence()) {
             debug!(device = %s.device, signal = %s.signal, channel = s.channel, quality = %s.quality, "signal quality");

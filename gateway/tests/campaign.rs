@@ -75,14 +75,6 @@ fn reduced_campaign_meets_the_goals_but_for_the_known_limits() {
          `firebreak policy campaign --family F --replay SEED`):\n{}\n{text}",
         problems.join("\n")
     );
-    // The goals themselves, for the record: met everywhere but the known limits.
-    let nuisances_elsewhere: usize = report
-        .families
-        .iter()
-        .filter(|f| !KNOWN_LIMITS.iter().any(|(n, _)| *n == f.family))
-        .map(|f| f.false_evacuate + f.missed + f.late)
-        .sum();
-    assert_eq!(nuisances_elsewhere, 0, "{text}");
 }
 
 /// `family seed  # comment` lines.

@@ -101,13 +101,19 @@ impl Engine {
 
     /// Whether the device's off-gas evidence began well before now.
     fn gas_came_first(&self, d: usize, now_ms: u64) -> bool {
-        self.sources.iter().any(|o| {
-            o.device == d
-                && o.signal == Signal::OffGas
-                && o.watches
-                    .iter()
-                    .any(|w| w.fired && w.since_ms.saturating_add(SEQUENCE_MS) <= now_ms)
-        })
+        let Some(zone) = self.devices.get(d).and_then(|dev| self.zones.get(dev.zone)) else {
+            return false;
+        };
+        zone.sources
+            .iter()
+            .filter_map(|&s| self.sources.get(s))
+            .any(|o| {
+                o.device == d
+                    && o.signal == Signal::OffGas
+                    && o.watches
+                        .iter()
+                        .any(|w| w.fired && w.since_ms.saturating_add(SEQUENCE_MS) <= now_ms)
+            })
     }
 
     /// The common-mode fault of a source, if its device is in common mode and the source is

@@ -3,7 +3,7 @@
 use super::common_mode::SEQUENCE_MS;
 use super::evidence::{ALL_CHANNELS, Physics, Witnesses};
 use super::power::Outlook;
-use super::{Device, Engine, Lost, Source, min_estimate_f};
+use super::{Device, Engine, Instance, Lost, Source};
 use crate::policy::rules::{DEFAULT_INPUT_PRESENT_V, RuleKind};
 
 impl Engine {
@@ -42,7 +42,7 @@ impl Engine {
                 let o = ups.outlook(comm_lost, now_ms, present_v);
                 ups.judge(o, threshold);
                 if let Outlook::Seconds(e) = o {
-                    estimate = min_estimate_f(estimate.into_iter().chain([e]));
+                    estimate = Some(estimate.map_or(e, |m| m.min(e)));
                 }
             }
         }
@@ -60,20 +60,7 @@ impl Engine {
                 RuleKind::Threshold { corroborate, .. }
                 | RuleKind::Rate { corroborate, .. }
                 | RuleKind::State { corroborate, .. } => {
-                    for &(s, w) in zone.watches.get(r).into_iter().flatten() {
-                        let Some(src) = sources.get(s) else { continue };
-                        let Some(watch) = src.watches.get(w) else {
-                            continue;
-                        };
-                        let witness = (src.witness, physics_of(devices, src, watch.since_ms));
-                        if watch.fired {
-                            inst.active_w.push(witness);
-                        }
-                        if watch.fired || watch.lost.is_some() {
-                            inst.held_w.push(witness);
-                        }
-                        lost |= matches!(watch.lost, Some(Lost::Silent | Lost::Faulty));
-                    }
+                    lost = gather(zone.watches.get(r), sources, devices, inst, None);
                     (
                         inst.active_w.groups() >= *corroborate,
                         inst.held_w.groups() >= *corroborate,
@@ -83,21 +70,13 @@ impl Engine {
                     share, min_devices, ..
                 } => {
                     scratch.clear();
-                    for &(s, w) in zone.watches.get(r).into_iter().flatten() {
-                        let Some(src) = sources.get(s) else { continue };
-                        let Some(watch) = src.watches.get(w) else {
-                            continue;
-                        };
-                        let witness = (src.witness, physics_of(devices, src, watch.since_ms));
-                        scratch.push(witness);
-                        if watch.fired {
-                            inst.active_w.push(witness);
-                        }
-                        if watch.fired || watch.lost.is_some() {
-                            inst.held_w.push(witness);
-                        }
-                        lost |= matches!(watch.lost, Some(Lost::Silent | Lost::Faulty));
-                    }
+                    lost = gather(
+                        zone.watches.get(r),
+                        sources,
+                        devices,
+                        inst,
+                        Some(&mut scratch),
+                    );
                     let total = scratch.groups();
                     let need = (*min_devices).max((share * total as f32).ceil() as usize);
                     (
@@ -106,25 +85,23 @@ impl Engine {
                     )
                 }
                 RuleKind::CommLost { all } => {
-                    let mut n = 0;
                     for &d in &zone.devices {
-                        let Some(dev) = devices.get(d) else { continue };
-                        n += 1;
-                        if dev.comm_lost {
+                        if let Some(dev) = devices.get(d)
+                            && dev.comm_lost
+                        {
                             inst.active_w
                                 .push(((dev.group, ALL_CHANNELS), Physics::Other));
                         }
                     }
-                    let lost_n = inst.active_w.independent();
                     inst.held_w.extend(&inst.active_w);
                     let raw = if *all {
-                        n > 0
+                        !zone.devices.is_empty()
                             && zone
                                 .devices
                                 .iter()
                                 .all(|&d| devices.get(d).is_some_and(|x| x.comm_lost))
                     } else {
-                        lost_n > 0
+                        inst.active_w.independent() > 0
                     };
                     (raw, raw)
                 }
@@ -235,6 +212,36 @@ impl Engine {
             inst.lost = lost && inst.holding;
         }
     }
+}
+
+/// Collects the witnesses of one per-sensor rule's watches into `inst` (and every sensor's,
+/// fired or not, into `all`); returns whether any that had fired went silent or faulty.
+fn gather(
+    watches: Option<&Vec<(usize, usize)>>,
+    sources: &[Source],
+    devices: &[Device],
+    inst: &mut Instance,
+    mut all: Option<&mut Witnesses>,
+) -> bool {
+    let mut lost = false;
+    for &(s, w) in watches.into_iter().flatten() {
+        let Some(src) = sources.get(s) else { continue };
+        let Some(watch) = src.watches.get(w) else {
+            continue;
+        };
+        let witness = (src.witness, physics_of(devices, src, watch.since_ms));
+        if let Some(all) = all.as_deref_mut() {
+            all.push(witness);
+        }
+        if watch.fired {
+            inst.active_w.push(witness);
+        }
+        if watch.fired || watch.lost.is_some() {
+            inst.held_w.push(witness);
+        }
+        lost |= matches!(watch.lost, Some(Lost::Silent | Lost::Faulty));
+    }
+    lost
 }
 
 /// The physics a source's evidence counts as: its own; or, while its device is in common

@@ -52,9 +52,17 @@ impl Engine {
                 },
             };
         match &rule.kind {
-            RuleKind::Threshold { band, .. }
-            | RuleKind::Rate { band, .. }
-            | RuleKind::Share { band, .. } => {
+            RuleKind::Threshold { .. }
+            | RuleKind::Rate { .. }
+            | RuleKind::Share { .. }
+            | RuleKind::State { .. } => {
+                // The value compared and the trip point; a state says 1 against 1.
+                let trip = match &rule.kind {
+                    RuleKind::Threshold { band, .. }
+                    | RuleKind::Rate { band, .. }
+                    | RuleKind::Share { band, .. } => Some(band.trip()),
+                    _ => None,
+                };
                 for &(s, w) in zone.watches.get(r).into_iter().flatten() {
                     let Some(src) = self.sources.get(s) else {
                         continue;
@@ -63,37 +71,15 @@ impl Engine {
                         continue;
                     };
                     if watch.fired || watch.lost.is_some() {
+                        let (value, threshold) = trip.map_or((1.0, 1.0), |t| (watch.value, t));
                         push(
                             out,
                             reason(
                                 Some(src.signal),
                                 self.devices.get(src.device),
                                 src.channel,
-                                watch.value,
-                                band.trip(),
-                            ),
-                        );
-                    }
-                }
-            }
-            RuleKind::State { .. } => {
-                for &(s, w) in zone.watches.get(r).into_iter().flatten() {
-                    let Some(src) = self.sources.get(s) else {
-                        continue;
-                    };
-                    if src
-                        .watches
-                        .get(w)
-                        .is_some_and(|w| w.fired || w.lost.is_some())
-                    {
-                        push(
-                            out,
-                            reason(
-                                Some(src.signal),
-                                self.devices.get(src.device),
-                                src.channel,
-                                1.0,
-                                1.0,
+                                value,
+                                threshold,
                             ),
                         );
                     }

@@ -295,6 +295,8 @@ struct Zone {
     /// Per rule: (source, watch) pairs of the zone's sensors for that rule.
     watches: Vec<Vec<(usize, usize)>>,
     devices: Vec<usize>,
+    /// Its sources, for the checks that look at a zone's other readings.
+    sources: Vec<usize>,
     estimate_s: Option<f32>,
 }
 
@@ -356,6 +358,7 @@ impl Engine {
                     .collect(),
                 watches: vec![Vec::new(); policy.rules.rules.len()],
                 devices: Vec::new(),
+                sources: Vec::new(),
                 estimate_s: None,
             });
             zones.len() - 1
@@ -582,6 +585,12 @@ impl Engine {
         }
         let src = self.source(d, s.signal, s.channel);
         let was = self.fault_of(src).map(|f| f.0);
+        let recalculating = s.signal == Signal::UpsRuntimeRemaining
+            && self
+                .devices
+                .get(d)
+                .and_then(|dev| dev.ups.as_ref())
+                .is_some_and(|u| u.just_on_battery(now_ms, RECALCULATION_MS));
         let Some(source) = self.sources.get_mut(src) else {
             return;
         };
@@ -593,15 +602,6 @@ impl Engine {
         if !matches!(s.quality, Quality::CommLost | Quality::Stale) {
             source.reported_fault = lost == Some(Lost::Faulty);
         }
-        let recalculating = s.signal == Signal::UpsRuntimeRemaining
-            && self
-                .devices
-                .get(d)
-                .and_then(|dev| dev.ups.as_ref())
-                .is_some_and(|u| u.just_on_battery(now_ms, RECALCULATION_MS));
-        let Some(source) = self.sources.get_mut(src) else {
-            return;
-        };
         let lost = match lost {
             None => {
                 source.last = Some(s.value);
@@ -667,6 +667,9 @@ impl Engine {
             && let Some(dev) = self.devices.get_mut(d)
         {
             dev.heat_sources.push(i);
+        }
+        if let Some(z) = self.zones.get_mut(zone) {
+            z.sources.push(i);
         }
         self.sources.push(Source {
             device: d,
@@ -823,9 +826,18 @@ impl Engine {
         if me.physics != Physics::Heat || !me.check.jumped_up() {
             return false;
         }
-        let zone = self.devices.get(me.device).map(|d| d.zone);
-        self.sources.iter().enumerate().any(|(j, o)| {
-            if j == i || self.devices.get(o.device).map(|d| d.zone) != zone {
+        let Some(zone) = self
+            .devices
+            .get(me.device)
+            .and_then(|d| self.zones.get(d.zone))
+        else {
+            return false;
+        };
+        zone.sources.iter().any(|&j| {
+            let Some(o) = self.sources.get(j) else {
+                return false;
+            };
+            if j == i {
                 return false;
             }
             let fired = o.watches.iter().any(|w| w.fired);
