@@ -111,6 +111,40 @@ pub struct RigArgs {
     /// No progress on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Node programs and choice.
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// How the sensor nodes are brought up (`run`, `suite`, `sim`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct NodeArgs {
+    /// The sensor node back-end for every scenario: stand-in (its register map over Modbus
+    /// TCP, no firmware), host (the firmware's host build on a socat PTY), qemu (the firmware
+    /// image under qemu-system-arm), or serial:PATH[,feed=PATH][,baud=N][,parity=P] (a
+    /// physical node). Each scenario's own `node` key (else the stand-in) when absent.
+    #[arg(long)]
+    pub node: Option<crate::node::NodeChoice>,
+    /// firebreak-node-sim (else FIREBREAK_NODE_SIM, else next to this program).
+    #[arg(long)]
+    pub node_sim: Option<PathBuf>,
+    /// The firmware's QEMU image (else FIREBREAK_NODE_QEMU, else the target directory's
+    /// firmware-profile build).
+    #[arg(long)]
+    pub node_image: Option<PathBuf>,
+    /// qemu-system-arm (else on the PATH).
+    #[arg(long)]
+    pub qemu: Option<PathBuf>,
+}
+
+impl NodeArgs {
+    fn programs(&self) -> crate::node::NodePrograms {
+        crate::node::NodePrograms {
+            sim: self.node_sim.clone(),
+            image: self.node_image.clone(),
+            qemu: self.qemu.clone(),
+        }
+    }
 }
 
 /// `firebreak-hil sim …`.
@@ -138,6 +172,9 @@ pub struct SimArgs {
     /// Exit when the scenario ends instead of holding the last values.
     #[arg(long)]
     pub exit_at_end: bool,
+    /// Node programs and choice.
+    #[command(flatten)]
+    pub node: NodeArgs,
 }
 
 /// Why a command failed.
@@ -276,6 +313,8 @@ where
         } else {
             ProgressStyle::auto()
         },
+        node: args.node.node.clone().unwrap_or_default(),
+        node_programs: args.node.programs(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -293,6 +332,12 @@ where
         write!(out, "{}", crate::rig::outcome::trigger_lines(one))?;
         for e in &one.events {
             writeln!(out, "  event {:>10} {}: {}", e.at.at.0, e.kind, e.outcome)?;
+        }
+        if let Some(node) = &one.node {
+            write!(out, "{}", crate::rig::outcome::node_lines(node))?;
+        }
+        for n in &one.notes {
+            writeln!(out, "  note: {n}")?;
         }
         writeln!(out)?;
     }
@@ -432,6 +477,20 @@ fn sim(args: SimArgs, out: &mut impl Write) -> Result<(), CliError> {
             Layout::PortPerDevice
         },
         broker,
+        node: crate::node::NodeBackend::resolve(
+            &args.node.node.clone().unwrap_or_default(),
+            &scenario,
+            &args.node.programs(),
+        )
+        .map_err(|problem| CliError::BadOption {
+            option: "--node",
+            value: args
+                .node
+                .node
+                .as_ref()
+                .map_or_else(|| "(the scenario's)".to_string(), |n| format!("{n:?}")),
+            problem,
+        })?,
         ..SimOptions::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -458,14 +517,10 @@ fn sim(args: SimArgs, out: &mut impl Write) -> Result<(), CliError> {
                 .unwrap_or_default();
             writeln!(out, "  {:<16} {kind:<32} {endpoint}", name.as_str())?;
         }
-        if scenario
-            .devices
-            .iter()
-            .any(|d| d.kind == crate::scenario::DeviceKind::Node)
-        {
+        if scenario.nodes().next().is_some() && sim.firmware().is_none() {
             writeln!(
                 out,
-                "  (the node is the stand-in: its register map over Modbus TCP; see hil::sim::node)"
+                "  (the node is the stand-in: its register map over Modbus TCP, no firmware; --node host runs the firmware)"
             )?;
         }
         let site = site_config_with(

@@ -7,6 +7,8 @@
 //! - [`timeline`]: the values a signal takes over a scenario;
 //! - [`sim`]: the simulators: UPS, PDU and sensor node as Modbus TCP servers, room sensors
 //!   over MQTT, each with faults;
+//! - [`node`]: the sensor node in the loop: the firmware's host build, its QEMU image or a
+//!   physical node on an RS-485 line, fed the scenario's values and clock;
 //! - [`site`]: the gateway's site configuration for a running simulation;
 //! - [`rig`]: `firebreak-hil run` and `suite`: the gateway as a separate process, a
 //!   verifying subscriber, lead time and latency, the result table, JSON and SVG.
@@ -20,6 +22,7 @@ pub mod broker;
 pub mod cli;
 pub mod clock;
 pub mod load;
+pub mod node;
 pub mod rig;
 pub mod scenario;
 pub mod sim;

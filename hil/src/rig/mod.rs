@@ -19,6 +19,7 @@
 //! duration, and people (or a bench) make the timeline happen.
 
 pub mod cause;
+pub mod node_outcome;
 pub mod outcome;
 pub mod peers;
 pub mod subscriber;
@@ -34,7 +35,8 @@ use firebreak_protocols::{Level, SiteId, topic};
 
 use crate::broker::EmbeddedBroker;
 use crate::clock::ScenarioClock;
-use crate::scenario::{EventKind, Scenario, load_dir};
+use crate::node::{NodeBackend, NodeChoice, NodePrograms};
+use crate::scenario::{EventKind, RebootReason, Scenario, Window, load_dir};
 use crate::sim::{Broker, SimOptions, Simulation};
 use crate::site::{SiteOptions, site_config_with};
 use crate::time::ScenarioTime;
@@ -100,6 +102,10 @@ pub struct RigOptions {
     pub site: Option<PathBuf>,
     /// Progress on stderr.
     pub progress: ProgressStyle,
+    /// How sensor nodes are brought up (`--node`).
+    pub node: NodeChoice,
+    /// Where the firmware back-ends' programs are.
+    pub node_programs: NodePrograms,
 }
 
 /// Finds the `firebreak` binary: the given path, FIREBREAK_BIN, or next to this executable.
@@ -354,14 +360,24 @@ impl Rig {
         let brokers = vec![("hil".to_string(), broker.url())];
         let signing = Some((self.key_file.clone(), self.key_id.clone()));
         let outbox_dir = Some(dir.join("outbox"));
+        let backend = match self.options.site {
+            Some(_) => NodeBackend::StandIn,
+            None => NodeBackend::resolve(&self.options.node, scenario, &self.options.node_programs)
+                .map_err(RigError::Setup)?,
+        };
         let (sim, clock, site_text, site_id, http_port) = match &self.options.site {
             None => {
+                let nodes_dir = dir.join("nodes");
+                std::fs::create_dir_all(&nodes_dir)
+                    .map_err(|e| RigError::Setup(format!("{}: {e}", nodes_dir.display())))?;
                 let sim = Simulation::start(
                     scenario,
                     SimOptions {
                         time_scale: Some(scale),
                         broker: Some(broker.clone()),
                         paused: true,
+                        node: backend.clone(),
+                        work_dir: Some(nodes_dir),
                         ..SimOptions::default()
                     },
                 )
@@ -486,6 +502,28 @@ impl Rig {
                             }
                         }
                     }
+                    EventKind::NodeReboot => {
+                        let reason = e.reason.unwrap_or(RebootReason::Watchdog);
+                        let mut outcomes = Vec::new();
+                        for node in &e.devices {
+                            let name = node.as_str();
+                            let outcome = match sim.as_ref() {
+                                None => "not carried out (real devices)".to_string(),
+                                Some(sim) => match sim.firmware() {
+                                    Some(f) => f.reboot(name, reason).await,
+                                    None => stand_in_reboot(sim, name, &clock),
+                                },
+                            };
+                            outcomes.push(format!("{name}: {outcome}"));
+                        }
+                        if real_devices {
+                            problems.push(format!(
+                                "node-reboot at {}: the rig cannot reboot real devices",
+                                e.at
+                            ));
+                        }
+                        outcomes.join("; ")
+                    }
                     EventKind::NetworkCut | EventKind::NetworkRestore => {
                         if real_devices {
                             problems.push(format!(
@@ -540,9 +578,19 @@ impl Rig {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let node_names: Vec<String> = scenario.nodes().map(|d| d.name.to_string()).collect();
+        let firmware = sim.as_ref().and_then(Simulation::firmware);
+        let gateway_rtu = match firmware {
+            Some(_) => peers::rtu_figures(gateway.http_port(), &node_names).await,
+            None => None,
+        };
         gateway.stop().await;
         let received = sub.received();
         drop(sub);
+        let nodes = match firmware {
+            Some(f) => Some(f.report().await),
+            None => None,
+        };
         drop(sim);
         if let Some(m) = mosquitto.as_mut() {
             m.stop().await;
@@ -555,9 +603,32 @@ impl Rig {
             time_scale: scale,
             simulated: !real_devices,
             wall_s: started.elapsed().as_secs_f64(),
+            backend: backend.name(),
+            nodes,
+            gateway_rtu,
         };
         Ok(judge(scenario, &self.rules, observed))
     }
+}
+
+/// A `node-reboot` of a stand-in: it cannot reboot, so it does what a rebooting node looks
+/// like from the gateway's side of the line: silent for the 4 s (real time) a watchdog reset
+/// takes.
+fn stand_in_reboot(sim: &Simulation, name: &str, clock: &ScenarioClock) -> String {
+    let Some(device) = sim.device(name) else {
+        return "no such device".into();
+    };
+    let now = clock.now();
+    let down = Duration::from_secs_f64(4.0 * clock.scale());
+    device.inject_window(
+        crate::scenario::Fault::Silent,
+        crate::scenario::FaultScope::Device,
+        Window {
+            from: now,
+            to: Some(now.plus(down)),
+        },
+    );
+    "the stand-in has no firmware: silent for 4 s, as a watchdog reset is".into()
 }
 
 /// A scenario's working directory: kept (`--keep`) or removed afterwards.

@@ -8,7 +8,10 @@ use firebreak_protocols::Level;
 use serde::Serialize;
 
 use super::cause::{Rules, cause_moment};
+use super::node_outcome::{NodeResult, judge_nodes};
+use super::peers::RtuFigures;
 use super::subscriber::Received;
+use crate::node::NodeReport;
 use crate::scenario::{Expectation, Scenario};
 use crate::time::ScenarioTime;
 
@@ -183,6 +186,14 @@ pub struct ScenarioResult {
     pub received: Vec<TriggerRecord>,
     /// Real seconds the run took, setup included.
     pub wall_s: f64,
+    /// The node back-end: `stand-in`, `host`, `qemu` or `serial`.
+    pub node_backend: String,
+    /// The firmware nodes' own decisions (firmware back-ends only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeResult>,
+    /// What the run could not judge, and why (not failures).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// The scenario itself (for the SVG timeline); not in the JSON.
     #[serde(skip)]
     pub source: Option<Scenario>,
@@ -205,6 +216,12 @@ pub struct Observed {
     pub simulated: bool,
     /// Real seconds.
     pub wall_s: f64,
+    /// The node back-end's name.
+    pub backend: &'static str,
+    /// What the firmware nodes did (firmware back-ends).
+    pub nodes: Option<NodeReport>,
+    /// The gateway's RTU figures for the nodes.
+    pub gateway_rtu: Option<RtuFigures>,
 }
 
 /// Judges a run: the expectation, missed and rejected triggers, and the figures.
@@ -361,6 +378,25 @@ pub fn judge(scenario: &Scenario, rules: &Rules, observed: Observed) -> Scenario
         }
     }
 
+    let mut notes = Vec::new();
+    let node = match observed.nodes {
+        Some(report) => {
+            let (result, node_failures) = judge_nodes(scenario, report, observed.gateway_rtu);
+            failures.extend(node_failures);
+            Some(result)
+        }
+        None => {
+            if let Some(e) = scenario.node_expect
+                && scenario.nodes().next().is_some()
+            {
+                notes.push(format!(
+                    "{e}: not judged, the nodes were the {} (no firmware); run with --node host or qemu",
+                    observed.backend
+                ));
+            }
+            None
+        }
+    };
     let latency_ms = Percentiles::of(records.iter().filter_map(|r| r.latency_ms).collect());
     let delivery_ms = Percentiles::of(
         records
@@ -396,6 +432,9 @@ pub fn judge(scenario: &Scenario, rules: &Rules, observed: Observed) -> Scenario
         events: observed.events,
         received: records,
         wall_s: observed.wall_s,
+        node_backend: observed.backend.to_string(),
+        node,
+        notes,
         source: Some(scenario.clone()),
     }
 }
@@ -429,6 +468,9 @@ pub fn not_run(scenario: &str, description: &str, why: String) -> ScenarioResult
         events: Vec::new(),
         received: Vec::new(),
         wall_s: 0.0,
+        node_backend: String::new(),
+        node: None,
+        notes: Vec::new(),
         source: None,
     }
 }
@@ -466,7 +508,7 @@ pub fn table(results: &[ScenarioResult]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<34} {:>5} {:<6} {:>10} {:>10} {:>10} {:>10} {:>7} {:>5} {:>6} {:>4} {:>13} {:>13}",
+        "{:<34} {:>5} {:<6} {:>10} {:>10} {:>10} {:>10} {:<24} {:>7} {:>5} {:>6} {:>4} {:>13} {:>13}",
         "scenario",
         "scale",
         "result",
@@ -474,6 +516,7 @@ pub fn table(results: &[ScenarioResult]) -> String {
         "prepare",
         "evacuate",
         "normal",
+        "node alarm",
         "lead",
         "false",
         "missed",
@@ -490,7 +533,7 @@ pub fn table(results: &[ScenarioResult]) -> String {
             .map_or_else(|| "-".to_string(), |n| n.to_string());
         let _ = writeln!(
             out,
-            "{:<34} {:>5} {:<6} {:>10} {:>10} {:>10} {:>10} {:>7} {:>5} {:>6} {:>4} {:>13} {:>13}",
+            "{:<34} {:>5} {:<6} {:>10} {:>10} {:>10} {:>10} {:<24} {:>7} {:>5} {:>6} {:>4} {:>13} {:>13}",
             r.scenario,
             format!("x{}", r.time_scale),
             if r.passed { "PASS" } else { "FAIL" },
@@ -498,6 +541,7 @@ pub fn table(results: &[ScenarioResult]) -> String {
             moment(r.first_prepare),
             moment(r.first_evacuate),
             moment(r.back_to_normal),
+            node_cell(r),
             lead,
             false_esc,
             r.missed.len(),
@@ -512,6 +556,79 @@ pub fn table(results: &[ScenarioResult]) -> String {
         for f in &r.failures {
             let _ = writeln!(out, "FAIL {}: {f}", r.scenario);
         }
+    }
+    out
+}
+
+/// The table's node column: when the first firmware node latched, and why; `-` when none
+/// did; `stand-in` when no firmware ran.
+fn node_cell(r: &ScenarioResult) -> String {
+    match &r.node {
+        None if r.node_backend.is_empty() || r.node_backend == "stand-in" => {
+            "(stand-in)".to_string()
+        }
+        None => "?".to_string(),
+        Some(n) => match n.first_alarm() {
+            None => format!("- ({})", n.backend),
+            Some((_, at, why)) => format!("{} {}", moment(Some(at)), why.join("+")),
+        },
+    }
+}
+
+/// The firmware nodes' decisions of one run, one line each.
+pub fn node_lines(n: &NodeResult) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "  firmware nodes ({}):", n.backend);
+    for node in &n.nodes {
+        for b in &node.boots {
+            let _ = writeln!(
+                out,
+                "  {:>12}  {} (unit {}) booted, reset reason {}",
+                b.at.at.0.to_string(),
+                node.device,
+                node.unit,
+                b.reset_reason
+                    .map_or_else(|| "not said".to_string(), |r| r.to_string())
+            );
+        }
+        for a in &node.alarms {
+            let _ = writeln!(
+                out,
+                "  {:>12}  {} alarm-state 0x{:04X}{} {}",
+                a.at.at.0.to_string(),
+                node.device,
+                a.state,
+                if a.latched { " latched" } else { "" },
+                a.causes.join(", ")
+            );
+        }
+        if let Some(l) = node.line {
+            let _ = writeln!(
+                out,
+                "  {:>12}  {} saw {} CRC and {} framing error(s), answered {} request(s); {} feed steps",
+                "end", node.device, l.crc_errors, l.framing_errors, l.answered, node.feed_steps
+            );
+        }
+    }
+    let l = n.line;
+    let _ = writeln!(
+        out,
+        "  line: {} bytes to the nodes, {} to the gateway, {} corrupted, {} withheld",
+        l.bytes_to_nodes, l.bytes_to_gateway, l.bytes_corrupted, l.bytes_withheld
+    );
+    if let Some(g) = &n.gateway {
+        let errors: Vec<String> = g.errors.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        let _ = writeln!(
+            out,
+            "  gateway: {} RTU polls of the nodes, mean {} ms, errors: {}",
+            g.polls,
+            ms(g.mean_poll_ms),
+            if errors.is_empty() {
+                "none".to_string()
+            } else {
+                errors.join(", ")
+            }
+        );
     }
     out
 }
@@ -586,6 +703,9 @@ zone = "hall"
             time_scale: 10.0,
             simulated: true,
             wall_s: 1.0,
+            backend: "stand-in",
+            nodes: None,
+            gateway_rtu: None,
         };
         judge(&scenario, &Rules::default(), observed)
     }

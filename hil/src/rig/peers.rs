@@ -302,6 +302,57 @@ pub async fn wait_polled(port: u16, within: Duration) -> bool {
     false
 }
 
+/// What the gateway measured reading the firmware nodes over Modbus RTU, from its `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct RtuFigures {
+    /// Polls of the nodes.
+    pub polls: u64,
+    /// Mean time a poll of a node took, ms.
+    pub mean_poll_ms: Option<f64>,
+    /// The gateway's errors reading the nodes, by kind (`timeout`, `transport`, `decode`, …).
+    pub errors: std::collections::BTreeMap<String, u64>,
+}
+
+/// A metric line's label value: `name{device="x",kind="y"} 3` → `kind` → `y`.
+fn label<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let rest = line.split(&format!("{name}=\"")).nth(1)?;
+    rest.split('"').next()
+}
+
+/// Reads [`RtuFigures`] for `devices` from the gateway's `/metrics` text.
+pub fn rtu_figures_of(metrics: &str, devices: &[String]) -> RtuFigures {
+    let mut f = RtuFigures::default();
+    let mut sum_s = 0.0;
+    for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+        let Some(device) = label(line, "device") else {
+            continue;
+        };
+        if !devices.iter().any(|d| d == device) {
+            continue;
+        }
+        let Some(value) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) else {
+            continue;
+        };
+        if line.starts_with("firebreak_poll_seconds_sum{") {
+            sum_s += value;
+        } else if line.starts_with("firebreak_poll_seconds_count{") {
+            f.polls += value as u64;
+        } else if line.starts_with("firebreak_errors_total{")
+            && let Some(kind) = label(line, "kind")
+        {
+            *f.errors.entry(kind.to_string()).or_insert(0) += value as u64;
+        }
+    }
+    f.mean_poll_ms = (f.polls > 0).then(|| sum_s * 1000.0 / f.polls as f64);
+    f
+}
+
+/// Scrapes the gateway's `/metrics` on `port` for [`RtuFigures`] of `devices`.
+pub async fn rtu_figures(port: u16, devices: &[String]) -> Option<RtuFigures> {
+    let body = http_get(port, "/metrics").await?;
+    Some(rtu_figures_of(&body, devices))
+}
+
 /// The Mosquitto program: `mosquitto` on the PATH, else /usr/sbin/mosquitto (where Debian
 /// puts it, often not on a user's PATH).
 pub fn find_mosquitto() -> Option<PathBuf> {
@@ -433,6 +484,21 @@ impl Mosquitto {
             "mosquitto could not listen on port {} again: {last}",
             self.port
         )))
+    }
+}
+
+#[cfg(test)]
+mod rtu_tests {
+    use super::*;
+
+    #[test]
+    fn rtu_figures_are_read_from_the_metrics() {
+        let text = "# HELP x\nfirebreak_poll_seconds_sum{device=\"node-b1\"} 0.5\nfirebreak_poll_seconds_count{device=\"node-b1\"} 20\nfirebreak_poll_seconds_sum{device=\"ups-b1\"} 9\nfirebreak_errors_total{device=\"node-b1\",kind=\"timeout\"} 2\nfirebreak_errors_total{device=\"node-b1\",kind=\"decode\"} 1\n";
+        let f = rtu_figures_of(text, &["node-b1".to_string()]);
+        assert_eq!(f.polls, 20);
+        assert_eq!(f.mean_poll_ms, Some(25.0));
+        assert_eq!(f.errors.get("timeout"), Some(&2));
+        assert_eq!(f.errors.get("decode"), Some(&1));
     }
 }
 

@@ -49,7 +49,9 @@ pub fn timeline(scenario: &Scenario, result: &ScenarioResult) -> String {
     }
     let top = 58.0;
     let lanes_top = top + ROW * signals.len() as f64 + 16.0;
-    let faults_top = lanes_top + LANE * scopes.len() as f64 + 16.0;
+    let nodes = result.node.as_ref().map_or(&[][..], |n| &n.nodes[..]);
+    let nodes_top = lanes_top + LANE * scopes.len() as f64 + 8.0;
+    let faults_top = nodes_top + LANE * nodes.len() as f64 + 16.0;
     let fault_rows: Vec<_> = scenario
         .devices
         .iter()
@@ -175,6 +177,65 @@ pub fn timeline(scenario: &Scenario, result: &ScenarioResult) -> String {
         }
     }
 
+    // The firmware nodes' own alarm state: latched (red), a cause present while not latched
+    // (yellow), their boots.
+    for (i, node) in nodes.iter().enumerate() {
+        let y0 = nodes_top + LANE * i as f64;
+        let _ = writeln!(
+            out,
+            r#"<text x="10" y="{:.1}">{} alarm (firmware)</text>"#,
+            y0 + 16.0,
+            esc(&node.device)
+        );
+        let changes: Vec<(ScenarioTime, u16, String)> = node
+            .alarms
+            .iter()
+            .map(|a| (a.at.at.0, a.state, a.causes.join(", ")))
+            .chain([(scenario.end, 0, String::new())])
+            .collect();
+        let (mut from, mut state, mut why) = (scenario.start, 0u16, String::new());
+        for (at, next, next_why) in changes {
+            let at = at.min(scenario.end).max(scenario.start);
+            let (xa, xb) = (x(from), x(at));
+            if xb > xa && state != 0 {
+                let (fill, what) = if state & 1 != 0 {
+                    ("#e06666", format!("latched: {why}"))
+                } else {
+                    ("#ffe599", why.clone())
+                };
+                let _ = writeln!(
+                    out,
+                    r#"<rect x="{xa:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{fill}"><title>{}</title></rect>"#,
+                    y0 + 3.0,
+                    xb - xa,
+                    LANE - 6.0,
+                    esc(&what)
+                );
+                if xb - xa > 60.0 {
+                    let _ = writeln!(
+                        out,
+                        r#"<text x="{:.1}" y="{:.1}" font-size="9">{}</text>"#,
+                        xa + 3.0,
+                        y0 + 16.0,
+                        esc(&what)
+                    );
+                }
+            }
+            (from, state, why) = (at, next, next_why);
+        }
+        for b in node.boots.iter().skip(1) {
+            let px = x(b.at.at.0);
+            let _ = writeln!(
+                out,
+                r##"<line x1="{px:.1}" y1="{:.1}" x2="{px:.1}" y2="{:.1}" stroke="#674ea7" stroke-width="2"><title>reboot, reset reason {}</title></line>"##,
+                y0 + 1.0,
+                y0 + LANE - 1.0,
+                b.reset_reason
+                    .map_or_else(|| "not said".to_string(), |r| r.to_string())
+            );
+        }
+    }
+
     // Faults and network cuts.
     for (i, d) in fault_rows.iter().enumerate() {
         let y0 = faults_top + LANE * i as f64;
@@ -259,6 +320,9 @@ pub fn timeline(scenario: &Scenario, result: &ScenarioResult) -> String {
     }
     if let Some(by) = scenario.normal_by {
         marker(&mut out, by, "#38761d", "6,4", "normal by", 0.0);
+    }
+    if let Some(crate::scenario::NodeExpectation::AlarmBy(by)) = scenario.node_expect {
+        marker(&mut out, by, "#b45f06", "6,4", "node alarm by", 20.0);
     }
     if let Some(p) = scenario.power_loss_at {
         marker(&mut out, p, "#990000", "", "power loss", 0.0);

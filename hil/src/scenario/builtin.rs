@@ -42,6 +42,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/node-reboot.toml"),
     ),
     (
+        "node-reboots-during-fire",
+        include_str!("../../scenarios/node-reboots-during-fire.toml"),
+    ),
+    (
+        "noisy-line",
+        include_str!("../../scenarios/noisy-line.toml"),
+    ),
+    (
         "off-gas-drift",
         include_str!("../../scenarios/off-gas-drift.toml"),
     ),
@@ -76,6 +84,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "shorted-harness",
         include_str!("../../scenarios/shorted-harness.toml"),
+    ),
+    (
+        "two-nodes-one-line",
+        include_str!("../../scenarios/two-nodes-one-line.toml"),
     ),
     (
         "ups-card-dies-in-fire",

@@ -24,8 +24,8 @@ pub mod builtin;
 mod raw;
 
 pub use raw::{
-    RawChange, RawDevice, RawEvent, RawEventKind, RawExpect, RawFault, RawFaultKind, RawScenario,
-    RawValue,
+    NodeBackendKind, RawChange, RawDevice, RawEvent, RawEventKind, RawExpect, RawFault,
+    RawFaultKind, RawLine, RawScenario, RawValue, RebootReason,
 };
 
 /// A scenario that cannot be used: where, and why.
@@ -301,6 +301,7 @@ impl RawEventKind {
             Self::GatewayRestart => "gateway-restart",
             Self::NetworkCut => "network-cut",
             Self::NetworkRestore => "network-restore",
+            Self::NodeReboot => "node-reboot",
         }
     }
 
@@ -324,9 +325,42 @@ pub struct Event {
     pub at: ScenarioTime,
     /// What.
     pub kind: EventKind,
-    /// `network-cut`: the devices cut off.
+    /// `network-cut`: the devices cut off; `node-reboot`: the nodes that reboot.
     pub devices: Vec<DeviceId>,
+    /// `node-reboot`: why.
+    pub reason: Option<RebootReason>,
 }
+
+/// What a scenario expects of the firmware nodes' own alarm (judged only when the nodes run
+/// the firmware: `--node host`, `qemu` or `serial`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeExpectation {
+    /// A node latches its alarm at this moment or earlier.
+    AlarmBy(ScenarioTime),
+    /// No node latches its alarm.
+    NeverAlarms,
+}
+
+impl fmt::Display for NodeExpectation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::AlarmBy(t) => write!(f, "node alarm by {t}"),
+            Self::NeverAlarms => f.write_str("node never alarms"),
+        }
+    }
+}
+
+/// Noise on the firmware nodes' RS-485 line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LineNoise {
+    /// The chance that a byte has one bit flipped.
+    pub rate: f64,
+    /// When.
+    pub window: Window,
+}
+
+/// The most noise a line may be given: one byte in twenty.
+pub const MAX_LINE_NOISE: f64 = 0.05;
 
 /// What must happen for the scenario to pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,6 +413,12 @@ pub struct Scenario {
     pub devices: Vec<Device>,
     /// The infrastructure events, in time order.
     pub events: Vec<Event>,
+    /// The node back-end the scenario asks for; the rig's `--node` overrides it.
+    pub node: Option<NodeBackendKind>,
+    /// `[expect] node_alarm_by` / `node_never_alarms`.
+    pub node_expect: Option<NodeExpectation>,
+    /// `[line] noise`.
+    pub line_noise: Option<LineNoise>,
 }
 
 impl Scenario {
@@ -421,10 +461,19 @@ impl Scenario {
     /// The whole expectation as text: `evacuate by T+3m`, `never above watch`, with
     /// `, normal by T+4m` when the scenario asks for the return to normal.
     pub fn expectation(&self) -> String {
-        match self.normal_by {
-            Some(by) => format!("{}, normal by {by}", self.expect),
-            None => self.expect.to_string(),
+        let mut text = self.expect.to_string();
+        if let Some(by) = self.normal_by {
+            text.push_str(&format!(", normal by {by}"));
         }
+        if let Some(node) = self.node_expect {
+            text.push_str(&format!(", {node}"));
+        }
+        text
+    }
+
+    /// The sensor nodes, in the scenario's order.
+    pub fn nodes(&self) -> impl Iterator<Item = &Device> {
+        self.devices.iter().filter(|d| d.kind == DeviceKind::Node)
     }
 
     /// The device with this name.
@@ -516,6 +565,14 @@ impl Scenario {
                     format!("network-cut: {} stop answering", names.join(", "))
                 }
                 RawEventKind::NetworkRestore => "network-restore: devices answer again".into(),
+                RawEventKind::NodeReboot => {
+                    let names: Vec<&str> = e.devices.iter().map(DeviceId::as_str).collect();
+                    format!(
+                        "node-reboot ({}): {} reboot",
+                        e.reason.unwrap_or(RebootReason::Watchdog),
+                        names.join(", ")
+                    )
+                }
                 kind => format!("{kind} (carried out by the rig, not the simulators)"),
             };
             out.push((e.at, text));
@@ -714,6 +771,8 @@ impl Validator<'_> {
         self.timeline(&raw, &mut devices)?;
         self.faults(&raw, &mut devices)?;
         let events = self.events(&raw, &mut devices)?;
+        let node_expect = self.node_expect(&raw, &devices)?;
+        let line_noise = self.line(&raw, &devices)?;
         Ok(Scenario {
             name: raw.name,
             description: raw.description.trim().to_string(),
@@ -729,7 +788,83 @@ impl Validator<'_> {
             hold,
             devices,
             events,
+            node: raw.node,
+            node_expect,
+            line_noise,
         })
+    }
+
+    /// `[expect] node_alarm_by` / `node_never_alarms`: one of them, with a node to judge.
+    fn node_expect(
+        &self,
+        raw: &RawScenario,
+        devices: &[Device],
+    ) -> Result<Option<NodeExpectation>, ScenarioError> {
+        let expect = match (raw.expect.node_alarm_by, raw.expect.node_never_alarms) {
+            (None, None) => return Ok(None),
+            (Some(_), Some(_)) => {
+                return Err(self.err(
+                    "expect",
+                    "give node_alarm_by or node_never_alarms, not both",
+                ));
+            }
+            (None, Some(false)) => {
+                return Err(self.err(
+                    "expect.node_never_alarms",
+                    "false expects nothing: leave it out, or give node_alarm_by",
+                ));
+            }
+            (None, Some(true)) => NodeExpectation::NeverAlarms,
+            (Some(by), None) => {
+                self.within("expect.node_alarm_by", by, raw)?;
+                NodeExpectation::AlarmBy(by)
+            }
+        };
+        if !devices.iter().any(|d| d.kind == DeviceKind::Node) {
+            return Err(self.err(
+                "expect",
+                format!("{expect}: the scenario has no device of kind \"node\""),
+            ));
+        }
+        Ok(Some(expect))
+    }
+
+    /// `[line]`: noise on the nodes' line, with a node on it.
+    fn line(
+        &self,
+        raw: &RawScenario,
+        devices: &[Device],
+    ) -> Result<Option<LineNoise>, ScenarioError> {
+        let Some(line) = &raw.line else {
+            return Ok(None);
+        };
+        if !(line.noise > 0.0 && line.noise <= MAX_LINE_NOISE) {
+            return Err(self.err(
+                "line.noise",
+                format!(
+                    "{} is not above 0 and at most {MAX_LINE_NOISE} (the chance that a byte is corrupted)",
+                    line.noise
+                ),
+            ));
+        }
+        if !devices.iter().any(|d| d.kind == DeviceKind::Node) {
+            return Err(self.err(
+                "line",
+                "the scenario has no device of kind \"node\" to put on a line",
+            ));
+        }
+        let from = line.from.unwrap_or(raw.start);
+        self.within("line.from", from, raw)?;
+        if let Some(to) = line.to {
+            self.within("line.to", to, raw)?;
+            if to <= from {
+                return Err(self.err("line.to", format!("{to} is not after from ({from})")));
+            }
+        }
+        Ok(Some(LineNoise {
+            rate: line.noise,
+            window: Window { from, to: line.to },
+        }))
     }
 
     fn expect(&self, raw: &RawScenario, budget: Duration) -> Result<Expectation, ScenarioError> {
@@ -874,6 +1009,20 @@ impl Validator<'_> {
                 }
                 (_, None) => Duration::ZERO,
             };
+            if d.kind == DeviceKind::Node
+                && let Some(other) = devices
+                    .iter()
+                    .find(|o| o.kind == DeviceKind::Node && o.unit == unit)
+            {
+                // Firmware nodes share one RS-485 line: the unit id tells them apart.
+                return Err(self.err(
+                    format!("{at}.unit"),
+                    format!(
+                        "{unit} is already the unit of node {}: nodes share one RS-485 line, give each its own unit",
+                        other.name.as_str()
+                    ),
+                ));
+            }
             devices.push(Device {
                 name,
                 kind: d.kind,
@@ -1264,8 +1413,16 @@ impl Validator<'_> {
                 ));
             }
             previous = Some((i, e.at));
-            if e.devices.is_some() && e.kind != RawEventKind::NetworkCut {
-                return Err(self.err(format!("{at}.devices"), "only for kind \"network-cut\""));
+            if e.devices.is_some()
+                && !matches!(e.kind, RawEventKind::NetworkCut | RawEventKind::NodeReboot)
+            {
+                return Err(self.err(
+                    format!("{at}.devices"),
+                    "only for kind \"network-cut\" or \"node-reboot\"",
+                ));
+            }
+            if e.reason.is_some() && e.kind != RawEventKind::NodeReboot {
+                return Err(self.err(format!("{at}.reason"), "only for kind \"node-reboot\""));
             }
             let toggle =
                 |open: &mut Option<usize>, opening: bool, what: &str| match (*open, opening) {
@@ -1331,6 +1488,9 @@ impl Validator<'_> {
                         .collect();
                     cut = Some((i, indices, e.at));
                 }
+                RawEventKind::NodeReboot => {
+                    cut_off = self.rebooted(&at, e, devices)?;
+                }
                 RawEventKind::NetworkRestore => {
                     let Some((_, indices, from)) = cut.take() else {
                         return Err(self.err(
@@ -1352,6 +1512,8 @@ impl Validator<'_> {
                 at: e.at,
                 kind: e.kind,
                 devices: cut_off,
+                reason: (e.kind == RawEventKind::NodeReboot)
+                    .then(|| e.reason.unwrap_or(RebootReason::Watchdog)),
             });
         }
         if let Some((_, indices, from)) = cut {
@@ -1362,6 +1524,48 @@ impl Validator<'_> {
             }
         }
         Ok(events)
+    }
+
+    /// The nodes a `node-reboot` event names (every node when it names none).
+    fn rebooted(
+        &self,
+        at: &str,
+        e: &RawEvent,
+        devices: &[Device],
+    ) -> Result<Vec<DeviceId>, ScenarioError> {
+        let names: Vec<DeviceId> = match &e.devices {
+            None => devices
+                .iter()
+                .filter(|d| d.kind == DeviceKind::Node)
+                .map(|d| d.name.clone())
+                .collect(),
+            Some(names) => {
+                let mut out: Vec<DeviceId> = Vec::new();
+                for (k, n) in names.iter().enumerate() {
+                    let path = format!("{at}.devices[{k}]");
+                    let d = self.device_index(&path, n, devices)?;
+                    let device = devices.get(d).ok_or_else(|| self.err(&path, "no device"))?;
+                    if device.kind != DeviceKind::Node {
+                        return Err(self.err(
+                            path,
+                            format!("{n:?} is a {}, not a node: only nodes reboot", device.kind),
+                        ));
+                    }
+                    if out.contains(&device.name) {
+                        return Err(self.err(path, format!("{n:?} is listed twice")));
+                    }
+                    out.push(device.name.clone());
+                }
+                out
+            }
+        };
+        if names.is_empty() {
+            return Err(self.err(
+                format!("{at}.kind"),
+                "node-reboot: the scenario has no node to reboot",
+            ));
+        }
+        Ok(names)
     }
 }
 

@@ -45,6 +45,36 @@ pub struct RawScenario {
     /// `[[events]]`: infrastructure events.
     #[serde(default)]
     pub events: Vec<RawEvent>,
+    /// The sensor node back-end this scenario asks for (`stand-in` when absent); a rig's
+    /// `--node` overrides it.
+    pub node: Option<NodeBackendKind>,
+    /// `[line]`: the RS-485 line the firmware nodes share.
+    pub line: Option<RawLine>,
+}
+
+/// How a scenario's sensor nodes are brought up, as a scenario names it (`--node` adds
+/// `serial:…`, which needs paths a scenario file cannot know).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeBackendKind {
+    /// The node's register map served over Modbus TCP, no firmware logic.
+    StandIn,
+    /// The firmware's host build (`firebreak-node-sim`) on a PTY, read over Modbus RTU.
+    Host,
+    /// The firmware image under `qemu-system-arm`, read over Modbus RTU.
+    Qemu,
+}
+
+/// `[line]`: the RS-485 line between the gateway and the firmware nodes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLine {
+    /// The chance that a byte on the line has a bit flipped (0 < noise <= 0.05).
+    pub noise: f64,
+    /// From when (the start when absent).
+    pub from: Option<ScenarioTime>,
+    /// Until when (the end when absent).
+    pub to: Option<ScenarioTime>,
 }
 
 /// `[expect]`: `evacuate_by` or `never_above`, and optionally `normal_by`.
@@ -58,6 +88,10 @@ pub struct RawExpect {
     /// The latest acceptable moment the site's return to `normal` reaches the subscriber;
     /// the last site level received must be `normal`.
     pub normal_by: Option<ScenarioTime>,
+    /// The latest moment a firmware node latches its own alarm (firmware back-ends only).
+    pub node_alarm_by: Option<ScenarioTime>,
+    /// No firmware node latches its alarm at any moment (firmware back-ends only).
+    pub node_never_alarms: Option<bool>,
 }
 
 /// `[[devices]]`.
@@ -192,6 +226,42 @@ pub enum RawEventKind {
     NetworkCut,
     /// The network is restored.
     NetworkRestore,
+    /// Sensor nodes reboot (`reason`: `watchdog`, the default, or `power-on`).
+    NodeReboot,
+}
+
+/// Why a node reboots in a `node-reboot` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RebootReason {
+    /// Its main loop hangs and its watchdog resets it.
+    Watchdog,
+    /// Its supply is cut and comes back.
+    PowerOn,
+}
+
+impl RebootReason {
+    /// The name scenario files use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Watchdog => "watchdog",
+            Self::PowerOn => "power-on",
+        }
+    }
+
+    /// The reset-reason register value the node reports after it (`docs/firmware.md`).
+    pub const fn code(self) -> u16 {
+        match self {
+            Self::Watchdog => 1,
+            Self::PowerOn => 0,
+        }
+    }
+}
+
+impl fmt::Display for RebootReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
 }
 
 /// `[[events]]`.
@@ -202,6 +272,9 @@ pub struct RawEvent {
     pub at: ScenarioTime,
     /// What.
     pub kind: RawEventKind,
-    /// `network-cut`: the devices cut off (all when absent).
+    /// `network-cut`: the devices cut off (all when absent); `node-reboot`: the nodes that
+    /// reboot (every node when absent).
     pub devices: Option<Vec<String>>,
+    /// `node-reboot`: why (`watchdog` when absent).
+    pub reason: Option<RebootReason>,
 }

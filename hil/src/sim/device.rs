@@ -276,6 +276,15 @@ impl SimDevice {
         });
     }
 
+    /// Injects a fault by hand for a window of scenario time, over the scripted ones.
+    pub fn inject_window(&self, fault: Fault, scope: FaultScope, window: Window) {
+        self.live().injected = Some(FaultWindow {
+            window,
+            fault,
+            scope,
+        });
+    }
+
     /// Ends a fault injected by hand.
     pub fn clear_fault(&self) {
         self.live().injected = None;

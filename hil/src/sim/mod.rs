@@ -30,12 +30,11 @@ use crate::scenario::{DeviceKind, Scenario};
 pub mod device;
 pub mod modbus;
 pub mod mqtt;
-pub mod node;
 
+use crate::node::{FirmwareNodes, NodeBackend};
 pub use device::{ActiveFaults, Answer, DeviceStats, Publication, SimDevice, mqtt_field};
 pub use modbus::ModbusServer;
 pub use mqtt::{Broker, MqttSensor};
-pub use node::NodeLink;
 
 /// How Modbus devices are spread over ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,8 +58,11 @@ pub struct SimOptions {
     pub layout: Layout,
     /// The broker room sensors publish to; without one they are not started.
     pub broker: Option<Broker>,
-    /// How the sensor node is brought up.
-    pub node: NodeLink,
+    /// How the sensor nodes are brought up.
+    pub node: NodeBackend,
+    /// Where the firmware nodes' PTYs, sockets and logs go (a temporary directory when
+    /// `None`).
+    pub work_dir: Option<PathBuf>,
     /// Start with the clock paused at the scenario's start (the rig resumes it when the
     /// gateway is up).
     pub paused: bool,
@@ -73,7 +75,8 @@ impl Default for SimOptions {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             layout: Layout::PortPerDevice,
             broker: None,
-            node: NodeLink::StandIn,
+            node: NodeBackend::StandIn,
+            work_dir: None,
             paused: false,
         }
     }
@@ -107,13 +110,13 @@ pub enum SimError {
     /// The time scale is out of range.
     #[error("{0}")]
     Scale(#[from] ScaleError),
-    /// The firmware host build over a PTY was asked for; it is not wired yet.
-    #[error(
-        "{device}: the sensor node's firmware host build over a PTY is not wired into the rig yet (see hil::sim::node); use the stand-in"
-    )]
-    NodeHostBuildNotWired {
-        /// The node.
-        device: String,
+    /// The firmware nodes could not be started (names what and why).
+    #[error("firmware nodes ({backend}): {problem}")]
+    Nodes {
+        /// The back-end.
+        backend: &'static str,
+        /// What failed.
+        problem: String,
     },
 }
 
@@ -127,7 +130,7 @@ pub enum Endpoint {
         /// Unit id.
         unit: u8,
     },
-    /// Modbus RTU on a serial device (the node's host build over a PTY, once wired).
+    /// Modbus RTU on a serial device (the firmware nodes' line).
     ModbusRtu {
         /// The serial device the gateway opens.
         serial: PathBuf,
@@ -191,6 +194,8 @@ pub struct Simulation {
     servers: Vec<ModbusServer>,
     sensors: Vec<MqttSensor>,
     addresses: SimAddresses,
+    firmware: Option<FirmwareNodes>,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Simulation {
@@ -213,16 +218,51 @@ impl Simulation {
         let mut servers = Vec::new();
         let mut sensors = Vec::new();
 
+        // Firmware nodes are on their RS-485 line, not on a TCP port.
+        let firmware_nodes = options.node.is_firmware() && scenario.nodes().next().is_some();
         let modbus: Vec<usize> = (0..devices.len())
-            .filter(|&i| scenario.devices.get(i).is_some_and(|d| d.kind.is_modbus()))
+            .filter(|&i| {
+                scenario.devices.get(i).is_some_and(|d| {
+                    d.kind.is_modbus() && !(firmware_nodes && d.kind == DeviceKind::Node)
+                })
+            })
             .collect();
-        if let NodeLink::HostBuild { .. } = options.node
-            && let Some(node) = scenario.devices.iter().find(|d| d.kind == DeviceKind::Node)
-        {
-            return Err(SimError::NodeHostBuildNotWired {
-                device: node.name.to_string(),
-            });
-        }
+        let mut temp = None;
+        let firmware = if firmware_nodes {
+            let nodes_error = |problem: String| SimError::Nodes {
+                backend: options.node.name(),
+                problem,
+            };
+            let dir = match &options.work_dir {
+                Some(d) => d.clone(),
+                None => {
+                    let t = tempfile::Builder::new()
+                        .prefix("firebreak-hil-nodes-")
+                        .tempdir()
+                        .map_err(|e| nodes_error(format!("no temporary directory: {e}")))?;
+                    let p = t.path().to_path_buf();
+                    temp = Some(t);
+                    p
+                }
+            };
+            let nodes =
+                FirmwareNodes::start(scenario, &options.node, &devices, clock.clone(), &dir)
+                    .await
+                    .map_err(nodes_error)?;
+            for (i, d) in scenario.devices.iter().enumerate() {
+                if d.kind == DeviceKind::Node
+                    && let Some(e) = endpoints.get_mut(i)
+                {
+                    *e = Some(Endpoint::ModbusRtu {
+                        serial: nodes.gateway_port().to_path_buf(),
+                        unit: d.unit,
+                    });
+                }
+            }
+            Some(nodes)
+        } else {
+            None
+        };
         let bind = SocketAddr::new(options.host, 0);
         let listen_error = |device: String| {
             move |source| SimError::Listen {
@@ -332,7 +372,14 @@ impl Simulation {
             servers,
             sensors,
             addresses,
+            firmware,
+            _dir: temp,
         })
+    }
+
+    /// The firmware nodes, when the nodes run the firmware.
+    pub fn firmware(&self) -> Option<&FirmwareNodes> {
+        self.firmware.as_ref()
     }
 
     /// The scenario clock every simulator reads.
