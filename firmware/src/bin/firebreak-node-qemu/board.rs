@@ -69,6 +69,11 @@ impl Uart {
     fn new(base: usize) -> Uart {
         write_reg(base + BAUDDIV, SYSCLK_HZ / BAUD);
         write_reg(base + CTRL, CTRL_TX_EN | CTRL_RX_EN | CTRL_RX_INT_EN);
+        // Whatever the receiver holds is from before the reset: drop it. On QEMU this read
+        // also hands the UART what the host side held back while the node was hung (QEMU
+        // loses no byte, a real UART overruns), so those stale bytes arrive now, as a frame of
+        // their own, instead of glued to the first request after the reboot.
+        let _ = read_reg(base + DATA);
         Uart { base }
     }
 
