@@ -25,9 +25,10 @@
 //! decisions however fast they are sent — a scenario replayed at x60 latches at the same
 //! scenario time as in real time. Modbus framing still uses the board's real clock.
 //!
-//! A long step (up to 6000 cycles) runs [`CYCLES_PER_POLL`] cycles per [`Runner::poll`], so a
-//! board keeps serving Modbus and feeding its watchdog meanwhile; while [`Runner::busy`], it
-//! should not push more bytes (a byte pushed anyway first finishes the step).
+//! A `clock` line's cycles (up to 6000) run in the [`Runner::poll`]s that follow it,
+//! [`CYCLES_PER_POLL`] at a time, so a board keeps serving Modbus and feeding its watchdog
+//! however long a step or a burst of lines is; while [`Runner::busy`], it should not push more
+//! bytes (a byte pushed anyway first finishes the step).
 //!
 //! ## Event lines
 //!
@@ -156,10 +157,10 @@ impl<R: StatefulOutputPin> Runner<R> {
         matches!(self.time, Time::Fed { .. })
     }
 
-    /// Whether cycles of a `clock` line are still to run: call [`Runner::poll`] again soon,
-    /// and push no more bytes until they have.
+    /// Whether a `clock` line is still to be carried out (its cycles, its `ok`): call
+    /// [`Runner::poll`] again at once, and push no more bytes until it is done.
     pub fn busy(&self) -> bool {
-        self.next_fed_cycle().is_some()
+        self.owe_ok
     }
 
     /// When, on the own clock, the next cycle is due; `None` when fed (only `clock` lines
@@ -193,7 +194,7 @@ impl<R: StatefulOutputPin> Runner<R> {
     /// carried out and answered. [`Action::Hang`] after `hang`'s `ok`: push nothing more.
     pub fn push(&mut self, byte: u8, own_ms: u64, board: &mut impl Board) -> Action {
         // Lines are carried out in order: a step still running finishes first.
-        if self.busy() {
+        if self.owe_ok {
             self.advance(u32::MAX, board);
         }
         match self.lines.push(byte) {
@@ -236,10 +237,9 @@ impl<R: StatefulOutputPin> Runner<R> {
     fn execute(&mut self, command: Command, own_ms: u64, board: &mut impl Board) -> Action {
         match command {
             Command::Clock(ms) => match self.set_clock(ms, own_ms) {
-                Ok(()) => {
-                    self.owe_ok = true;
-                    self.advance(CYCLES_PER_POLL, board);
-                }
+                // The cycles run in the passes that follow: however many lines arrive at
+                // once, a pass of the main loop never does more than CYCLES_PER_POLL.
+                Ok(()) => self.owe_ok = true,
                 Err(e) => board.say(&error_reply(e)),
             },
             Command::Reset => {
@@ -316,7 +316,7 @@ impl<R: StatefulOutputPin> Runner<R> {
             let now = base_ms.saturating_add(t);
             self.cycle(now, t, board);
         }
-        if self.owe_ok && !self.busy() {
+        if self.owe_ok && self.next_fed_cycle().is_none() {
             self.owe_ok = false;
             board.say("ok");
         }
@@ -554,6 +554,8 @@ mod tests {
         assert_eq!(r.push_line("clock 10000", 5, &mut out), Action::Continue);
         assert!(r.busy());
         assert_eq!(out.take(), [""; 0], "no ok before the cycles ran");
+        assert_eq!(cycles(&mut r).len(), 0, "the pass that pushed runs nothing");
+        r.poll(6, &mut out);
         assert_eq!(cycles(&mut r).len(), CYCLES_PER_POLL as usize);
         r.poll(6, &mut out);
         assert_eq!(cycles(&mut r).len(), CYCLES_PER_POLL as usize);
@@ -640,6 +642,23 @@ mod tests {
             out.take(),
             ["alarm at=40000 state=0x0000 faults=0x0002", "relay off"]
         );
+    }
+
+    #[test]
+    fn a_clock_line_with_nothing_due_is_answered_in_order() {
+        let mut r = runner(ResetReason::PowerOn);
+        let mut out = Lines::default();
+        assert_eq!(send(&mut r, &mut out, 0, "clock 0"), ["ok"]);
+        assert_eq!(cycles(&mut r), [0]);
+        // No pass between the lines: the first `ok` still comes first.
+        assert_eq!(r.push_line("clock 0", 1, &mut out), Action::Continue);
+        assert_eq!(r.push_line("clock 50", 1, &mut out), Action::Continue);
+        assert_eq!(r.push_line("status", 1, &mut out), Action::Continue);
+        let said = out.take();
+        assert_eq!(said[..2], ["ok", "ok"]);
+        assert!(said[2].starts_with("status "), "{said:?}");
+        assert_eq!(said.len(), 3);
+        assert_eq!(cycles(&mut r), [0u64; 0]);
     }
 
     #[test]

@@ -316,7 +316,7 @@ fn boot(
         };
         runner.poll(own_ms(), &mut out);
 
-        let wait = if runner.busy() {
+        let wait = if runner.busy() || !feed.is_empty() {
             Duration::ZERO
         } else {
             let mut wake = runner

@@ -415,8 +415,9 @@ fn main() -> ! {
         };
         runner.poll(clock.now_ms(), &mut console);
         watchdog.feed();
-        // Until the next millisecond tick or a received byte, unless cycles are waiting.
-        if !runner.busy() {
+        // Until the next millisecond tick or a received byte, unless cycles or feed bytes
+        // are waiting.
+        if !runner.busy() && !feed_uart.read_ready().unwrap_or(true) {
             cortex_m::asm::wfi();
         }
     }
