@@ -11,10 +11,14 @@
 //! | `gas <ppm>` / `gas err` / `gas -` | off-gas |
 //! | `smoke 0\|1`, `ups 0\|1`, `supp 0\|1` | the contacts (1 closed) |
 //! | `reset` | the local reset button |
-//! | `status` | one `status …` line with relay, alarm, faults, uptime, counters |
+//! | `status` | one `status …` line with relay, alarm, faults, uptime, counters, time, reset reason |
+//! | `clock <ms>` | the fed clock: switches the node to fed time and runs the cycles due up to `<ms>` |
+//! | `hang` | the main loop hangs: the watchdog resets the node |
 //!
 //! Every line is answered with `ok`, `err <why>` or the status line; the node also writes
+//! `alarm at=<ms> state=0x<XXXX> faults=0x<XXXX>` when its alarm state changes and
 //! `relay on` / `relay off` when the relay changes. Everything fed holds until changed.
+//! [`crate::runner`] carries the lines out.
 
 use core::fmt::{self, Write};
 
@@ -47,6 +51,10 @@ pub enum Command {
     Reset,
     /// Asks for the status line.
     Status,
+    /// The fed clock, ms ([`crate::runner`]).
+    Clock(u64),
+    /// Hangs the main loop, so the watchdog resets the node.
+    Hang,
 }
 
 /// Why a line was refused.
@@ -60,6 +68,10 @@ pub enum FeedError {
     BadValue,
     /// No such probe channel.
     NoSuchProbe,
+    /// A `clock` line lower than the one before.
+    ClockWentBack,
+    /// A `clock` line more than [`crate::runner::MAX_CLOCK_STEP_MS`] after the one before.
+    ClockJumpTooLarge,
 }
 
 impl fmt::Display for FeedError {
@@ -69,6 +81,8 @@ impl fmt::Display for FeedError {
             Self::UnknownCommand => "unknown command",
             Self::BadValue => "bad value",
             Self::NoSuchProbe => "no such probe (t0..t7)",
+            Self::ClockWentBack => "clock went back",
+            Self::ClockJumpTooLarge => "clock jump too large",
         })
     }
 }
@@ -114,6 +128,14 @@ fn contact(v: &str) -> Result<bool, FeedError> {
     }
 }
 
+/// A non-negative integer: digits only (no sign, no point), within `u64`.
+fn whole(v: &str) -> Result<u64, FeedError> {
+    if v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit()) {
+        return Err(FeedError::BadValue);
+    }
+    v.parse().map_err(|_| FeedError::BadValue)
+}
+
 /// Parses one line (without its line ending).
 pub fn parse(line: &str) -> Result<Command, FeedError> {
     let mut words = line.split_ascii_whitespace();
@@ -124,6 +146,8 @@ pub fn parse(line: &str) -> Result<Command, FeedError> {
     Ok(match cmd {
         "reset" => Command::Reset,
         "status" => Command::Status,
+        "hang" => Command::Hang,
+        "clock" => Command::Clock(whole(value()?)?),
         "room" => Command::Room(temperature(value()?)?),
         "hum" => Command::Humidity(match value()? {
             "-" => None,
@@ -179,8 +203,9 @@ impl Feed {
         &self.inputs
     }
 
-    /// Applies a sensor command; `false` for [`Command::Reset`] and [`Command::Status`],
-    /// which the board carries out.
+    /// Applies a sensor command; `false` for the commands that are not sensor values
+    /// ([`Command::Reset`], [`Command::Status`], [`Command::Clock`], [`Command::Hang`]), which
+    /// the [`crate::runner`] carries out.
     pub fn apply(&mut self, command: Command) -> bool {
         let i = &mut self.inputs;
         match command {
@@ -195,7 +220,7 @@ impl Feed {
             Command::Smoke(c) => i.smoke = c,
             Command::UpsOnBattery(c) => i.ups_on_battery = c,
             Command::Suppression(c) => i.suppression = c,
-            Command::Reset | Command::Status => return false,
+            Command::Reset | Command::Status | Command::Clock(_) | Command::Hang => return false,
         }
         true
     }
@@ -276,8 +301,9 @@ impl fmt::Display for StatusLine {
     }
 }
 
-/// A reply line, formatted without allocating.
-pub type Reply = heapless::String<128>;
+/// A reply or event line, formatted without allocating: room for the longest status line
+/// (every counter at its maximum, a 20-digit time and a board's extra fields).
+pub type Reply = heapless::String<192>;
 
 /// The reply to a refused line.
 pub fn error_reply(e: FeedError) -> Reply {
@@ -318,6 +344,20 @@ mod tests {
         assert_eq!(parse("supp 2"), Err(FeedError::BadValue));
         assert_eq!(parse("reset"), Ok(Command::Reset));
         assert_eq!(parse("status"), Ok(Command::Status));
+        assert_eq!(parse("hang"), Ok(Command::Hang));
+        assert_eq!(parse("clock 0"), Ok(Command::Clock(0)));
+        assert_eq!(parse("clock 1234567"), Ok(Command::Clock(1_234_567)));
+        for bad in [
+            "clock",
+            "clock -1",
+            "clock +5",
+            "clock 1.5",
+            "clock 1e3",
+            "clock x",
+            "clock 99999999999999999999",
+        ] {
+            assert_eq!(parse(bad), Err(FeedError::BadValue), "{bad}");
+        }
         assert_eq!(parse("t1 NaN"), Err(FeedError::BadValue));
         assert_eq!(
             parse("t1 -0.125"),

@@ -15,7 +15,9 @@
 //! - [`image`]: the input register image, encoded as the profile describes;
 //! - [`modbus`]: the RTU server (3.5-character framing, CRC, 03/04/06, exceptions) over any
 //!   `embedded-io` UART;
-//! - [`feed`]: the line protocol that plays the sensors on boards without any (QEMU, host).
+//! - [`feed`]: the line protocol that plays the sensors on boards without any (QEMU, host);
+//! - [`runner`]: the main loop without its I/O — feed, cycle schedule, fed clock, event
+//!   lines — that every board runs.
 //!
 //! The binaries: `firebreak-node-qemu` (this crate, for `thumbv7em-none-eabihf` on QEMU's
 //! `mps2-an386`) and `firebreak-node-sim` (`firmware/sim`, the same node on a host PTY). See
@@ -30,7 +32,9 @@ pub mod health;
 pub mod image;
 pub mod modbus;
 pub mod node;
+pub mod runner;
 pub mod sensors;
 pub mod tmp117;
 
 pub use node::{Node, ResetReason, Watchdog};
+pub use runner::{Action, Board, Runner};

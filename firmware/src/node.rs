@@ -7,7 +7,7 @@
 //! clears only by a Modbus write of [`map::ALARM_RESET_KEY`] to [`map::ALARM_RESET`] or by the
 //! local reset button ([`Node::local_reset`]), and only once every cause is gone.
 
-use embedded_hal::digital::OutputPin;
+use embedded_hal::digital::{OutputPin, StatefulOutputPin};
 use firebreak_protocols::builtin::{NO_SENSOR_U16, sensor_node as map};
 use firebreak_protocols::rtu::Exception;
 use firebreak_protocols::{SENSOR_NODE, Signal};
@@ -175,6 +175,11 @@ impl<R: OutputPin> Node<R> {
         self.faults
     }
 
+    /// Why the node last reset, as it reports it.
+    pub fn reset_reason(&self) -> ResetReason {
+        self.reset_reason
+    }
+
     /// The register image.
     pub fn image(&self) -> &InputImage {
         &self.image
@@ -282,6 +287,14 @@ impl<R: OutputPin> Node<R> {
         self.refresh_status();
         self.drive()?;
         Ok(!self.latched)
+    }
+}
+
+impl<R: StatefulOutputPin> Node<R> {
+    /// Whether the relay pin reads back high (energised): what the relay really does, not what
+    /// the node asked of it.
+    pub fn relay_is_set_high(&mut self) -> Result<bool, R::Error> {
+        self.relay.is_set_high()
     }
 }
 

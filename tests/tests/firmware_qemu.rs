@@ -1,11 +1,14 @@
 //! The sensor node's firmware image, booted in QEMU (`mps2-an386`), read over Modbus RTU by
 //! masters nobody here wrote (`mbpoll`) and by the gateway's `firebreak probe`, through a socat
-//! PTY, while a rising rack temperature is fed on its sensor UART.
+//! PTY, while a rising rack temperature is fed on its sensor UART; driven by the fed clock and
+//! compared with the host simulator; hung on purpose so its real watchdog resets it.
 //!
 //! The image is built by `scripts/test.sh` (`cargo build -p firebreak-firmware --profile firmware
 //! --target thumbv7em-none-eabihf --bin firebreak-node-qemu`); FIREBREAK_NODE_QEMU overrides
-//! its path. Under FIREBREAK_REQUIRE_PEERS=1 a missing QEMU, socat, mbpoll, image or gateway
-//! binary fails the test.
+//! its path. The simulator is `target/debug/firebreak-node-sim` (built by `cargo test
+//! --workspace` or `-p firebreak-node-sim`); FIREBREAK_NODE_SIM overrides it. Under
+//! FIREBREAK_REQUIRE_PEERS=1 a missing QEMU, socat, mbpoll, image, simulator or gateway binary
+//! fails the test.
 
 #![allow(
     clippy::unwrap_used,
@@ -24,6 +27,8 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use common::*;
+use firebreak_firmware::detect::{RATE_HOLD_MS, RATE_MIN_SPAN_MS};
+use firebreak_firmware::runner::CYCLE_MS;
 use firebreak_protocols::builtin::sensor_node as map;
 use firebreak_protocols::{
     DeviceId, PlanOptions, Quality, RawData, SENSOR_NODE, Signal, decode_samples, plan_reads,
@@ -103,12 +108,48 @@ impl Qemu {
         }
     }
 
+    /// Every line up to the first that `matches`, that one included.
+    fn until(&mut self, matches: impl Fn(&str) -> bool, within: Duration) -> Vec<String> {
+        let until = Instant::now() + within;
+        let mut seen = Vec::new();
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let done = matches(&line);
+                    seen.push(line);
+                    if done {
+                        return seen;
+                    }
+                }
+                Err(_) => panic!("the node did not say what was expected within {within:?}"),
+            }
+        }
+    }
+
     /// Sends a feed line and waits for its `ok`.
     fn send(&mut self, line: &str) {
         writeln!(self.feed, "{line}").unwrap();
         self.feed.flush().unwrap();
         self.expect(|l| l == "ok", Duration::from_secs(5));
     }
+}
+
+/// QEMU with its Modbus UART on a socat PTY in `dir`: the node, the PTY's path and socat.
+fn boot_with_pty(image: &Path, dir: &Path) -> (Qemu, PathBuf, Peer) {
+    let socket = dir.join("rtu.sock");
+    let dev = dir.join("node");
+    let node = Qemu::boot(image, &socket);
+    assert!(wait_until(Duration::from_secs(10), || socket.exists()).is_some());
+    let pty = Peer::spawn(
+        "socat",
+        Command::new("socat").args([
+            &format!("pty,raw,echo=0,link={}", dev.display()),
+            &format!("UNIX-CONNECT:{}", socket.display()),
+        ]),
+    );
+    assert!(wait_until(Duration::from_secs(5), || dev.exists()).is_some());
+    (node, dev, pty)
 }
 
 impl Drop for Qemu {
@@ -120,6 +161,14 @@ impl Drop for Qemu {
 
 /// `mbpoll` reads input registers `start..start+count`; the values by address.
 fn mbpoll_read(dev: &Path, start: u16, count: u16) -> Vec<(u16, u16)> {
+    let (values, text) = mbpoll_try(dev, start, count);
+    assert_eq!(values.len(), usize::from(count), "mbpoll: {text}");
+    values
+}
+
+/// `mbpoll` reads input registers; the values it got (none when nothing answered) and what it
+/// said.
+fn mbpoll_try(dev: &Path, start: u16, count: u16) -> (Vec<(u16, u16)>, String) {
     let out = Command::new("mbpoll")
         .args([
             "-m", "rtu", "-b", "19200", "-P", "none", "-a", "1", "-t", "3",
@@ -147,13 +196,10 @@ fn mbpoll_read(dev: &Path, start: u16, count: u16) -> Vec<(u16, u16)> {
             ))
         })
         .collect();
-    assert_eq!(
-        values.len(),
-        usize::from(count),
-        "mbpoll: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    values
+    (
+        values,
+        format!("{text}{}", String::from_utf8_lossy(&out.stderr)),
+    )
 }
 
 /// `mbpoll` writes one holding register.
@@ -239,18 +285,7 @@ fn qemu_node_raises_its_alarm_on_a_rising_rack_and_masters_see_it() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("rtu.sock");
-    let dev = dir.path().join("node");
-    let mut node = Qemu::boot(&image, &socket);
-    assert!(wait_until(Duration::from_secs(10), || socket.exists()).is_some());
-    let _pty = Peer::spawn(
-        "socat",
-        Command::new("socat").args([
-            &format!("pty,raw,echo=0,link={}", dev.display()),
-            &format!("UNIX-CONNECT:{}", socket.display()),
-        ]),
-    );
-    assert!(wait_until(Duration::from_secs(5), || dev.exists()).is_some());
+    let (mut node, dev, _pty) = boot_with_pty(&image, dir.path());
 
     // A healthy rack at 25 °C: no alarm, as mbpoll and the gateway read it.
     node.send("t0 25.0");
@@ -316,4 +351,213 @@ fn qemu_node_raises_its_alarm_on_a_rising_rack_and_masters_see_it() {
         status.contains("relay=0") && status.contains("crc=0") && status.contains("framing=0"),
         "{status}"
     );
+}
+
+/// A rack warming 3 °C/min, fed at 1 s steps of the fed clock from 0 for `seconds`: each
+/// second's reading is sent after the `clock` line that ends the second before (the same
+/// script as the simulator's test).
+fn ramp(seconds: u64) -> Vec<String> {
+    let mut lines = vec!["clock 0".to_string()];
+    for s in 0..seconds {
+        lines.push(format!("t0 {:.3}", 25.0 + 0.05 * s as f64));
+        lines.push(format!("clock {}", (s + 1) * 1000));
+    }
+    lines
+}
+
+/// The `alarm` lines among `said`.
+fn alarms(said: &[String]) -> Vec<String> {
+    said.iter()
+        .filter(|l| l.starts_with("alarm "))
+        .cloned()
+        .collect()
+}
+
+/// The simulator binary, fed `script` on stdin in one write; everything it said up to the
+/// status line after.
+fn on_the_simulator(sim: &Path, dir: &Path, script: &[String]) -> Vec<String> {
+    let (master, node_end) = (dir.join("sim-master"), dir.join("sim-node"));
+    let _line = Peer::spawn(
+        "socat",
+        Command::new("socat").args([
+            &format!("pty,raw,echo=0,link={}", master.display()),
+            &format!("pty,raw,echo=0,link={}", node_end.display()),
+        ]),
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || master.exists()
+            && node_end.exists())
+        .is_some()
+    );
+    let mut child = Command::new(sim)
+        .arg("--serial")
+        .arg(&node_end)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start firebreak-node-sim");
+    let mut stdin = child.stdin.take().unwrap();
+    let (tx, lines) = channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let all: String = script.iter().map(|l| format!("{l}\n")).collect();
+    stdin.write_all(all.as_bytes()).unwrap();
+    stdin.write_all(b"status\n").unwrap();
+    stdin.flush().unwrap();
+    let mut said = Vec::new();
+    let until = Instant::now() + Duration::from_secs(30);
+    while !said
+        .last()
+        .is_some_and(|l: &String| l.starts_with("status "))
+    {
+        match lines.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok(line) => said.push(line),
+            Err(_) => panic!("the simulator stopped short: {said:?}"),
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    said
+}
+
+fn simulator() -> PathBuf {
+    std::env::var_os("FIREBREAK_NODE_SIM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/debug/firebreak-node-sim"))
+}
+
+#[test]
+fn qemu_node_on_the_fed_clock_latches_when_the_simulator_does() {
+    if !require_peer("qemu-system-arm") || !require_peer("socat") || !require_peer("mbpoll") {
+        return;
+    }
+    let image = image();
+    if !required("firmware image", &image) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, dev, _pty) = boot_with_pty(&image, dir.path());
+
+    // 60 s of scenario, sent as fast as the UART takes it.
+    let script = ramp(60);
+    let all: String = script.iter().map(|l| format!("{l}\n")).collect();
+    let started = Instant::now();
+    node.feed.write_all(all.as_bytes()).unwrap();
+    writeln!(node.feed, "status").unwrap();
+    node.feed.flush().unwrap();
+    let said = node.until(|l| l.starts_with("status "), Duration::from_secs(60));
+    let took = started.elapsed();
+    let replies: Vec<&String> = said
+        .iter()
+        .filter(|l| *l == "ok" || l.starts_with("err"))
+        .collect();
+    assert_eq!(replies.len(), script.len(), "{said:?}");
+    assert!(replies.iter().all(|l| *l == "ok"), "{said:?}");
+    assert!(
+        took < Duration::from_secs(30),
+        "60 s of scenario took {took:?}"
+    );
+
+    // The rule: first reading at fed 100 ms, a rate once readings span 20 s, held 10 s.
+    let rule = CYCLE_MS + RATE_MIN_SPAN_MS + RATE_HOLD_MS;
+    let latched = 1 << map::ALARM_LATCHED | 1 << map::ALARM_CAUSE_RATE_OF_RISE;
+    let on_qemu = alarms(&said);
+    assert_eq!(
+        on_qemu,
+        [format!(
+            "alarm at={rule} state=0x{latched:04X} faults=0x0000"
+        )],
+        "{said:?}"
+    );
+    let relay = said.iter().position(|l| l == "relay on").unwrap();
+    assert!(said[relay - 1].starts_with("alarm "), "{said:?}");
+    assert!(
+        said.last().unwrap().contains(" at=60000 reset=0"),
+        "{said:?}"
+    );
+    assert_eq!(
+        mbpoll_read(&dev, map::ALARM_STATE, 1),
+        [(map::ALARM_STATE, latched)]
+    );
+
+    // The host simulator, same script: the same lines, the same times.
+    let sim = simulator();
+    if required("simulator", &sim) {
+        assert_eq!(
+            alarms(&on_the_simulator(&sim, dir.path(), &script)),
+            on_qemu
+        );
+    }
+}
+
+#[test]
+fn qemu_node_hung_is_reset_by_its_watchdog_and_says_so() {
+    if !require_peer("qemu-system-arm") || !require_peer("socat") || !require_peer("mbpoll") {
+        return;
+    }
+    let image = image();
+    if !required("firmware image", &image) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (mut node, dev, _pty) = boot_with_pty(&image, dir.path());
+    assert_eq!(
+        mbpoll_read(&dev, map::RESET_REASON, 1),
+        [(map::RESET_REASON, 0)],
+        "power-on"
+    );
+    // Latched on the fed clock, so the reboot visibly starts afresh.
+    for line in ["clock 0", "smoke 1", "clock 2000"] {
+        node.send(line);
+    }
+    assert_eq!(
+        mbpoll_read(&dev, map::ALARM_STATE, 1),
+        [(map::ALARM_STATE, 0x11)]
+    );
+
+    let hung = Instant::now();
+    node.send("hang");
+    let (values, text) = mbpoll_try(&dev, map::RESET_REASON, 1);
+    assert!(values.is_empty(), "a hung node answers nothing: {text}");
+    let banner = node.expect(|l| l.contains("ready"), Duration::from_secs(15));
+    let down = hung.elapsed();
+    // The CMSDK watchdog: its interrupt 2 s after the last feed, the reset 2 s later.
+    assert!(
+        down >= Duration::from_millis(3_800) && down < Duration::from_secs(10),
+        "rebooted {down:?} after hang"
+    );
+    assert!(banner.contains(" reset=1 "), "{banner}");
+    // The request sent while hung was held back by QEMU (a real UART would have lost it); the
+    // image drops it at boot as a damaged frame. A master retries, as this one does.
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            mbpoll_try(&dev, map::RESET_REASON, 1).0 == [(map::RESET_REASON, 1)]
+        })
+        .is_some(),
+        "register 108 never read 1 (watchdog)"
+    );
+    assert_eq!(
+        mbpoll_read(&dev, map::ALARM_STATE, 1),
+        [(map::ALARM_STATE, 0)],
+        "RAM state is gone"
+    );
+    // Back on its own clock: a reading is taken with no `clock` line.
+    node.send("t0 25.0");
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            mbpoll_try(&dev, 0, 1).0 == [(0, 250)]
+        })
+        .is_some()
+    );
+    writeln!(node.feed, "status").unwrap();
+    let status = node.expect(|l| l.starts_with("status "), Duration::from_secs(5));
+    assert!(status.contains(" reset=1"), "{status}");
+    assert!(status.contains(" stack_peak="), "{status}");
 }

@@ -15,10 +15,10 @@ use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::{entry, exception};
 use embedded_hal::digital::{ErrorType as PinErrorType, OutputPin, StatefulOutputPin};
 use embedded_io::{ErrorType, Read, ReadReady, Write};
-use firebreak_firmware::feed::{Command, Feed, LineBuffer, Reply, StatusLine, error_reply};
-use firebreak_firmware::modbus::{Clock, FrameTiming, RtuServer, serve};
+use firebreak_firmware::feed::Reply;
+use firebreak_firmware::modbus::{Clock, FrameTiming, LinkCounters, RtuServer, serve};
 use firebreak_firmware::node::VERSION;
-use firebreak_firmware::{Node, ResetReason, Watchdog};
+use firebreak_firmware::{Action, Board, ResetReason, Runner, Watchdog};
 use panic_halt as _;
 
 /// The system clock.
@@ -31,8 +31,6 @@ const UNIT: u8 = 1;
 /// gets to them, not at a baud rate, so a loaded host can pause a frame for milliseconds:
 /// 20 ms instead of 3.5 characters (2 ms at 19200 baud). Masters wait far longer for answers.
 const EMULATED_GAP_US: u32 = 20_000;
-/// The node judges its sensors this often.
-const CYCLE_MS: u64 = 100;
 
 const UART0: usize = 0x4000_4000;
 const UART1: usize = 0x4000_5000;
@@ -71,6 +69,11 @@ impl Uart {
     fn new(base: usize) -> Uart {
         write_reg(base + BAUDDIV, SYSCLK_HZ / BAUD);
         write_reg(base + CTRL, CTRL_TX_EN | CTRL_RX_EN | CTRL_RX_INT_EN);
+        // Whatever the receiver holds is from before the reset: drop it. On QEMU this read
+        // also hands the UART what the host side held back while the node was hung (QEMU
+        // loses no byte, a real UART overruns), so those stale bytes arrive now, as a frame of
+        // their own, instead of glued to the first request after the reboot.
+        let _ = read_reg(base + DATA);
         Uart { base }
     }
 
@@ -186,6 +189,12 @@ fn SysTick() {
     TICKS_MS.fetch_add(1, Ordering::Relaxed);
 }
 
+/// The CMSDK watchdog's first expiry: mps2 boards route its interrupt to the NMI. The main
+/// loop has not fed it for 2 s; leave the interrupt asserted (no `WDOGINTCLR`), so the
+/// watchdog's second expiry, 2 s later, resets the board.
+#[exception]
+unsafe fn NonMaskableInt() {}
+
 /// Every device interrupt lands here (only the UART receive interrupts are enabled): clear
 /// them; the main loop, woken from `wfi`, reads the bytes.
 #[exception]
@@ -237,26 +246,37 @@ impl Clock for SysClock {
     }
 }
 
-/// A word RAM keeps across a warm reset (cortex-m-rt does not initialise `.uninit`). QEMU
-/// starts with RAM zeroed; the board has no reset-cause register, so a warm boot is "unknown".
+/// A word RAM keeps across a warm reset (cortex-m-rt does not initialise `.uninit`), read
+/// once at boot. QEMU starts with RAM zeroed. The mps2 has no reset-cause register, so the word
+/// is the only witness: [`BOOTED_MAGIC`] (a boot happened before, the reset that followed is
+/// unknown) or [`WATCHDOG_MAGIC`] (the node hung on purpose, a watchdog reset was coming). A
+/// real board reads its reset-cause register instead (RCC_CSR on an STM32F4, RESETREAS on an
+/// nRF52), which tells a watchdog, a brown-out and the reset pin apart by itself.
 #[unsafe(link_section = ".uninit.FIREBREAK_BOOTED")]
 static mut BOOTED: MaybeUninit<u32> = MaybeUninit::uninit();
 const BOOTED_MAGIC: u32 = 0xF12E_B00D;
+const WATCHDOG_MAGIC: u32 = 0xF12E_D06E;
+
+fn boot_word(value: u32) {
+    // SAFETY: a plain volatile write of a u32 into RAM reserved for it; only `main`'s
+    // thread touches it.
+    unsafe { write_volatile(addr_of_mut!(BOOTED).cast::<u32>(), value) }
+}
 
 fn reset_reason() -> ResetReason {
-    // SAFETY: read and written once, here, before anything else runs; any bit pattern is a
-    // valid u32.
-    let warm = unsafe {
-        let p = addr_of_mut!(BOOTED).cast::<u32>();
-        let warm = read_volatile(addr_of!(BOOTED).cast::<u32>()) == BOOTED_MAGIC;
-        write_volatile(p, BOOTED_MAGIC);
-        warm
-    };
-    if warm {
-        ResetReason::Unknown
-    } else {
-        ResetReason::PowerOn
+    // SAFETY: read once, here, before anything else runs; any bit pattern is a valid u32.
+    let word = unsafe { read_volatile(addr_of!(BOOTED).cast::<u32>()) };
+    boot_word(BOOTED_MAGIC);
+    match word {
+        WATCHDOG_MAGIC => ResetReason::Watchdog,
+        BOOTED_MAGIC => ResetReason::Unknown,
+        _ => ResetReason::PowerOn,
     }
+}
+
+/// Marks the next boot as the watchdog's.
+fn expect_watchdog_reset() {
+    boot_word(WATCHDOG_MAGIC);
 }
 
 unsafe extern "C" {
@@ -283,22 +303,48 @@ fn say(uart: &mut Uart, line: &str) {
     let _ = uart.write_all(b"\n");
 }
 
+/// The feed UART as the runner writes to it, with the Modbus counters of the moment.
+struct Console<'a> {
+    uart: &'a mut Uart,
+    link: LinkCounters,
+}
+
+impl Board for Console<'_> {
+    fn say(&mut self, line: &str) {
+        say(self.uart, line);
+    }
+
+    fn link_counters(&mut self) -> LinkCounters {
+        self.link
+    }
+
+    fn status_fields(&mut self, status: &mut Reply) {
+        let _ = write!(status, " stack_peak={}", stack_peak());
+    }
+}
+
+/// `hang` on the feed: a hung main loop. Nothing is served or fed any more, so the watchdog
+/// bites — its interrupt (the NMI) after 2 s, the reset 2 s later — and the image boots again.
+/// The boot word says a watchdog reset is coming, so the next boot reports it.
+fn hang() -> ! {
+    expect_watchdog_reset();
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
 /// The node's state: in a static, so it is counted in the image's RAM figures and not moved
 /// about on the stack.
 struct State {
-    node: Node<Relay>,
+    runner: Runner<Relay>,
     server: RtuServer,
-    feed: Feed,
-    lines: LineBuffer,
 }
 
 /// Everything the node keeps, built at compile time into a static: nothing large is built
 /// or moved on the stack, and the RAM figures count it.
 static mut NODE_STATE: State = State {
-    node: Node::unstarted(Relay),
+    runner: Runner::new(Relay),
     server: RtuServer::new(UNIT, FrameTiming::from_gap_us(EMULATED_GAP_US)),
-    feed: Feed::new(),
-    lines: LineBuffer::new(),
 };
 
 #[entry]
@@ -332,16 +378,8 @@ fn main() -> ! {
     // this is the only reference to it, ever. (A raw pointer first: a direct `&mut` to a
     // `static mut` is refused by the 2024 edition.)
     #[allow(clippy::deref_addrof)]
-    let State {
-        node,
-        server,
-        feed,
-        lines,
-    } = unsafe { &mut *(&raw mut NODE_STATE) };
-    let Ok(()) = node.start(reason);
-    let mut relay = Relay;
-    let mut relay_was = false;
-    let mut next_cycle_ms = 0;
+    let State { runner, server } = unsafe { &mut *(&raw mut NODE_STATE) };
+    let Ok(()) = runner.start(reason);
 
     let mut banner = Reply::new();
     let _ = write!(
@@ -355,51 +393,32 @@ fn main() -> ! {
     say(&mut feed_uart, &banner);
 
     loop {
-        while let Some(b) = feed_uart.try_read() {
-            let Some(line) = lines.push(b) else { continue };
-            let reply = match line {
-                Err(e) => error_reply(e),
-                Ok(Command::Reset) => {
-                    let _ = node.local_reset();
-                    Reply::try_from("ok").unwrap_or_default()
-                }
-                Ok(Command::Status) => {
-                    let mut r = Reply::new();
-                    let status = StatusLine {
-                        relay: relay.is_set_high().unwrap_or(false),
-                        alarm_state: node.alarm_state(),
-                        faults: node.faults(),
-                        uptime_s: (clock.now_ms() / 1000) as u32,
-                        link: server.counters(),
-                    };
-                    let _ = write!(r, "{status} stack_peak={}", stack_peak());
-                    r
-                }
-                Ok(command) => {
-                    feed.apply(command);
-                    Reply::try_from("ok").unwrap_or_default()
-                }
+        // Feed lines in order; none while a `clock` step still has cycles to run (the byte
+        // waits in the UART, QEMU holds the rest).
+        while !runner.busy()
+            && let Some(b) = feed_uart.try_read()
+        {
+            let mut console = Console {
+                uart: &mut feed_uart,
+                link: server.counters(),
             };
-            say(&mut feed_uart, &reply);
+            if runner.push(b, clock.now_ms(), &mut console) == Action::Hang {
+                hang();
+            }
         }
 
-        let Ok(()) = serve(server, &mut rtu_uart, &mut clock, node);
+        let Ok(()) = serve(server, &mut rtu_uart, &mut clock, runner.node_mut());
 
-        let now_ms = clock.now_ms();
-        if now_ms >= next_cycle_ms {
-            next_cycle_ms = now_ms + CYCLE_MS;
-            let Ok(()) = node.update(now_ms, feed.inputs());
-        }
-        let relay_is = relay.is_set_high().unwrap_or(false);
-        if relay_is != relay_was {
-            relay_was = relay_is;
-            say(
-                &mut feed_uart,
-                if relay_is { "relay on" } else { "relay off" },
-            );
-        }
+        let mut console = Console {
+            uart: &mut feed_uart,
+            link: server.counters(),
+        };
+        runner.poll(clock.now_ms(), &mut console);
         watchdog.feed();
-        // Until the next millisecond tick or a received byte.
-        cortex_m::asm::wfi();
+        // Until the next millisecond tick or a received byte, unless cycles or feed bytes
+        // are waiting.
+        if !runner.busy() && !feed_uart.read_ready().unwrap_or(true) {
+            cortex_m::asm::wfi();
+        }
     }
 }
