@@ -45,6 +45,9 @@ use line::{Line, LineFigures, LineNode, Parity, PortSpec, PtyPair};
 /// How often, in scenario time, the rig advances the node's clock and sets its inputs.
 pub const FEED_STEP: Duration = Duration::from_millis(250);
 
+/// The node's cycle (`docs/firmware.md`): it judges its inputs every 100 ms of its clock.
+const NODE_CYCLE: Duration = Duration::from_millis(100);
+
 /// How long a node may take to say it is ready (QEMU boots in well under a second; a loaded
 /// CI machine can be slow to start it).
 const BOOT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -523,7 +526,12 @@ impl Driver {
 
     fn booted(&mut self, reset: Option<u16>, start: ScenarioTime) -> String {
         let now = self.clock.now();
-        let origin = self.on_grid(now, start);
+        let at = self.on_grid(now, start);
+        // The node's fed clock starts one cycle before the boot's grid step: `clock 0` runs
+        // a cycle on nothing fitted, the inputs at the step follow, and `clock 100` runs the
+        // cycle that judges them, so the node serves them before the scenario clock moves
+        // (the rig starts the gateway with the clock paused).
+        let origin = at.minus(NODE_CYCLE);
         lock(&self.record).boots.push(Boot {
             at: now,
             reset_reason: reset,
@@ -533,9 +541,10 @@ impl Driver {
         self.sent.clear();
         self.pending.clear();
         let mut out = String::new();
-        self.inputs_at(&mut out, origin);
         self.queue(&mut out, "clock 0".into());
-        self.next = origin.plus(FEED_STEP);
+        self.inputs_at(&mut out, at);
+        self.queue(&mut out, format!("clock {}", NODE_CYCLE.as_millis()));
+        self.next = at.plus(FEED_STEP);
         out
     }
 
@@ -883,8 +892,22 @@ impl FirmwareNodes {
                     }
                 }
             } else if io.writer.is_some() {
-                // A physical node is already running: take it from here.
-                driver.booted(None, scenario.start)
+                // A physical node is already running: what it said before the rig listened
+                // (its banner, a relay line) is read first, then the rig takes it from here.
+                let mut reset = None;
+                let drain = tokio::time::sleep(Duration::from_millis(500));
+                tokio::pin!(drain);
+                loop {
+                    tokio::select! {
+                        () = &mut drain => break,
+                        line = io.lines.recv() => match line.as_deref().map(parse_output) {
+                            Some(Output::Ready { reset: r }) => reset = r,
+                            Some(_) => {}
+                            None => break,
+                        },
+                    }
+                }
+                driver.booted(reset, scenario.start)
             } else {
                 String::new()
             };
