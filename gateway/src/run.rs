@@ -381,7 +381,8 @@ fn log_reboot(r: &RebootEvent) {
         uptime_s = r.reboot.uptime_s,
         before_s = r.before_s,
         gap_ms = r.gap_ms,
-        "device rebooted ({}): up {} s; it lost what it held locally (a latched alarm, rate-of-rise history)",
+        "device {} rebooted ({}), up {} s: it lost what it held locally (a latched alarm, rate-of-rise history)",
+        r.device,
         r.reboot.reason,
         r.reboot.uptime_s
     );
