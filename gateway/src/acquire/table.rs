@@ -60,7 +60,7 @@ pub fn reason_word(code: f32) -> String {
     }
 }
 
-/// What a device says of itself, and the reboots seen from it.
+/// What the table keeps to judge a device's own readings.
 #[derive(Debug, Clone, Default)]
 struct DeviceSelf {
     watch: UptimeWatch,
