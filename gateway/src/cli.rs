@@ -668,7 +668,7 @@ mod tests {
         );
         let tight = output(&["profiles", "firebreak-sensor-node", "--max-gap", "0"]).unwrap();
         assert!(
-            tight.contains("  04 input 0..12\n  04 input 107..108\n"),
+            tight.contains("  04 input 0..12\n  04 input 102..104\n  04 input 107..109\n"),
             "{tight}"
         );
     }

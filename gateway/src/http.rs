@@ -238,6 +238,47 @@ pub fn render_metrics(table: &SignalTable, now_ms: u64) -> String {
         "firebreak_poll_lateness_seconds_sum {}\nfirebreak_poll_lateness_seconds_count {}",
         late.sum_s, late.count
     );
+    let _ = writeln!(
+        out,
+        "# HELP firebreak_device_reboots_total Reboots of each device seen since the gateway started (its device-uptime went back), by reset reason.\n# TYPE firebreak_device_reboots_total counter"
+    );
+    for (d, h) in devices.iter().filter(|(_, h)| h.uptime_s.is_some()) {
+        // Every known reason from 0, so that the first reboot is an increase too.
+        let known = firebreak_protocols::ResetReason::ALL.map(|r| r.name());
+        for reason in known {
+            let n = h.reboots.get(reason).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "firebreak_device_reboots_total{{device=\"{}\",reason=\"{reason}\"}} {n}",
+                esc(d.as_str())
+            );
+        }
+        for (reason, n) in h
+            .reboots
+            .iter()
+            .filter(|(r, _)| !known.contains(&r.as_str()))
+        {
+            let _ = writeln!(
+                out,
+                "firebreak_device_reboots_total{{device=\"{}\",reason=\"{}\"}} {n}",
+                esc(d.as_str()),
+                esc(reason)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP firebreak_device_uptime_seconds Each device's own uptime at its last reading (device-uptime).\n# TYPE firebreak_device_uptime_seconds gauge"
+    );
+    for (d, h) in devices {
+        if let Some(u) = h.uptime_s {
+            let _ = writeln!(
+                out,
+                "firebreak_device_uptime_seconds{{device=\"{}\"}} {u}",
+                esc(d.as_str())
+            );
+        }
+    }
     // Per device, not per signal: a hall of 2,000 devices has 64,000 signals, too many
     // series for a scrape (and, rendered, tens of MiB). /status lists every signal.
     let summary = table.quality_summary(now_ms);
@@ -302,4 +343,101 @@ fn esc(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use firebreak_protocols::{DeviceId, Quality, Sample, Signal};
+
+    use super::*;
+    use crate::acquire::{Event, PollReport};
+    use crate::config::SiteConfig;
+
+    const CONFIG: &str = r#"
+[site]
+name = "s"
+gateway = "g"
+[[zones]]
+name = "z"
+[[devices]]
+name = "node"
+zone = "z"
+transport = "tcp"
+address = "127.0.0.1:1"
+unit = 1
+profile = "firebreak-sensor-node"
+[[devices]]
+name = "ups"
+zone = "z"
+transport = "tcp"
+address = "127.0.0.1:2"
+unit = 1
+profile = "generic-ups"
+"#;
+
+    fn poll(at_s: u64, uptime: f32, reason: f32) -> Event {
+        let device = DeviceId::new("node").unwrap();
+        let sample = |signal: Signal, value| Sample {
+            device: device.clone(),
+            signal,
+            channel: 0,
+            value,
+            unit: signal.unit(),
+            timestamp_ms: at_s * 1000,
+            quality: Quality::Good,
+        };
+        Event::Poll(PollReport {
+            device: device.clone(),
+            at_ms: at_s * 1000,
+            latency: Duration::from_millis(5),
+            lateness: Duration::ZERO,
+            samples: vec![
+                sample(Signal::DeviceUptime, uptime),
+                sample(Signal::ResetReason, reason),
+            ],
+            errors: vec![],
+            answered: true,
+        })
+    }
+
+    #[test]
+    fn reboots_and_uptime_are_metrics() {
+        let mut t = SignalTable::new(&SiteConfig::parse(CONFIG, "t").unwrap());
+        for s in 10..=12 {
+            t.apply_at(&poll(s, 5000.0 + s as f32, 0.0), s * 1000, s * 1000);
+        }
+        let before = render_metrics(&t, 12_000);
+        assert!(
+            before.contains(
+                "firebreak_device_reboots_total{device=\"node\",reason=\"watchdog\"} 0\n"
+            ),
+            "{before}"
+        );
+        assert!(before.contains("firebreak_device_uptime_seconds{device=\"node\"} 5012\n"));
+        assert!(
+            !before.contains("device=\"ups\",reason"),
+            "no uptime, no reboot series"
+        );
+        t.apply_at(&poll(13, 0.0, 1.0), 13_000, 13_000);
+        let after = render_metrics(&t, 13_000);
+        for line in [
+            "# TYPE firebreak_device_reboots_total counter\n",
+            "firebreak_device_reboots_total{device=\"node\",reason=\"watchdog\"} 1\n",
+            "firebreak_device_reboots_total{device=\"node\",reason=\"brown-out\"} 0\n",
+            "firebreak_device_uptime_seconds{device=\"node\"} 0\n",
+        ] {
+            assert!(after.contains(line), "{line}: {after}");
+        }
+        // A code no reason has gets its own series.
+        for s in 14..=16 {
+            t.apply_at(&poll(s, (s - 13) as f32, 7.0), s * 1000, s * 1000);
+        }
+        t.apply_at(&poll(17, 0.0, 7.0), 17_000, 17_000);
+        assert!(
+            render_metrics(&t, 17_000)
+                .contains("firebreak_device_reboots_total{device=\"node\",reason=\"7\"} 1\n")
+        );
+    }
 }

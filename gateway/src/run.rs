@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::acquire::table::SignalTable;
+use crate::acquire::table::{RebootEvent, SignalTable};
 use crate::acquire::{
     EVENT_CHANNEL_CAPACITY, Event, WallClockWatch, modbus, mono_ms, mqtt, now_ms,
 };
@@ -232,10 +232,13 @@ pub async fn run_with_delivery(
             event = rx.recv() => {
                 let Some(event) = event else { break };
                 let now = mono_ms();
-                let (changed, links) = match table.lock() {
-                    Ok(mut t) => (t.apply(&event, now), t.take_link_changes()),
+                let (changed, links, reboots) = match table.lock() {
+                    Ok(mut t) => (t.apply(&event, now), t.take_link_changes(), t.take_reboots()),
                     Err(_) => break,
                 };
+                for r in &reboots {
+                    log_reboot(r);
+                }
                 (policy_input(&event, changed), links, false, now)
             }
             _ = tick.tick() => {
@@ -368,6 +371,21 @@ fn policy_input(event: &Event, changed: Vec<Sample>) -> Vec<Sample> {
     let mut input = fresh.to_vec();
     input.extend(changed.into_iter().filter(|s| !s.quality.is_evidence()));
     input
+}
+
+/// A device that restarted: its local state (a latched alarm, rate-of-rise history) is gone.
+fn log_reboot(r: &RebootEvent) {
+    warn!(
+        device = %r.device,
+        reason = %r.reboot.reason,
+        uptime_s = r.reboot.uptime_s,
+        before_s = r.before_s,
+        gap_ms = r.gap_ms,
+        "device {} rebooted ({}), up {} s: it lost what it held locally (a latched alarm, rate-of-rise history)",
+        r.device,
+        r.reboot.reason,
+        r.reboot.uptime_s
+    );
 }
 
 fn log_transition(t: &Transition) {

@@ -19,6 +19,8 @@ pub const NO_SENSOR_U32: u32 = 0xFFFF_FFFF;
 ///
 /// Readings are input registers 0..=11; the node's status block is input registers
 /// 100..=108 and its writable settings holding registers 200..=203 (see [`sensor_node`]).
+/// Of the status block, the alarm relay (107), the uptime (102..=103) and the reset reason
+/// (108) are mapped as signals: the gateway sees the node's own alarm and its reboots.
 pub const SENSOR_NODE: DeviceProfile<'static> = DeviceProfile {
     name: "firebreak-sensor-node",
     description: "Firebreak battery-room sensor node (Modbus RTU)",
@@ -41,7 +43,7 @@ const fn rack_probe(channel: u8) -> R {
     .sentinel(NO_SENSOR_U16)
 }
 
-const SENSOR_NODE_REGISTERS: [R; 15] = [
+const SENSOR_NODE_REGISTERS: [R; 17] = [
     rack_probe(0),
     rack_probe(1),
     rack_probe(2),
@@ -83,6 +85,13 @@ const SENSOR_NODE_REGISTERS: [R; 15] = [
         DataType::Bit(sensor_node::CONTACT_SUPPRESSION),
     )
     .sentinel(NO_SENSOR_U16),
+    // No sentinel: every u32 is an uptime (the node saturates at 0xFFFFFFFF, 136 years).
+    R::new(
+        Signal::DeviceUptime,
+        Table::Input,
+        sensor_node::UPTIME,
+        DataType::U32,
+    ),
     R::new(
         Signal::NodeAlarm,
         Table::Input,
@@ -90,6 +99,14 @@ const SENSOR_NODE_REGISTERS: [R; 15] = [
         DataType::Bit(sensor_node::ALARM_LATCHED),
     )
     .sentinel(NO_SENSOR_U16),
+    // No sentinel either: 0xFFFF is the code "unknown", a reason the node reports, not a
+    // broken sensor (a sentinel would make it `sensor-fault`).
+    R::new(
+        Signal::ResetReason,
+        Table::Input,
+        sensor_node::RESET_REASON,
+        DataType::U16,
+    ),
 ];
 
 /// The sensor node's registers that are not signals: its status block and its settings.
@@ -177,7 +194,7 @@ pub mod sensor_node {
             super::Table::Input,
             UPTIME,
             "uptime",
-            "seconds since boot, u32, high word first (102-103)",
+            "seconds since boot, u32, high word first (102-103): signal `device-uptime`",
         ),
         (
             super::Table::Input,
@@ -207,7 +224,7 @@ pub mod sensor_node {
             super::Table::Input,
             RESET_REASON,
             "reset-reason",
-            "0 power-on, 1 watchdog, 2 software, 3 external, 4 brown-out, 0xFFFF unknown",
+            "0 power-on, 1 watchdog, 2 software, 3 external, 4 brown-out, 0xFFFF unknown: signal `reset-reason`",
         ),
         (
             super::Table::Holding,
@@ -373,6 +390,75 @@ mod tests {
             (reading.value, reading.quality),
             (1.0, crate::Quality::Good)
         );
+    }
+
+    #[test]
+    fn the_status_block_gives_uptime_and_reset_reason() {
+        use crate::{
+            DeviceId, PlanOptions, Quality, RawData, ResetReason, decode_samples, plan_reads,
+        };
+        let device = DeviceId::new("node-1").unwrap();
+        let plan = plan_reads::<4>(SENSOR_NODE.registers, &PlanOptions::default()).unwrap();
+        let status = plan
+            .iter()
+            .find(|r| {
+                r.table == Table::Input
+                    && r.start > sensor_node::CONTACTS
+                    && r.start <= sensor_node::UPTIME
+            })
+            .unwrap();
+        // The status block as the firmware serves it, from input register 100: version 1.2,
+        // patch 3, uptime 0x0001_0002 s (65538), no faults, no errors, alarm latched,
+        // reset by the watchdog.
+        let block: [u16; 9] = [0x0102, 3, 0x0001, 0x0002, 0, 0, 0, 1, 1];
+        let words = &block[usize::from(status.start - sensor_node::FIRMWARE_VERSION)..];
+        let samples: heapless::Vec<crate::Sample, 8> = decode_samples(
+            &device,
+            SENSOR_NODE.registers,
+            status,
+            RawData::Words(words),
+            42,
+        )
+        .map(Result::unwrap)
+        .collect();
+        let get = |signal| samples.iter().find(|s| s.signal == signal).unwrap();
+        let uptime = get(Signal::DeviceUptime);
+        assert_eq!(
+            (
+                uptime.value,
+                uptime.unit,
+                uptime.quality,
+                uptime.timestamp_ms
+            ),
+            (65_538.0, crate::Unit::Seconds, Quality::Good, 42)
+        );
+        let reason = get(Signal::ResetReason);
+        assert_eq!((reason.value, reason.quality), (1.0, Quality::Good));
+        assert_eq!(
+            ResetReason::from_code(reason.value),
+            Some(ResetReason::Watchdog)
+        );
+        assert_eq!(get(Signal::NodeAlarm).value, 1.0);
+        // "Unknown" is a reason, not a broken sensor; a huge uptime is an uptime.
+        let block: [u16; 9] = [0x0102, 3, 0xFFFF, 0xFFFF, 0, 0, 0, 0, 0xFFFF];
+        let words = &block[usize::from(status.start - sensor_node::FIRMWARE_VERSION)..];
+        for s in decode_samples(
+            &device,
+            SENSOR_NODE.registers,
+            status,
+            RawData::Words(words),
+            0,
+        ) {
+            let s = s.unwrap();
+            assert_eq!(s.quality, Quality::Good, "{}", s.signal);
+            match s.signal {
+                Signal::DeviceUptime => assert_eq!(s.value, 4_294_967_295.0),
+                Signal::ResetReason => {
+                    assert_eq!(ResetReason::from_code(s.value), Some(ResetReason::Unknown))
+                }
+                _ => {}
+            }
+        }
     }
 
     #[test]

@@ -51,6 +51,6 @@ pub use profile::{
     Sentinels, Table, ValidRange, WordOrder,
 };
 pub use series::{Debounce, Direction, Hysteresis, HysteresisError, RateOfRise};
-pub use signal::{Quality, Sample, Signal, SignalKind, TransferSource, Unit};
+pub use signal::{Quality, ResetReason, Sample, Signal, SignalKind, TransferSource, Unit};
 pub use signed::{SignedError, SignedParts};
 pub use topic::{Topic, TopicError};

@@ -244,10 +244,12 @@ mod tests {
                     start: 0,
                     count: 12
                 },
+                // Uptime (102-103), alarm state (107), reset reason (108), over the three
+                // status registers between them: one request.
                 ReadRequest {
                     table: Table::Input,
-                    start: 107,
-                    count: 1
+                    start: 102,
+                    count: 7
                 },
             ]
         );

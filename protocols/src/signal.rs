@@ -94,6 +94,19 @@ signals! {
         "Which source the automatic transfer switch connects: 0 = utility, 1 = generator, 2 = none (open).";
     NodeAlarm = "node-alarm", Bool, State,
         "The sensor node's own local alarm relay is latched. 1 = latched.";
+    DeviceUptime = "device-uptime", Seconds, Measurement,
+        "Seconds since the device itself last booted; a restart sets it back to 0. About the device, never evidence of anything at the site: the gateway detects reboots from it.";
+    ResetReason = "reset-reason", Code, Code,
+        "Why the device last reset: 0 = power-on, 1 = watchdog, 2 = software, 3 = external (reset pin), 4 = brown-out, 65535 = unknown; a device with other causes maps them onto these. About the device, never evidence of anything at the site.";
+}
+
+impl Signal {
+    /// Whether the signal describes the device itself (its uptime, why it last reset) rather
+    /// than the site. Such a signal is never evidence: no policy rule may read it, and the
+    /// policy engine ignores it; the gateway uses it to see a device reboot.
+    pub const fn is_diagnostic(self) -> bool {
+        matches!(self, Signal::DeviceUptime | Signal::ResetReason)
+    }
 }
 
 impl fmt::Display for Signal {
@@ -135,6 +148,72 @@ impl TransferSource {
             2.0 => Some(Self::None),
             _ => None,
         }
+    }
+}
+
+/// The values of [`Signal::ResetReason`]: why a device last reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResetReason {
+    /// Code 0: power was applied (a cold start).
+    PowerOn,
+    /// Code 1: the watchdog was not fed: the firmware hung.
+    Watchdog,
+    /// Code 2: the firmware asked for a reset.
+    Software,
+    /// Code 3: the reset pin (a button, a supervisor chip).
+    External,
+    /// Code 4: the supply voltage dropped below what the device needs.
+    BrownOut,
+    /// Code 65535 (0xFFFF): the device cannot tell.
+    Unknown,
+}
+
+impl ResetReason {
+    /// Every reason, in code order.
+    pub const ALL: [ResetReason; 6] = [
+        Self::PowerOn,
+        Self::Watchdog,
+        Self::Software,
+        Self::External,
+        Self::BrownOut,
+        Self::Unknown,
+    ];
+
+    /// The reason a code stands for; `None` for a code that is none of them (a NaN, a
+    /// fraction, a code no device defines).
+    pub fn from_code(value: f32) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| f32::from(r.code()) == value)
+    }
+
+    /// The code the [`Signal::ResetReason`] signal carries.
+    pub const fn code(self) -> u16 {
+        match self {
+            Self::PowerOn => 0,
+            Self::Watchdog => 1,
+            Self::Software => 2,
+            Self::External => 3,
+            Self::BrownOut => 4,
+            Self::Unknown => 0xFFFF,
+        }
+    }
+
+    /// The word used in logs, metrics and status (`"watchdog"`, `"brown-out"`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::PowerOn => "power-on",
+            Self::Watchdog => "watchdog",
+            Self::Software => "software",
+            Self::External => "external",
+            Self::BrownOut => "brown-out",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for ResetReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
     }
 }
 
@@ -312,5 +391,38 @@ mod tests {
         );
         assert_eq!(TransferSource::from_code(2.0), Some(TransferSource::None));
         assert_eq!(TransferSource::from_code(3.0), None);
+    }
+
+    #[test]
+    fn reset_reason_codes() {
+        for r in ResetReason::ALL {
+            assert_eq!(ResetReason::from_code(f32::from(r.code())), Some(r), "{r}");
+        }
+        assert_eq!(ResetReason::from_code(1.0), Some(ResetReason::Watchdog));
+        assert_eq!(ResetReason::from_code(4.0), Some(ResetReason::BrownOut));
+        assert_eq!(ResetReason::from_code(65535.0), Some(ResetReason::Unknown));
+        assert_eq!(ResetReason::Watchdog.name(), "watchdog");
+        assert_eq!(ResetReason::BrownOut.name(), "brown-out");
+        for garbage in [5.0, 1.5, -1.0, f32::NAN, f32::INFINITY, 65534.0] {
+            assert_eq!(ResetReason::from_code(garbage), None, "{garbage}");
+        }
+    }
+
+    #[test]
+    fn only_the_device_signals_are_diagnostic() {
+        let diagnostic: std::vec::Vec<Signal> = Signal::ALL
+            .iter()
+            .copied()
+            .filter(|s| s.is_diagnostic())
+            .collect();
+        assert_eq!(diagnostic, [Signal::DeviceUptime, Signal::ResetReason]);
+        assert_eq!(Signal::DeviceUptime.unit(), Unit::Seconds);
+        assert_eq!(Signal::DeviceUptime.kind(), SignalKind::Measurement);
+        assert_eq!(Signal::ResetReason.kind(), SignalKind::Code);
+        assert_eq!(
+            Signal::from_name("device-uptime"),
+            Some(Signal::DeviceUptime)
+        );
+        assert_eq!(Signal::from_name("reset-reason"), Some(Signal::ResetReason));
     }
 }

@@ -12,6 +12,7 @@ use firebreak_protocols::{DeviceId, ReadRequest, Sample};
 
 pub mod modbus;
 pub mod mqtt;
+pub mod reboot;
 pub mod table;
 
 /// How many events may wait for the table task before sources wait.

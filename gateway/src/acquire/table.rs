@@ -6,15 +6,67 @@
 //! freshness window, and `comm-lost` when the device has missed `comm_lost_after` polls in a
 //! row (or its MQTT broker link is down). The table reports every change of value or of
 //! quality, so the policy engine sees a device going dark as samples, not as silence.
+//!
+//! It also follows each device's own state when the device reports it: its `device-uptime`
+//! and `reset-reason`, and the reboots its uptime reveals ([`super::reboot`]), for `/status`,
+//! `/metrics` and the log.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use firebreak_protocols::{DeviceId, Quality, Sample, Signal, ZoneId};
+use firebreak_protocols::{DeviceId, Quality, ResetReason, Sample, Signal, ZoneId};
 use serde::Serialize;
 
+use super::reboot::{UptimeWatch, Verdict};
 use super::{Event, PollReport};
 use crate::config::SiteConfig;
+
+/// Most reboots kept between two [`SignalTable::take_reboots`] (the log's; counts and
+/// `/status` are not bounded by it).
+const MAX_PENDING_REBOOTS: usize = 256;
+
+/// A device's reboot, as `/status` shows the last one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reboot {
+    /// When the gateway saw it, in ms since the epoch (the wall clock).
+    pub at_ms: u64,
+    /// Why the device reset (`reset-reason` as a word: `watchdog`, `brown-out` … or the code;
+    /// `unknown` when it did not say since it booted).
+    pub reason: String,
+    /// Its uptime when the gateway saw it back, in seconds.
+    pub uptime_s: u64,
+}
+
+/// A reboot just seen, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebootEvent {
+    /// The device.
+    pub device: DeviceId,
+    /// What `/status` shows.
+    pub reboot: Reboot,
+    /// Its uptime at the reading before, in seconds.
+    pub before_s: u64,
+    /// Time between that reading and this one, in ms (a silence, when long).
+    pub gap_ms: u64,
+}
+
+/// The word for a `reset-reason` code: its name, the code itself when no reason has it, or
+/// `unknown` for something that is not a code at all.
+pub fn reason_word(code: f32) -> String {
+    match ResetReason::from_code(code) {
+        Some(r) => r.name().to_string(),
+        None if code.is_finite() => code.to_string(),
+        None => ResetReason::Unknown.name().to_string(),
+    }
+}
+
+/// What the table keeps to judge a device's own readings.
+#[derive(Debug, Clone, Default)]
+struct DeviceSelf {
+    watch: UptimeWatch,
+    /// When the reset reason was last read (monotonic ms).
+    reason_at_ms: u64,
+}
 
 /// Every quality, in the order [`SignalTable::quality_summary`] counts them.
 pub const QUALITIES: [Quality; 5] = [
@@ -97,6 +149,18 @@ pub struct DeviceHealth {
     /// Sum of poll durations in seconds, for the latency metric.
     #[serde(skip)]
     pub latency_sum_s: f64,
+    /// The device's own uptime at its last reading, in seconds (`device-uptime`); `null` for
+    /// a device that does not report one.
+    pub uptime_s: Option<u64>,
+    /// Why the device last reset, as a word (`reset-reason`): `power-on`, `watchdog`,
+    /// `software`, `external`, `brown-out`, `unknown`, or the code; `null` when not reported.
+    pub reset_reason: Option<String>,
+    /// The last reboot seen since the gateway started.
+    pub last_reboot: Option<Reboot>,
+    /// Reboots seen since the gateway started, by reason.
+    pub reboots: BTreeMap<String, u64>,
+    #[serde(skip)]
+    itself: DeviceSelf,
 }
 
 /// The table.
@@ -109,6 +173,8 @@ pub struct SignalTable {
     link_changes: Vec<(DeviceId, bool)>,
     /// The first tick: MQTT sources silent since then for their freshness window are lost.
     started_ms: Option<u64>,
+    /// Reboots seen since [`SignalTable::take_reboots`].
+    reboots: Vec<RebootEvent>,
 }
 
 /// Upper bounds (seconds) of the poll lateness histogram's buckets.
@@ -184,7 +250,14 @@ impl SignalTable {
             lateness: Lateness::default(),
             link_changes: Vec::new(),
             started_ms: None,
+            reboots: Vec::new(),
         }
+    }
+
+    /// The reboots seen since the last call, oldest first (at most 256 are kept between two
+    /// calls; the counts in [`DeviceHealth::reboots`] miss none).
+    pub fn take_reboots(&mut self) -> Vec<RebootEvent> {
+        std::mem::take(&mut self.reboots)
     }
 
     /// The devices whose link changed since the last call: `true` when lost, `false` when
@@ -195,10 +268,19 @@ impl SignalTable {
     }
 
     /// Applies an event; returns the samples whose value or quality changed, with the quality
-    /// they have now.
+    /// they have now. `now_ms` is the monotonic clock ([`super::mono_ms`]).
     pub fn apply(&mut self, event: &Event, now_ms: u64) -> Vec<Sample> {
+        self.apply_at(event, now_ms, super::now_ms())
+    }
+
+    /// [`apply`](Self::apply), with the wall clock's time, which dates the reboots it sees.
+    pub fn apply_at(&mut self, event: &Event, now_ms: u64, wall_ms: u64) -> Vec<Sample> {
         match event {
-            Event::Poll(report) => self.apply_poll(report, now_ms),
+            Event::Poll(report) => {
+                let changed = self.apply_poll(report, now_ms);
+                self.watch_itself(&report.device, &report.samples, wall_ms);
+                changed
+            }
             Event::Mqtt {
                 device, samples, ..
             } => {
@@ -212,6 +294,7 @@ impl SignalTable {
                 if recovered {
                     self.link_changes.push((device.clone(), false));
                 }
+                self.watch_itself(device, samples, wall_ms);
                 let mut changed = self.store(samples, now_ms);
                 if recovered {
                     changed.extend(self.requalify(Some(device), now_ms));
@@ -273,6 +356,69 @@ impl SignalTable {
         let mut changed = self.store(&report.samples, now_ms);
         changed.extend(self.requalify(Some(&report.device), now_ms));
         changed
+    }
+
+    /// Follows what `device` says of itself in `samples` (channel 0, good quality): its reset
+    /// reason, its uptime, and a reboot when its uptime says so.
+    fn watch_itself(&mut self, device: &DeviceId, samples: &[Sample], wall_ms: u64) {
+        let mut uptime = None;
+        let mut reason = None;
+        for s in samples {
+            if s.channel != 0 || s.quality != Quality::Good {
+                continue;
+            }
+            match s.signal {
+                Signal::DeviceUptime => uptime = Some(s),
+                Signal::ResetReason => reason = Some(s),
+                _ => {}
+            }
+        }
+        if uptime.is_none() && reason.is_none() {
+            return;
+        }
+        let Some(h) = self.devices.get_mut(device) else {
+            return;
+        };
+        if let Some(r) = reason {
+            h.reset_reason = Some(reason_word(r.value));
+            h.itself.reason_at_ms = r.timestamp_ms;
+        }
+        let Some(u) = uptime else { return };
+        let verdict = h.itself.watch.observe(u.timestamp_ms, u.value);
+        if verdict == Verdict::Ignored {
+            return;
+        }
+        // `as` saturates: a garbage uptime shows as 0 or u64::MAX, never panics.
+        let uptime_s = u.value as u64;
+        h.uptime_s = Some(uptime_s);
+        let Verdict::Rebooted {
+            before_s, gap_ms, ..
+        } = verdict
+        else {
+            return;
+        };
+        // The reason counts only if it was read after the uptime reading before the reboot
+        // (with this one, usually): else it is the previous boot's.
+        let before_ms = u.timestamp_ms.saturating_sub(gap_ms);
+        let reason = match &h.reset_reason {
+            Some(r) if h.itself.reason_at_ms > before_ms => r.clone(),
+            _ => ResetReason::Unknown.name().to_string(),
+        };
+        *h.reboots.entry(reason.clone()).or_default() += 1;
+        let reboot = Reboot {
+            at_ms: wall_ms,
+            reason,
+            uptime_s,
+        };
+        h.last_reboot = Some(reboot.clone());
+        if self.reboots.len() < MAX_PENDING_REBOOTS {
+            self.reboots.push(RebootEvent {
+                device: device.clone(),
+                reboot,
+                before_s: before_s as u64,
+                gap_ms,
+            });
+        }
     }
 
     fn store(&mut self, samples: &[Sample], now_ms: u64) -> Vec<Sample> {
@@ -448,6 +594,11 @@ impl DeviceHealth {
             last_ok_ms: None,
             last_latency_ms: None,
             latency_sum_s: 0.0,
+            uptime_s: None,
+            reset_reason: None,
+            last_reboot: None,
+            reboots: BTreeMap::new(),
+            itself: DeviceSelf::default(),
         }
     }
 }
@@ -624,5 +775,229 @@ freshness_ms = 3000
         s.quality = Quality::SensorFault;
         let changed = t.apply(&report(1000, vec![s], true), 1000);
         assert_eq!(changed[0].quality, Quality::SensorFault);
+    }
+}
+
+#[cfg(test)]
+mod reboot_tests {
+    use super::*;
+    use crate::acquire::RequestError;
+    use firebreak_protocols::{ReadRequest, Table};
+
+    const CONFIG: &str = r#"
+[site]
+name = "s"
+gateway = "g"
+[[zones]]
+name = "z"
+[[devices]]
+name = "node"
+zone = "z"
+transport = "tcp"
+address = "127.0.0.1:1"
+unit = 1
+profile = "firebreak-sensor-node"
+comm_lost_after = 2
+[[devices]]
+name = "ups"
+zone = "z"
+transport = "tcp"
+address = "127.0.0.1:2"
+unit = 1
+profile = "generic-ups"
+"#;
+
+    const WALL: u64 = 1_700_000_000_000;
+
+    fn table() -> SignalTable {
+        SignalTable::new(&SiteConfig::parse(CONFIG, "t").unwrap())
+    }
+
+    fn node() -> DeviceId {
+        DeviceId::new("node").unwrap()
+    }
+
+    fn sample(signal: Signal, value: f32, at_ms: u64) -> Sample {
+        Sample {
+            device: node(),
+            signal,
+            channel: 0,
+            value,
+            unit: signal.unit(),
+            timestamp_ms: at_ms,
+            quality: Quality::Good,
+        }
+    }
+
+    /// A poll of the node at `at_s` seconds answering `uptime` and `reason` (when given).
+    fn poll(at_s: u64, uptime: Option<f32>, reason: Option<f32>) -> Event {
+        let at_ms = at_s * 1000;
+        let mut samples = vec![sample(Signal::RackTemperature, 24.0, at_ms)];
+        samples.extend(uptime.map(|u| sample(Signal::DeviceUptime, u, at_ms)));
+        samples.extend(reason.map(|r| sample(Signal::ResetReason, r, at_ms)));
+        Event::Poll(PollReport {
+            device: node(),
+            at_ms,
+            latency: Duration::from_millis(5),
+            lateness: Duration::ZERO,
+            samples,
+            errors: vec![],
+            answered: true,
+        })
+    }
+
+    fn silent(at_s: u64) -> Event {
+        Event::Poll(PollReport {
+            device: node(),
+            at_ms: at_s * 1000,
+            latency: Duration::from_millis(500),
+            lateness: Duration::ZERO,
+            samples: vec![],
+            errors: vec![RequestError::Timeout {
+                request: ReadRequest {
+                    table: Table::Input,
+                    start: 0,
+                    count: 12,
+                },
+                timeout_ms: 500,
+            }],
+            answered: false,
+        })
+    }
+
+    /// Polls the node every second from `from_s` to `to_s`, up since `boot_s`, with `reason`.
+    fn run(t: &mut SignalTable, from_s: u64, to_s: u64, boot_s: u64, reason: f32) {
+        for s in from_s..=to_s {
+            let e = poll(s, Some((s - boot_s) as f32), Some(reason));
+            t.apply_at(&e, s * 1000, WALL + s * 1000);
+        }
+    }
+
+    fn health(t: &SignalTable) -> &DeviceHealth {
+        &t.devices()[&node()]
+    }
+
+    #[test]
+    fn an_uptime_that_goes_back_is_one_reboot_with_its_reason() {
+        let mut t = table();
+        // Up since t = 0 after a power-on; the gateway starts reading at t = 1000 s.
+        run(&mut t, 1000, 1010, 0, 0.0);
+        assert!(
+            t.take_reboots().is_empty(),
+            "the first reading is not a reboot"
+        );
+        let h = health(&t);
+        assert_eq!(h.uptime_s, Some(1010));
+        assert_eq!(h.reset_reason.as_deref(), Some("power-on"));
+        assert_eq!((h.last_reboot.as_ref(), h.reboots.len()), (None, 0));
+
+        // The watchdog bites at t = 1010.5; the node answers again at 1011 s, up 0 s.
+        run(&mut t, 1011, 1015, 1011, 1.0);
+        let reboots = t.take_reboots();
+        assert_eq!(reboots.len(), 1, "{reboots:?}");
+        let r = &reboots[0];
+        assert_eq!(r.device, node());
+        assert_eq!(
+            r.reboot,
+            Reboot {
+                at_ms: WALL + 1_011_000,
+                reason: "watchdog".into(),
+                uptime_s: 0,
+            }
+        );
+        assert_eq!((r.before_s, r.gap_ms), (1010, 1000));
+        let h = health(&t);
+        assert_eq!(h.last_reboot.as_ref(), Some(&r.reboot));
+        assert_eq!(h.reboots, BTreeMap::from([("watchdog".to_string(), 1)]));
+        assert_eq!(h.uptime_s, Some(4));
+        assert_eq!(h.reset_reason.as_deref(), Some("watchdog"));
+        // The UPS reports no uptime: nothing of this for it.
+        let ups = &t.devices()[&DeviceId::new("ups").unwrap()];
+        assert_eq!((ups.uptime_s, &ups.reset_reason), (None, &None));
+
+        // In /status: the shape technicians read.
+        let json = serde_json::to_value(health(&t)).unwrap();
+        assert_eq!(json["uptime_s"], 4);
+        assert_eq!(json["reset_reason"], "watchdog");
+        assert_eq!(json["last_reboot"]["reason"], "watchdog");
+        assert_eq!(json["last_reboot"]["uptime_s"], 0);
+        assert_eq!(json["last_reboot"]["at_ms"], WALL + 1_011_000);
+        assert_eq!(json["reboots"]["watchdog"], 1);
+    }
+
+    #[test]
+    fn a_node_back_from_a_silence_with_a_short_uptime_rebooted() {
+        let mut t = table();
+        run(&mut t, 100, 110, 0, 0.0);
+        // Silent for a minute (a brown-out): comm-lost, then back, up 20 s, reason brown-out.
+        for s in 111..=170 {
+            t.apply_at(&silent(s), s * 1000, WALL + s * 1000);
+        }
+        assert!(health(&t).comm_lost);
+        run(&mut t, 171, 172, 151, 4.0);
+        let reboots = t.take_reboots();
+        assert_eq!(reboots.len(), 1, "{reboots:?}");
+        assert_eq!(reboots[0].reboot.reason, "brown-out");
+        assert_eq!(reboots[0].reboot.uptime_s, 20);
+        assert_eq!(reboots[0].gap_ms, 61_000);
+        assert!(!health(&t).comm_lost);
+
+        // A network cut instead: back with the uptime the silence explains — no reboot.
+        let mut t = table();
+        run(&mut t, 100, 110, 0, 0.0);
+        for s in 111..=170 {
+            t.apply_at(&silent(s), s * 1000, WALL + s * 1000);
+        }
+        run(&mut t, 171, 175, 0, 0.0);
+        assert!(t.take_reboots().is_empty());
+        assert_eq!(health(&t).last_reboot, None);
+        assert_eq!(health(&t).uptime_s, Some(175));
+    }
+
+    #[test]
+    fn a_reason_from_before_the_boot_is_not_its_reason() {
+        let mut t = table();
+        run(&mut t, 100, 110, 0, 1.0);
+        // Back with a short uptime, but the reset reason was not read this time.
+        let e = poll(111, Some(0.0), None);
+        t.apply_at(&e, 111_000, WALL + 111_000);
+        let reboots = t.take_reboots();
+        assert_eq!(reboots.len(), 1);
+        assert_eq!(reboots[0].reboot.reason, "unknown");
+        // A code no reason has is shown as the code.
+        run(&mut t, 112, 115, 111, 9.0);
+        assert_eq!(health(&t).reset_reason.as_deref(), Some("9"));
+        run(&mut t, 116, 117, 116, 9.0);
+        assert_eq!(t.take_reboots()[0].reboot.reason, "9");
+        assert_eq!(
+            health(&t).reboots,
+            BTreeMap::from([("unknown".to_string(), 1), ("9".to_string(), 1)])
+        );
+    }
+
+    #[test]
+    fn garbage_uptimes_do_not_panic_and_are_not_reboots() {
+        let mut t = table();
+        run(&mut t, 100, 110, 0, 0.0);
+        for (i, v) in [f32::NAN, f32::INFINITY, -5.0, f32::MAX, 4.0e9, 3.0, 1e-30]
+            .into_iter()
+            .enumerate()
+        {
+            let s = 111 + i as u64;
+            let e = poll(s, Some(v), Some(f32::NAN));
+            t.apply_at(&e, s * 1000, WALL + s * 1000);
+        }
+        // 3.0 after garbage: the garbage was never confirmed as the uptime, so no reboot.
+        assert!(t.take_reboots().is_empty());
+        assert_eq!(health(&t).reset_reason.as_deref(), Some("unknown"));
+        // A sensor-fault quality uptime is not read at all.
+        let mut e = poll(200, Some(0.0), Some(1.0));
+        if let Event::Poll(r) = &mut e {
+            for s in &mut r.samples {
+                s.quality = Quality::SensorFault;
+            }
+        }
+        t.apply_at(&e, 200_000, WALL + 200_000);
+        assert!(t.take_reboots().is_empty());
     }
 }

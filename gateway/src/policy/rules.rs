@@ -445,6 +445,14 @@ fn check_rule(at: &str, r: RawRule, earlier: &[Rule]) -> Result<Rule, Problem> {
             .ok_or_else(|| problem("", format!("a {} rule needs a signal", r.kind)))?;
         let s = Signal::from_name(name)
             .ok_or_else(|| problem("signal", format!("no signal named {name:?}")))?;
+        if s.is_diagnostic() {
+            return Err(problem(
+                "signal",
+                format!(
+                    "{name:?} describes the device itself, not the site: it is never evidence, and no rule can use it (the gateway reports reboots from it)"
+                ),
+            ));
+        }
         if !want.contains(&s.kind()) {
             return Err(problem(
                 "signal",
@@ -696,6 +704,18 @@ mod tests {
             (
                 "[[rules]]\nid = \"a\"\nkind = \"threshold\"\nsignal = \"smoke-alarm\"\nabove = 1.0\nlevel = \"watch\"\n",
                 "r.toml: rules[0].signal: \"smoke-alarm\" is a state, which a threshold rule cannot use",
+            ),
+            (
+                "[[rules]]\nid = \"a\"\nkind = \"threshold\"\nsignal = \"device-uptime\"\nbelow = 60.0\nlevel = \"watch\"\n",
+                "r.toml: rules[0].signal: \"device-uptime\" describes the device itself, not the site: it is never evidence, and no rule can use it (the gateway reports reboots from it)",
+            ),
+            (
+                "[[rules]]\nid = \"a\"\nkind = \"rate\"\nsignal = \"device-uptime\"\nrise_per_min = 1.0\nlevel = \"watch\"\n",
+                "r.toml: rules[0].signal: \"device-uptime\" describes the device itself, not the site: it is never evidence, and no rule can use it (the gateway reports reboots from it)",
+            ),
+            (
+                "[[rules]]\nid = \"a\"\nkind = \"state\"\nsignal = \"reset-reason\"\nlevel = \"watch\"\n",
+                "r.toml: rules[0].signal: \"reset-reason\" describes the device itself, not the site: it is never evidence, and no rule can use it (the gateway reports reboots from it)",
             ),
             (
                 "[[rules]]\nid = \"a\"\nkind = \"threshold\"\nsignal = \"off-gas\"\nabove = 10.0\nclear = 20.0\nlevel = \"watch\"\n",

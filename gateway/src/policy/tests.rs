@@ -541,6 +541,58 @@ fn unknown_devices_and_backward_clocks_are_counted_not_fatal() {
     assert_eq!(e.site_level(), Level::Normal);
 }
 
+/// A node's uptime and reset reason, however wild, raise nothing under the default rules and
+/// are never a sensor fault: an uptime past 30 days is not a rail, 0xFFFF is not a sentinel,
+/// a reboot (uptime back to 0, reason watchdog) is not evidence of fire or power loss.
+#[test]
+fn uptime_and_reset_reason_are_never_evidence_nor_faults() {
+    let mut e = Engine::new(
+        Policy::default_policy().unwrap(),
+        &topology(&[("node", "room"), ("ups", "room")]),
+    );
+    let wild = [
+        0.0,
+        40.0 * 86_400.0,
+        4_294_967_295.0,
+        -1.0,
+        f32::NAN,
+        f32::INFINITY,
+        1e30,
+        3.0,
+        0.0,
+    ];
+    let mut samples = 0;
+    for (t, v) in wild.iter().enumerate() {
+        let reason = [0.0, 1.0, 4.0, 65_535.0, f32::NAN][t % 5];
+        let mut batch = vec![
+            good("node", Signal::DeviceUptime, 0, *v),
+            good("node", Signal::ResetReason, 0, reason),
+            sample("node", Signal::DeviceUptime, 0, *v, Quality::SensorFault),
+            good("node", Signal::RackTemperature, 0, 24.0),
+        ];
+        if t == 4 {
+            batch.push(sample(
+                "node",
+                Signal::ResetReason,
+                0,
+                reason,
+                Quality::CommLost,
+            ));
+        }
+        samples += 1;
+        let ts = e.step(t as u64 * 60_000, &batch);
+        assert!(ts.is_empty(), "{ts:?}");
+    }
+    assert_eq!(e.site_level(), Level::Normal);
+    assert!(e.sensor_faults().is_empty(), "{:?}", e.sensor_faults());
+    assert_eq!(
+        e.stats().samples,
+        samples,
+        "only the rack probe was taken in"
+    );
+    assert_eq!(e.stats().implausible, 0);
+}
+
 #[test]
 fn default_policy_loads() {
     let p = Policy::default_policy().unwrap();

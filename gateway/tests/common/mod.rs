@@ -473,6 +473,11 @@ pub struct Gateway {
 impl Gateway {
     /// Writes `config` (with `{HTTP}` replaced by a free address) and starts `firebreak run`.
     pub fn start(dir: &Path, config: &str) -> Gateway {
+        Gateway::start_logging(dir, config, None)
+    }
+
+    /// [`Gateway::start`], its warnings and errors written to `log` when given.
+    pub fn start_logging(dir: &Path, config: &str, log: Option<&Path>) -> Gateway {
         let http_port = free_port();
         let path = dir.join("site.toml");
         std::fs::write(
@@ -480,12 +485,17 @@ impl Gateway {
             config.replace("{HTTP}", &format!("127.0.0.1:{http_port}")),
         )
         .unwrap();
+        let stderr = match log {
+            Some(log) => Stdio::from(std::fs::File::create(log).unwrap()),
+            None => Stdio::null(),
+        };
         let child = Command::new(firebreak_bin())
             .args(["run", "--config"])
             .arg(&path)
             .env("RUST_LOG", "warn")
+            .env("NO_COLOR", "1")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("start firebreak run");
         let gw = Gateway {

@@ -575,6 +575,12 @@ impl Engine {
     }
 
     fn take(&mut self, now_ms: u64, s: &Sample) {
+        // A device's own uptime and reset reason say nothing about the site: no rule reads
+        // them (the rules refuse them), and they are not judged for plausibility, so they can
+        // never raise `sensor-fault` either. The acquisition table watches them for reboots.
+        if s.signal.is_diagnostic() {
+            return;
+        }
         self.stats.samples += 1;
         let Some(&d) = self.device_index.get(&s.device) else {
             self.stats.unknown_device += 1;

@@ -162,7 +162,8 @@ fn limits(signal: Signal) -> Limits {
         _ => 0,
     };
     Limits {
-        range: if signal.kind() == SignalKind::Measurement {
+        // A device's uptime may be years (past the 30 days of a runtime): not a rail.
+        range: if signal.kind() == SignalKind::Measurement && !signal.is_diagnostic() {
             range
         } else {
             None
@@ -501,6 +502,19 @@ mod tests {
 
     fn feed(p: &mut Plausibility, points: &[(u64, f32)]) -> Vec<bool> {
         points.iter().map(|&(t, v)| p.check(t, v)).collect()
+    }
+
+    #[test]
+    fn a_device_uptime_of_years_is_no_rail() {
+        // Seconds are railed at 30 days for a UPS runtime; a device's uptime is not.
+        let mut p = Plausibility::new(Signal::DeviceUptime);
+        assert_eq!(
+            feed(&mut p, &[(0, 40.0 * 86_400.0), (1000, 4.0e9), (2000, 0.0)]),
+            [true, true, true]
+        );
+        assert!(p.fault().is_none());
+        let mut p = Plausibility::new(Signal::UpsRuntimeRemaining);
+        assert_eq!(feed(&mut p, &[(0, 40.0 * 86_400.0)]), [false]);
     }
 
     #[test]
