@@ -222,6 +222,9 @@ impl<R: OutputPin> Node<R> {
             ..Evidence::default()
         };
         let mut faults = 0u16;
+        // A probe's fast rise is believed with an independent witness of fire: off-gas (as
+        // judged last cycle) or the smoke contact (see `ProbeHealth::judge`).
+        let excused = inputs.smoke || self.causes.contains(Causes::OFF_GAS);
         for (channel, ((health, sample), healthy)) in self
             .probes
             .iter_mut()
@@ -229,7 +232,7 @@ impl<R: OutputPin> Node<R> {
             .zip(evidence.probes.iter_mut())
             .enumerate()
         {
-            let (state, t) = health.judge(now_ms, *sample);
+            let (state, t) = health.judge(now_ms, *sample, excused);
             *healthy = t;
             if state == ProbeState::Faulty {
                 faults |= 1 << channel;
@@ -237,7 +240,7 @@ impl<R: OutputPin> Node<R> {
             // Channels 0..PROBES exist: this cannot fail.
             let _ = self.image.set_probe(channel as u8, state);
         }
-        let (room, _) = self.room.judge(now_ms, inputs.room);
+        let (room, _) = self.room.judge(now_ms, inputs.room, excused);
         if room == ProbeState::Faulty {
             faults |= FAULT_ROOM;
         }

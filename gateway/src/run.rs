@@ -129,7 +129,11 @@ pub async fn run_with_delivery(
         );
     }
     let (tx, mut rx) = mpsc::channel::<Event>(EVENT_CHANNEL_CAPACITY);
-    let table = Arc::new(Mutex::new(SignalTable::new(&config)));
+    let table = {
+        let mut table = SignalTable::new(&config);
+        table.set_time_scale(options.time_scale);
+        Arc::new(Mutex::new(table))
+    };
     let mut engine = Engine::new(config.policy.clone(), &Topology::from_config(&config));
     let levels = Arc::new(Mutex::new(LevelsView::default()));
     let delivery = if config.brokers.is_empty() {

@@ -70,6 +70,18 @@ pub struct UptimeWatch {
 impl UptimeWatch {
     /// Judges a reading of `uptime_s` taken at `at_ms` (monotonic).
     pub fn observe(&mut self, at_ms: u64, uptime_s: f32) -> Verdict {
+        self.observe_scaled(at_ms, uptime_s, 1.0)
+    }
+
+    /// [`observe`](Self::observe) for a device whose clock runs `scale` times faster than
+    /// the gateway's: a replay at `--time-scale` (the HIL rig's simulated and fed devices
+    /// count their uptime in scenario time). The slack scales with it.
+    pub fn observe_scaled(&mut self, at_ms: u64, uptime_s: f32, scale: f64) -> Verdict {
+        let scale = if scale.is_finite() && scale > 0.0 {
+            scale
+        } else {
+            1.0
+        };
         if !uptime_s.is_finite() || uptime_s < 0.0 {
             return Verdict::Ignored;
         }
@@ -83,11 +95,11 @@ impl UptimeWatch {
             return Verdict::Ignored;
         }
         let gap_ms = at_ms - t0;
-        let elapsed_ms = gap_ms as f64;
+        let elapsed_ms = gap_ms as f64 * scale;
         // f32 carries whole seconds exactly up to 2^24 s (194 days); past that, its rounding
         // (2 s, 4 s, …) is part of the slack.
         let rounding_ms = (u0 + u) * f64::from(f32::EPSILON) * 1000.0;
-        let slack_ms = SLACK_MS + DRIFT * elapsed_ms + rounding_ms;
+        let slack_ms = SLACK_MS * scale + DRIFT * elapsed_ms + rounding_ms;
         let expected_s = u0 + elapsed_ms / 1000.0;
         let lag_ms = (expected_s - u) * 1000.0;
         let wrapped = [65_536.0_f64, 4_294_967_296.0].iter().any(|&m| {
@@ -130,6 +142,21 @@ mod tests {
 
     fn is_reboot(v: Verdict) -> bool {
         matches!(v, Verdict::Rebooted { .. })
+    }
+
+    #[test]
+    fn a_device_in_scenario_time_is_judged_on_the_scaled_clock() {
+        // At x60 a node fed scenario time counts 60 s of uptime per real second.
+        let mut w = UptimeWatch::default();
+        assert_eq!(w.observe_scaled(10_000, 600.0, 60.0), Verdict::First);
+        assert_eq!(w.observe_scaled(10_250, 615.0, 60.0), Verdict::Running);
+        assert_eq!(w.observe_scaled(10_500, 630.0, 60.0), Verdict::Running);
+        // Unscaled, the same readings run ahead of the clock: never a running device.
+        let mut plain = UptimeWatch::default();
+        plain.observe(10_000, 600.0);
+        assert_eq!(plain.observe(10_250, 615.0), Verdict::Inconsistent);
+        // A watchdog reboot: 4 s of real time down, back up 240 s of scenario time later.
+        assert!(is_reboot(w.observe_scaled(14_500, 30.0, 60.0)));
     }
 
     #[test]

@@ -175,6 +175,8 @@ pub struct SignalTable {
     started_ms: Option<u64>,
     /// Reboots seen since [`SignalTable::take_reboots`].
     reboots: Vec<RebootEvent>,
+    /// How much faster than the gateway's clock devices count their uptime (`--time-scale`).
+    time_scale: f64,
 }
 
 /// Upper bounds (seconds) of the poll lateness histogram's buckets.
@@ -251,7 +253,14 @@ impl SignalTable {
             link_changes: Vec::new(),
             started_ms: None,
             reboots: Vec::new(),
+            time_scale: 1.0,
         }
+    }
+
+    /// Devices count their uptime `scale` times faster than the gateway's clock: a replay at
+    /// `--time-scale` (the HIL rig's devices live in scenario time).
+    pub fn set_time_scale(&mut self, scale: f64) {
+        self.time_scale = scale;
     }
 
     /// The reboots seen since the last call, oldest first (at most 256 are kept between two
@@ -384,7 +393,10 @@ impl SignalTable {
             h.itself.reason_at_ms = r.timestamp_ms;
         }
         let Some(u) = uptime else { return };
-        let verdict = h.itself.watch.observe(u.timestamp_ms, u.value);
+        let verdict = h
+            .itself
+            .watch
+            .observe_scaled(u.timestamp_ms, u.value, self.time_scale);
         if verdict == Verdict::Ignored {
             return;
         }

@@ -628,7 +628,8 @@ fn stand_in_reboot(sim: &Simulation, name: &str, clock: &ScenarioClock) -> Strin
             to: Some(now.plus(down)),
         },
     );
-    "the stand-in has no firmware: silent for 4 s, as a watchdog reset is".into()
+    device.boot(now.plus(down), RebootReason::Watchdog.code());
+    "the stand-in has no firmware: silent for 4 s, as a watchdog reset is, then back with its uptime from 0 and reset reason 1".into()
 }
 
 /// A scenario's working directory: kept (`--keep`) or removed afterwards.

@@ -49,7 +49,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         (
             "unknown key",
             with(&format!("colour = \"red\"\n{HEAD}"), ""),
-            "t.toml:1: colour: unknown field `colour`, expected one of `name`, `description`, `start`, `end`, `time_scale`, `max_time_scale`, `power_loss_at`, `evacuation_budget_s`, `hold_s`, `expect`, `devices`, `timeline`, `faults`, `events`",
+            "t.toml:1: colour: unknown field `colour`, expected one of `name`, `description`, `start`, `end`, `time_scale`, `max_time_scale`, `power_loss_at`, `evacuation_budget_s`, `hold_s`, `expect`, `devices`, `timeline`, `faults`, `events`, `node`, `line`",
         ),
         (
             "bad moment",
@@ -62,7 +62,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
                 HEAD,
                 "[[timeline]]\ndevice = \"ups-1\"\nsignal = \"ups-mood\"\nat = 0\nvalue = 1\n",
             ),
-            "t.toml:27: timeline[0].signal: unknown variant `ups-mood`, expected one of `ups-on-battery`, `ups-low-battery`, `ups-replace-battery`, `ups-runtime-remaining`, `ups-battery-charge`, `ups-battery-temperature`, `ups-input-voltage`, `ups-output-voltage`, `ups-load`, `pdu-input-voltage`, `pdu-current`, `pdu-power`, `room-temperature`, `room-humidity`, `rack-temperature`, `off-gas`, `smoke-alarm`, `suppression-released`, `generator-running`, `transfer-switch-source`, `node-alarm`",
+            "t.toml:27: timeline[0].signal: unknown variant `ups-mood`, expected one of `ups-on-battery`, `ups-low-battery`, `ups-replace-battery`, `ups-runtime-remaining`, `ups-battery-charge`, `ups-battery-temperature`, `ups-input-voltage`, `ups-output-voltage`, `ups-load`, `pdu-input-voltage`, `pdu-current`, `pdu-power`, `room-temperature`, `room-humidity`, `rack-temperature`, `off-gas`, `smoke-alarm`, `suppression-released`, `generator-running`, `transfer-switch-source`, `node-alarm`, `device-uptime`, `reset-reason`",
         ),
         (
             "end before start",
@@ -424,7 +424,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         (
             "event: unknown kind",
             with(HEAD, "[[events]]\nat = 0\nkind = \"meteor\"\n"),
-            "t.toml:27: events[0].kind: unknown variant `meteor`, expected one of `broker-stop`, `broker-restart`, `gateway-kill`, `gateway-restart`, `network-cut`, `network-restore`",
+            "t.toml:27: events[0].kind: unknown variant `meteor`, expected one of `broker-stop`, `broker-restart`, `gateway-kill`, `gateway-restart`, `network-cut`, `network-restore`, `node-reboot`",
         ),
         (
             "event: out of order",
@@ -453,7 +453,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
                 HEAD,
                 "[[events]]\nat = 0\nkind = \"broker-stop\"\ndevices = [\"ups-1\"]\n",
             ),
-            "t.toml: events[0].devices: only for kind \"network-cut\"",
+            "t.toml: events[0].devices: only for kind \"network-cut\" or \"node-reboot\"",
         ),
         (
             "event: restore without a cut",
@@ -467,6 +467,89 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
                 "[[events]]\nat = 0\nkind = \"network-cut\"\n[[events]]\nat = 1\nkind = \"network-cut\"\n",
             ),
             "t.toml: events[1].kind: the network is already cut since events[0]: restore it first",
+        ),
+        (
+            "node expectation: both",
+            with(
+                &head(
+                    "evacuate_by = \"T+2m\"\n",
+                    "evacuate_by = \"T+2m\"\nnode_alarm_by = \"T0\"\nnode_never_alarms = true\n",
+                ),
+                "",
+            ),
+            "t.toml: expect: give node_alarm_by or node_never_alarms, not both",
+        ),
+        (
+            "node expectation: never alarms false",
+            with(
+                &head(
+                    "evacuate_by = \"T+2m\"\n",
+                    "evacuate_by = \"T+2m\"\nnode_never_alarms = false\n",
+                ),
+                "",
+            ),
+            "t.toml: expect.node_never_alarms: false expects nothing: leave it out, or give node_alarm_by",
+        ),
+        (
+            "node expectation: outside",
+            with(
+                &head(
+                    "evacuate_by = \"T+2m\"\n",
+                    "evacuate_by = \"T+2m\"\nnode_alarm_by = \"T+11m\"\n",
+                ),
+                "",
+            ),
+            "t.toml: expect.node_alarm_by: T+11m is outside the scenario (T-10m..T+10m)",
+        ),
+        (
+            "node expectation: no node",
+            format!(
+                "{}\n[[devices]]\nname = \"ups-1\"\nkind = \"ups\"\nzone = \"room\"\n",
+                head(
+                    "evacuate_by = \"T+2m\"\n",
+                    "evacuate_by = \"T+2m\"\nnode_alarm_by = \"T0\"\n",
+                )
+            ),
+            "t.toml: expect: node alarm by T0: the scenario has no device of kind \"node\"",
+        ),
+        (
+            "line: no noise",
+            with(HEAD, "[line]\nnoise = 0\n"),
+            "t.toml: line.noise: 0 is not above 0 and at most 0.05 (the chance that a byte is corrupted)",
+        ),
+        (
+            "line: too much noise",
+            with(HEAD, "[line]\nnoise = 0.5\n"),
+            "t.toml: line.noise: 0.5 is not above 0 and at most 0.05 (the chance that a byte is corrupted)",
+        ),
+        (
+            "line: ends before it starts",
+            with(HEAD, "[line]\nnoise = 0.01\nfrom = \"T0\"\nto = \"T-1m\"\n"),
+            "t.toml: line.to: T-1m is not after from (T0)",
+        ),
+        (
+            "two nodes at one unit",
+            with(
+                HEAD,
+                "[[devices]]\nname = \"node-2\"\nkind = \"node\"\nzone = \"room\"\n",
+            ),
+            "t.toml: devices[3].unit: 1 is already the unit of node node-1: nodes share one RS-485 line, give each its own unit",
+        ),
+        (
+            "event: reboot a UPS",
+            with(
+                HEAD,
+                "[[events]]\nat = 0\nkind = \"node-reboot\"\ndevices = [\"ups-1\"]\n",
+            ),
+            "t.toml: events[0].devices[0]: \"ups-1\" is a ups, not a node: only nodes reboot",
+        ),
+        (
+            "event: a reason on a broker stop",
+            with(
+                HEAD,
+                "[[events]]\nat = 0\nkind = \"broker-stop\"\nreason = \"watchdog\"\n",
+            ),
+            "t.toml: events[0].reason: only for kind \"node-reboot\"",
         ),
         (
             "event: an unknown device cut",
@@ -653,4 +736,31 @@ fn the_name_is_the_file_name() {
     let all = load_dir(dir.path()).unwrap();
     assert_eq!(all.len(), 2);
     assert!(all[0].1.is_err() && all[1].1.is_ok(), "sorted by file name");
+}
+
+#[test]
+fn a_node_reboot_names_every_node_and_a_watchdog_by_default() {
+    let text = with(
+        &format!("node = \"host\"\n{HEAD}"),
+        "[line]\nnoise = 0.002\n[[events]]\nat = \"T0\"\nkind = \"node-reboot\"\n",
+    );
+    let s = Scenario::parse(&text, "t.toml").unwrap();
+    assert_eq!(s.node, Some(NodeBackendKind::Host));
+    let e = &s.events[0];
+    assert_eq!(e.kind, RawEventKind::NodeReboot);
+    assert_eq!(e.reason, Some(RebootReason::Watchdog));
+    assert_eq!(
+        e.devices.iter().map(DeviceId::as_str).collect::<Vec<_>>(),
+        ["node-1"]
+    );
+    let noise = s.line_noise.unwrap();
+    assert_eq!(
+        (noise.rate, noise.window.from, noise.window.to),
+        (0.002, s.start, None)
+    );
+    assert!(
+        s.happenings()
+            .iter()
+            .any(|(_, h)| h == "node-reboot (watchdog): node-1 reboot")
+    );
 }

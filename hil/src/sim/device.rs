@@ -59,6 +59,9 @@ struct Live {
     cut: bool,
     /// Random register contents for `garbage`.
     rng: fastrand::Rng,
+    /// When the device last booted and why (the reset-reason code): its `device-uptime`
+    /// counts from then, in scenario time.
+    booted: Option<(ScenarioTime, u16)>,
 }
 
 /// The faults acting at one moment, sorted by what they do.
@@ -216,6 +219,7 @@ impl SimDevice {
                 injected: None,
                 cut: false,
                 rng,
+                booted: None,
             }),
             counters: Counters::default(),
         }
@@ -274,6 +278,13 @@ impl SimDevice {
             fault,
             scope,
         });
+    }
+
+    /// The device boots at `at` (scenario time) for reason `reset_reason` (the
+    /// `reset-reason` code: 0 power-on, 1 watchdog, …): from then on it serves its
+    /// `device-uptime` as the scenario seconds since, unless the script sets it.
+    pub fn boot(&self, at: ScenarioTime, reset_reason: u16) {
+        self.live().booted = Some((at, reset_reason));
     }
 
     /// Injects a fault by hand for a window of scenario time, over the scripted ones.
@@ -369,6 +380,16 @@ impl SimDevice {
             .iter()
             .find(|s| s.signal == signal && s.channel == channel)
             .and_then(|s| s.value_at(at))
+            .or_else(|| {
+                let (booted, reason) = self.live().booted?;
+                match signal {
+                    Signal::DeviceUptime => {
+                        Some(at.since(booted).map_or(0.0, |d| d.as_secs() as f32))
+                    }
+                    Signal::ResetReason => Some(f32::from(reason)),
+                    _ => None,
+                }
+            })
             .unwrap_or_else(|| nominal(signal))
     }
 
@@ -721,10 +742,10 @@ devices = ["node"]
         assert_eq!(exception(&ups, Request::ReadInputRegisters(0, 1)), 0x02);
         assert_eq!(exception(&ups, Request::ReadHoldingRegisters(0, 0)), 0x03);
         assert_eq!(exception(&ups, Request::WriteSingleRegister(0, 1)), 0x01);
-        // The node serves input 0..=107: the gap between its readings and alarm word reads 0.
+        // The node serves input 0..=108: the gap between its readings and status block reads 0.
         let (a, _) = node.answer(t, &Request::ReadInputRegisters(100, 8));
         assert_eq!(a, Answer::Respond(Response::ReadInputRegisters(vec![0; 8])));
-        assert_eq!(exception(&node, Request::ReadInputRegisters(100, 9)), 0x02);
+        assert_eq!(exception(&node, Request::ReadInputRegisters(100, 10)), 0x02);
     }
 
     #[test]

@@ -214,6 +214,9 @@ impl Simulation {
             .iter()
             .map(|d| Arc::new(SimDevice::from_scenario(d)))
             .collect();
+        for d in &devices {
+            d.boot(scenario.start, 0);
+        }
         let mut endpoints: Vec<Option<Endpoint>> = vec![None; devices.len()];
         let mut servers = Vec::new();
         let mut sensors = Vec::new();
