@@ -82,9 +82,14 @@ export FIREBREAK_BIN="$repo/target/debug/firebreak"
 # firmware/sim/tests the host simulator); profile `firmware` = the image that is measured.
 cargo build --locked -p firebreak-firmware --profile firmware --target thumbv7em-none-eabihf --bin firebreak-node-qemu
 export FIREBREAK_NODE_QEMU="$repo/target/thumbv7em-none-eabihf/firmware/firebreak-node-qemu"
-# Among them hil/tests/rig.rs: the whole HIL suite replayed against the gateway process
-# (firebreak-hil suite hil/scenarios --time-scale 60 --jobs 2), failing on any failed
-# expectation, and the generator transfer in real time (80 s); gateway/tests/cli.rs runs
+# The firmware's host build, the node of the HIL suite and of hil/tests/firmware_loop.rs.
+cargo build --locked -p firebreak-node-sim
+export FIREBREAK_NODE_SIM="$repo/target/debug/firebreak-node-sim"
+# Among them hil/tests/rig.rs: the whole HIL suite replayed against the gateway process with
+# the firmware's host build as the node (firebreak-hil suite hil/scenarios --node host
+# --time-scale 60 --jobs 2), failing on any failed expectation, the battery fire and a
+# failing probe with the QEMU image as the node (--node qemu), and the generator transfer in
+# real time (80 s); gateway/tests/cli.rs runs
 # `firebreak demo` on a short scenario; gateway/tests/campaign.rs runs the reduced generated
 # campaign (1,000 nuisance + 1,000 fire/outage timelines through the policy engine, fixed
 # seed; docs/campaign.md) and replays gateway/tests/campaign-regressions.txt.

@@ -563,6 +563,12 @@ pub fn table(results: &[ScenarioResult]) -> String {
 /// The table's node column: when the first firmware node latched, and why; `-` when none
 /// did; `stand-in` when no firmware ran.
 fn node_cell(r: &ScenarioResult) -> String {
+    if r.source
+        .as_ref()
+        .is_some_and(|s| s.nodes().next().is_none())
+    {
+        return "(no node)".to_string();
+    }
     match &r.node {
         None if r.node_backend.is_empty() || r.node_backend == "stand-in" => {
             "(stand-in)".to_string()
