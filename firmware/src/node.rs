@@ -36,36 +36,9 @@ pub const VERSION: (u8, u8, u16) = (
     parse(env!("CARGO_PKG_VERSION_PATCH")) as u16,
 );
 
-/// Why the node last reset, as [`map::RESET_REASON`] carries it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResetReason {
-    /// Power applied.
-    PowerOn,
-    /// The watchdog was not fed.
-    Watchdog,
-    /// The firmware asked for a reset.
-    Software,
-    /// The reset pin.
-    External,
-    /// The supply dropped.
-    BrownOut,
-    /// The board cannot tell.
-    Unknown,
-}
-
-impl ResetReason {
-    /// The register value.
-    pub const fn code(self) -> u16 {
-        match self {
-            Self::PowerOn => 0,
-            Self::Watchdog => 1,
-            Self::Software => 2,
-            Self::External => 3,
-            Self::BrownOut => 4,
-            Self::Unknown => 0xFFFF,
-        }
-    }
-}
+/// Why the node last reset, as [`map::RESET_REASON`] carries it: the protocol's own type,
+/// so the node and the gateway read one table of codes.
+pub use firebreak_protocols::ResetReason;
 
 /// Feeds a hardware watchdog. The board's main loop feeds it once per completed cycle, so a
 /// hung sensor read or a stuck loop resets the node.

@@ -169,6 +169,21 @@ fn mbpoll_retrying(dev: &Path, unit: u8, start: u16, count: u16) -> Vec<u16> {
     );
 }
 
+/// `scenario`'s simulation with the host build as its nodes, its clock running at x1.
+async fn running(scenario: &str, program: PathBuf, dir: &Path) -> Simulation {
+    let scenario = Scenario::parse(scenario, "t.toml").unwrap();
+    Simulation::start(
+        &scenario,
+        SimOptions {
+            node: NodeBackend::Host { program },
+            work_dir: Some(dir.to_path_buf()),
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
 fn gateway_port(sim: &Simulation, device: &str) -> (PathBuf, u8) {
     match sim.addresses().get(device) {
         Some(Endpoint::ModbusRtu { serial, unit }) => (serial.clone(), *unit),
@@ -213,18 +228,8 @@ value = 27.5
 #[tokio::test(flavor = "multi_thread")]
 async fn two_nodes_share_a_noisy_line_and_a_foreign_master_reads_each() {
     let Some(program) = host_node() else { return };
-    let scenario = Scenario::parse(TWO_NODES, "two-nodes.toml").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let sim = Simulation::start(
-        &scenario,
-        SimOptions {
-            node: NodeBackend::Host { program },
-            work_dir: Some(dir.path().to_path_buf()),
-            ..SimOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let sim = running(TWO_NODES, program, dir.path()).await;
     let (a, unit_a) = gateway_port(&sim, "node-a1");
     let (b, unit_b) = gateway_port(&sim, "node-b1");
     assert_eq!(a, b, "one line");
@@ -279,18 +284,8 @@ zone = "battery-room"
 #[tokio::test(flavor = "multi_thread")]
 async fn a_watchdog_reboot_is_seen_with_its_reason() {
     let Some(program) = host_node() else { return };
-    let scenario = Scenario::parse(QUIET, "quiet.toml").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let sim = Simulation::start(
-        &scenario,
-        SimOptions {
-            node: NodeBackend::Host { program },
-            work_dir: Some(dir.path().to_path_buf()),
-            ..SimOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let sim = running(QUIET, program, dir.path()).await;
     let nodes = sim.firmware().unwrap();
     let (dev, unit) = gateway_port(&sim, "node-b1");
     let reason = {
