@@ -155,6 +155,17 @@ fn the_suite_meets_its_expectations_time_scaled() {
                 assert!(!n["boots"].as_array().unwrap().is_empty(), "{name}: {n}");
                 assert!(n["feed_steps"].as_u64().unwrap() > 0, "{name}: {n}");
             }
+            if name == "node-reboots-during-fire" {
+                // The firmware rebooted by its watchdog, said so, and the gateway saw it.
+                let boots = nodes[0]["boots"].as_array().unwrap();
+                assert_eq!(boots.len(), 2, "{name}: {boots:?}");
+                assert_eq!(boots[1]["reset_reason"], 1, "{name}: {boots:?}");
+                assert_eq!(
+                    r["node"]["gateway"]["reboots"]["watchdog"], 1,
+                    "{name}: the gateway did not see the reboot: {}",
+                    r["node"]["gateway"]
+                );
+            }
         }
         if !passed {
             unexpected.push(format!("{name}: {}", r["failures"]));

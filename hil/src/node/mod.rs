@@ -767,9 +767,6 @@ impl FirmwareNodes {
             }
         }
         match backend {
-            NodeBackend::StandIn => {
-                return Err("the stand-in is not a firmware back-end".into());
-            }
             NodeBackend::Qemu { .. } | NodeBackend::Serial(_) if nodes.len() > 1 => {
                 return Err(format!(
                     "{} nodes on one line need --node host: the QEMU image and a serial node are one node at unit 1",
@@ -788,7 +785,9 @@ impl FirmwareNodes {
         let mut launches = Vec::new();
         for (i, (d, sd)) in nodes.iter().enumerate() {
             let (port, launch) = match backend {
-                NodeBackend::StandIn => unreachable_backend()?,
+                NodeBackend::StandIn => {
+                    return Err("the stand-in is not a firmware back-end".into());
+                }
                 NodeBackend::Host { program } => {
                     let pair = PtyPair::start(
                         dir.join(format!("node{i}")),
@@ -846,7 +845,6 @@ impl FirmwareNodes {
 
         let mut drivers = Vec::new();
         let mut tasks = Vec::new();
-        let mut ready = Vec::new();
         for (name, unit, device, launch) in launches {
             let log = dir.join(format!("{name}.log"));
             let mut io = launch.start(&log, None).await?;
@@ -920,7 +918,6 @@ impl FirmwareNodes {
             let (tx, rx) = mpsc::channel(8);
             let start = scenario.start;
             tasks.push(tokio::spawn(driver.run(io, rx, start)));
-            ready.push(name.clone());
             drivers.push((name, tx, record));
         }
         Ok(FirmwareNodes {
@@ -969,10 +966,6 @@ impl FirmwareNodes {
             line: self.line.figures(),
         }
     }
-}
-
-fn unreachable_backend() -> Result<(PortSpec, Launch), String> {
-    Err("the stand-in is not a firmware back-end".into())
 }
 
 impl Drop for FirmwareNodes {

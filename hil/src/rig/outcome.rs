@@ -624,16 +624,21 @@ pub fn node_lines(n: &NodeResult) -> String {
     );
     if let Some(g) = &n.gateway {
         let errors: Vec<String> = g.errors.iter().map(|(k, v)| format!("{v} {k}")).collect();
-        let _ = writeln!(
-            out,
-            "  gateway: {} RTU polls of the nodes, mean {} ms, errors: {}",
-            g.polls,
-            ms(g.mean_poll_ms),
-            if errors.is_empty() {
+        let reboots: Vec<String> = g.reboots.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        let list = |v: Vec<String>| {
+            if v.is_empty() {
                 "none".to_string()
             } else {
-                errors.join(", ")
+                v.join(", ")
             }
+        };
+        let _ = writeln!(
+            out,
+            "  gateway: {} RTU polls of the nodes, mean {} ms, errors: {}, reboots seen: {}",
+            g.polls,
+            ms(g.mean_poll_ms),
+            list(errors),
+            list(reboots)
         );
     }
     out

@@ -311,6 +311,8 @@ pub struct RtuFigures {
     pub mean_poll_ms: Option<f64>,
     /// The gateway's errors reading the nodes, by kind (`timeout`, `transport`, `decode`, …).
     pub errors: std::collections::BTreeMap<String, u64>,
+    /// The node reboots the gateway saw (from their uptime), by reset reason.
+    pub reboots: std::collections::BTreeMap<String, u64>,
 }
 
 /// A metric line's label value: `name{device="x",kind="y"} 3` → `kind` → `y`.
@@ -341,6 +343,11 @@ pub fn rtu_figures_of(metrics: &str, devices: &[String]) -> RtuFigures {
             && let Some(kind) = label(line, "kind")
         {
             *f.errors.entry(kind.to_string()).or_insert(0) += value as u64;
+        } else if line.starts_with("firebreak_device_reboots_total{")
+            && let Some(reason) = label(line, "reason")
+            && value > 0.0
+        {
+            *f.reboots.entry(reason.to_string()).or_insert(0) += value as u64;
         }
     }
     f.mean_poll_ms = (f.polls > 0).then(|| sum_s * 1000.0 / f.polls as f64);
@@ -493,12 +500,14 @@ mod rtu_tests {
 
     #[test]
     fn rtu_figures_are_read_from_the_metrics() {
-        let text = "# HELP x\nfirebreak_poll_seconds_sum{device=\"node-b1\"} 0.5\nfirebreak_poll_seconds_count{device=\"node-b1\"} 20\nfirebreak_poll_seconds_sum{device=\"ups-b1\"} 9\nfirebreak_errors_total{device=\"node-b1\",kind=\"timeout\"} 2\nfirebreak_errors_total{device=\"node-b1\",kind=\"decode\"} 1\n";
+        let text = "# HELP x\nfirebreak_poll_seconds_sum{device=\"node-b1\"} 0.5\nfirebreak_poll_seconds_count{device=\"node-b1\"} 20\nfirebreak_poll_seconds_sum{device=\"ups-b1\"} 9\nfirebreak_errors_total{device=\"node-b1\",kind=\"timeout\"} 2\nfirebreak_errors_total{device=\"node-b1\",kind=\"decode\"} 1\nfirebreak_device_reboots_total{device=\"node-b1\",reason=\"watchdog\"} 1\nfirebreak_device_reboots_total{device=\"node-b1\",reason=\"power-on\"} 0\n";
         let f = rtu_figures_of(text, &["node-b1".to_string()]);
         assert_eq!(f.polls, 20);
         assert_eq!(f.mean_poll_ms, Some(25.0));
         assert_eq!(f.errors.get("timeout"), Some(&2));
         assert_eq!(f.errors.get("decode"), Some(&1));
+        assert_eq!(f.reboots.len(), 1, "only reasons that happened");
+        assert_eq!(f.reboots.get("watchdog"), Some(&1));
     }
 }
 
