@@ -121,7 +121,7 @@ pub struct RigArgs {
 pub struct NodeArgs {
     /// The sensor node back-end for every scenario: stand-in (its register map over Modbus
     /// TCP, no firmware), host (the firmware's host build on a socat PTY), qemu (the firmware
-    /// image under qemu-system-arm), or serial:PATH[,feed=PATH][,baud=N][,parity=P] (a
+    /// image under qemu-system-arm), or `serial:PATH[,feed=PATH][,baud=N][,parity=P]` (a
     /// physical node). Each scenario's own `node` key (else the stand-in) when absent.
     #[arg(long)]
     pub node: Option<crate::node::NodeChoice>,

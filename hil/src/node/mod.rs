@@ -5,9 +5,9 @@
 //! | back-end | the node | the gateway reads it over |
 //! |---|---|---|
 //! | `stand-in` | its register map served from the scenario (`sim::modbus`), no firmware logic | Modbus TCP |
-//! | `host` | `firebreak-node-sim`, the firmware library on the host, its RTU on a socat PTY | Modbus RTU, through the [`line`] |
-//! | `qemu` | the `thumbv7em` image under `qemu-system-arm` (`mps2-an386`), RTU on UART1 | Modbus RTU, through the [`line`] |
-//! | `serial:PATH` | a physical node on a serial adapter (tested here through a PTY) | Modbus RTU, through the [`line`] |
+//! | `host` | `firebreak-node-sim`, the firmware library on the host, its RTU on a socat PTY | Modbus RTU, through the [`line`](mod@line) |
+//! | `qemu` | the `thumbv7em` image under `qemu-system-arm` (`mps2-an386`), RTU on UART1 | Modbus RTU, through the [`line`](mod@line) |
+//! | `serial:PATH` | a physical node on a serial adapter (tested here through a PTY) | Modbus RTU, through the [`line`](mod@line) |
 //!
 //! With the firmware back-ends the scenario's values reach the node through its **sensor
 //! feed** ([`feed`]), and so does the scenario's **clock**: every [`FEED_STEP`] of scenario

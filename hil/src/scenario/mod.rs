@@ -55,7 +55,7 @@ pub enum DeviceKind {
     /// A metered PDU: Modbus TCP, the `generic-pdu` profile.
     Pdu,
     /// The battery-room sensor node: the `firebreak-sensor-node` profile (see
-    /// [`sim::node`](crate::sim::node) for how it is served today).
+    /// [`node`](crate::node): a stand-in over Modbus TCP, or the firmware itself).
     Node,
     /// A building sensor publishing JSON over MQTT.
     RoomMqtt,
