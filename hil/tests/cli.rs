@@ -158,9 +158,11 @@ fn site_configs_pass_firebreak_config_check() {
                             },
                             topic: format!("firebreak-hil/{}/{}", scenario.name, d.name),
                         },
+                        // As the firmware back-ends put them: every node on one line,
+                        // told apart by its unit.
                         DeviceKind::Node => Endpoint::ModbusRtu {
                             serial: dir.path().join("node-pty"),
-                            unit: 7,
+                            unit: d.unit,
                         },
                         _ => Endpoint::ModbusTcp {
                             addr: SocketAddr::from(([127, 0, 0, 1], 15020 + i as u16)),
