@@ -119,7 +119,7 @@ impl SigningKey {
             use std::os::unix::fs::PermissionsExt;
             let meta = std::fs::metadata(path).map_err(|e| file_error(path, "cannot read", e))?;
             let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
+            if crate::secrets::check_secret_file(path).is_err() {
                 return Err(KeyError::Exposed {
                     path: path.to_path_buf(),
                     mode,

@@ -14,5 +14,7 @@ pub mod keys;
 pub mod policy;
 pub mod probe;
 pub mod run;
+pub mod secrets;
 pub mod subscribe;
+pub mod trust;
 pub mod watch;

@@ -8,12 +8,15 @@
 //! 3. **unknown key** — signed by a key id that is not trusted;
 //! 4. **bad signature** — the signature does not verify over the canonical bytes (forged with
 //!    another key, or a field changed after signing);
-//! 5. **wrong site** — a trigger about another site than the one watched;
-//! 6. **duplicate** — the same (`gateway`, `seq`) as one accepted (another broker, a re-send):
+//! 5. **key not granted** — the key is revoked, outside its validity dates, or not granted
+//!    the trigger's gateway or site ([`crate::trust`]: a trust file binds each key to what it
+//!    may speak for; a bare public key speaks for the first gateway it is seen signing for);
+//! 6. **wrong site** — a trigger about another site than the one watched;
+//! 7. **duplicate** — the same (`gateway`, `seq`) as one accepted (another broker, a re-send):
 //!    not an error, and not acted on twice;
-//! 7. **replayed** — a `seq` at or below the last one accepted from that gateway, and not a
+//! 8. **replayed** — a `seq` at or below the last one accepted from that gateway, and not a
 //!    duplicate: an old trigger published again;
-//! 8. **stale** — `issued_at_ms` older than the maximum age: old news, whatever its `seq`;
+//! 9. **stale** — `issued_at_ms` older than the maximum age: old news, whatever its `seq`;
 //!
 //! and otherwise **accepted**, once. The trigger a controller acts on is decoded from the
 //! **signed bytes** (see [`firebreak_protocols::signed`]), never from anything outside them.
@@ -48,6 +51,7 @@ use firebreak_protocols::signed;
 use firebreak_protocols::{GatewayId, KeyId, SiteId, Trigger};
 
 use crate::keys::PublicKey;
+use crate::trust::{Grant, Trust};
 
 mod ledger;
 pub use ledger::{LEDGER_SCHEMA, Ledger, LedgerError};
@@ -93,11 +97,19 @@ pub enum Rejection {
         /// The maximum age, in milliseconds.
         max_age_ms: u64,
     },
+    /// Signed by a key that is trusted, but not for this: revoked, outside its validity, or
+    /// not granted the trigger's gateway or site.
+    NotThisKeys {
+        /// The key id.
+        key: String,
+        /// Why.
+        why: String,
+    },
 }
 
 impl Rejection {
     /// A short machine name: `malformed`, `unsigned`, `unknown-key`, `bad-signature`,
-    /// `wrong-site`, `replayed`, `stale`.
+    /// `wrong-site`, `replayed`, `stale`, `key-not-granted`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Malformed(_) => "malformed",
@@ -107,6 +119,7 @@ impl Rejection {
             Self::WrongSite { .. } => "wrong-site",
             Self::Replayed { .. } => "replayed",
             Self::Stale { .. } => "stale",
+            Self::NotThisKeys { .. } => "key-not-granted",
         }
     }
 }
@@ -123,6 +136,9 @@ impl fmt::Display for Rejection {
                 f,
                 "bad signature: does not verify with trusted key {k:?} (forged, or changed after signing)"
             ),
+            Self::NotThisKeys { key, why } => {
+                write!(f, "key not granted: trusted key {key:?} {why}")
+            }
             Self::WrongSite { found, expected } => {
                 write!(f, "wrong site: about site {found}, watching {expected}")
             }
@@ -204,21 +220,95 @@ impl Seen {
 /// Verifies, de-duplicates and orders triggers for one controller.
 #[derive(Debug)]
 pub struct Verifier {
-    keys: HashMap<KeyId, PublicKey>,
+    trust: Trust,
+    /// The gateway each bare public key was first seen signing for.
+    pinned: HashMap<KeyId, GatewayId>,
     site: Option<SiteId>,
     max_age_ms: u64,
     seen: HashMap<GatewayId, Seen>,
 }
 
 impl Verifier {
-    /// A verifier trusting `keys`, any site, with the default maximum age.
+    /// A verifier trusting bare public `keys` (each for one gateway, the first it is seen
+    /// signing for), any site, with the default maximum age.
     pub fn new(keys: Vec<PublicKey>) -> Verifier {
+        let mut trust = Trust::default();
+        for k in keys {
+            // The same key twice is trusted once.
+            let _ = trust.add(Grant::bare(k));
+        }
+        Verifier::with_trust(trust)
+    }
+
+    /// A verifier trusting what `trust` grants, any site, with the default maximum age.
+    pub fn with_trust(trust: Trust) -> Verifier {
         Verifier {
-            keys: keys.into_iter().map(|k| (k.key_id().clone(), k)).collect(),
+            trust,
+            pinned: HashMap::new(),
             site: None,
             max_age_ms: DEFAULT_MAX_AGE_MS,
             seen: HashMap::new(),
         }
+    }
+
+    /// Whether the key that signed `trigger` may speak for it: not revoked, within its dates
+    /// at `now_ms` (the controller's clock; the trigger's own time for a retained state,
+    /// which is as old as its last change), granted its gateway and site.
+    fn authorize(
+        &self,
+        key_id: &KeyId,
+        trigger: &Trigger,
+        now_ms: Option<u64>,
+    ) -> Result<(), Rejection> {
+        let not = |why: String| Rejection::NotThisKeys {
+            key: key_id.to_string(),
+            why,
+        };
+        let Some(grant) = self.trust.get(key_id) else {
+            return Err(Rejection::UnknownKey(key_id.to_string()));
+        };
+        if grant.revoked {
+            return Err(not("is revoked: nothing it signs is taken".into()));
+        }
+        let at = now_ms.unwrap_or(trigger.issued_at_ms);
+        let date = |ms: u64| {
+            firebreak_protocols::time::format_rfc3339(ms)
+                .map_or_else(|| ms.to_string(), |d| d.to_string())
+        };
+        if let Some(b) = grant.not_before_ms.filter(|&b| at < b) {
+            return Err(not(format!("is not valid before {}", date(b))));
+        }
+        if let Some(a) = grant.not_after_ms.filter(|&a| at >= a) {
+            return Err(not(format!("expired at {}", date(a))));
+        }
+        match &grant.gateways {
+            Some(allowed) if !allowed.contains(&trigger.gateway) => {
+                let list: Vec<&str> = allowed.iter().map(GatewayId::as_str).collect();
+                return Err(not(format!(
+                    "may sign for gateway {} only, not {}",
+                    list.join(", "),
+                    trigger.gateway
+                )));
+            }
+            None => {
+                if let Some(first) = self.pinned.get(key_id).filter(|g| **g != trigger.gateway) {
+                    return Err(not(format!(
+                        "is a bare public key, bound to gateway {first} (the first it signed for), not {}: a trust file grants a key more gateways",
+                        trigger.gateway
+                    )));
+                }
+            }
+            Some(_) => {}
+        }
+        if let Some(sites) = grant.sites.as_ref().filter(|s| !s.contains(&trigger.site)) {
+            let list: Vec<&str> = sites.iter().map(SiteId::as_str).collect();
+            return Err(not(format!(
+                "may sign for site {} only, not {}",
+                list.join(", "),
+                trigger.site
+            )));
+        }
+        Ok(())
     }
 
     /// Accepts triggers about `site` only.
@@ -247,10 +337,11 @@ impl Verifier {
                 "the signature is not the last member of the payload".into(),
             ));
         }
-        let key = self
-            .keys
+        let key = &self
+            .trust
             .get(&signature.key_id)
-            .ok_or_else(|| Rejection::UnknownKey(signature.key_id.to_string()))?;
+            .ok_or_else(|| Rejection::UnknownKey(signature.key_id.to_string()))?
+            .key;
         let canonical = parts.canonical_vec();
         if !key.verifies(&canonical, &signature.ed25519) {
             return Err(Rejection::BadSignature(signature.key_id.to_string()));
@@ -309,6 +400,7 @@ impl Verifier {
     /// Accepts nothing: the trigger itself may still arrive, and is then checked as any other.
     pub fn check_state(&mut self, payload: &[u8]) -> Result<State, Rejection> {
         let (trigger, key_id) = self.verify_signature(payload)?;
+        self.authorize(&key_id, &trigger, None)?;
         if let Some(site) = self.site.as_ref().filter(|s| **s != trigger.site) {
             return Err(Rejection::WrongSite {
                 found: trigger.site.to_string(),
@@ -336,6 +428,9 @@ impl Verifier {
             Ok(v) => v,
             Err(r) => return Verdict::Rejected(r),
         };
+        if let Err(r) = self.authorize(&key_id, &trigger, Some(now_ms)) {
+            return Verdict::Rejected(r);
+        }
         if let Some(site) = self.site.as_ref().filter(|s| **s != trigger.site) {
             return Verdict::Rejected(Rejection::WrongSite {
                 found: trigger.site.to_string(),
@@ -367,6 +462,15 @@ impl Verifier {
             .known()
             .filter(|&known| trigger.seq > known.saturating_add(1))
             .map(|known| (known + 1, trigger.seq - 1));
+        if self
+            .trust
+            .get(&key_id)
+            .is_some_and(|g| g.gateways.is_none())
+        {
+            self.pinned
+                .entry(key_id.clone())
+                .or_insert_with(|| trigger.gateway.clone());
+        }
         seen.last = trigger.seq;
         seen.recent.insert(trigger.seq);
         while seen.recent.len() > DEDUP_WINDOW {
@@ -484,6 +588,127 @@ mod tests {
             Verdict::Rejected(r) => r,
             other => panic!("expected a rejection, got {other:?}"),
         }
+    }
+
+    /// A trigger of `gateway` about `site`.
+    fn of(gateway: &str, site: &str, seq: u64, at: u64) -> Trigger {
+        let mut t = trigger(seq, at);
+        t.gateway = GatewayId::new(gateway).unwrap();
+        t.site = SiteId::new(site).unwrap();
+        t
+    }
+
+    fn grant(k: &SigningKey, gateways: &[&str], sites: &[&str]) -> Grant {
+        Grant {
+            key: k.public(),
+            gateways: Some(
+                gateways
+                    .iter()
+                    .map(|g| GatewayId::new(g).unwrap())
+                    .collect(),
+            ),
+            sites: Some(sites.iter().map(|s| SiteId::new(s).unwrap()).collect()),
+            not_before_ms: None,
+            not_after_ms: None,
+            revoked: false,
+        }
+    }
+
+    #[test]
+    fn a_key_speaks_only_for_what_it_is_granted() {
+        let (a, b) = (key("gw-a-2026", 1), key("gw-b-2026", 2));
+        let mut trust = Trust::default();
+        trust.add(grant(&a, &["gw-a"], &["paris-1"])).unwrap();
+        trust
+            .add(Grant {
+                revoked: true,
+                ..grant(&b, &["gw-b"], &["paris-1"])
+            })
+            .unwrap();
+        let mut v = Verifier::with_trust(trust);
+        let why = |v: &mut Verifier, p: Vec<u8>| rejected(v.check(&p, NOW)).to_string();
+        // Signed by gw-a's key, claiming to be gw-b: refused, whatever the site.
+        assert_eq!(
+            why(&mut v, sign(&of("gw-b", "paris-1", 1, NOW), &a)),
+            "key not granted: trusted key \"gw-a-2026\" may sign for gateway gw-a only, not gw-b"
+        );
+        // For another site.
+        assert_eq!(
+            why(&mut v, sign(&of("gw-a", "lyon-2", 1, NOW), &a)),
+            "key not granted: trusted key \"gw-a-2026\" may sign for site paris-1 only, not lyon-2"
+        );
+        // A revoked key, even for its own gateway.
+        assert_eq!(
+            why(&mut v, sign(&of("gw-b", "paris-1", 1, NOW), &b)),
+            "key not granted: trusted key \"gw-b-2026\" is revoked: nothing it signs is taken"
+        );
+        assert_eq!(
+            rejected(v.check(&sign(&of("gw-b", "paris-1", 2, NOW), &b), NOW)).kind(),
+            "key-not-granted"
+        );
+        // What it is granted passes; the retained state is judged the same way.
+        assert!(matches!(
+            v.check(&sign(&of("gw-a", "paris-1", 1, NOW), &a), NOW),
+            Verdict::Accepted(_)
+        ));
+        assert!(
+            v.check_state(&sign(&of("gw-b", "paris-1", 9, NOW), &a))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn keys_rotate_with_an_overlap() {
+        let day = 86_400_000;
+        let (old, new) = (key("gw-a-2026", 1), key("gw-a-2027", 2));
+        let mut trust = Trust::default();
+        trust
+            .add(Grant {
+                not_after_ms: Some(NOW + 10 * day),
+                ..grant(&old, &["gw-a"], &["paris-1"])
+            })
+            .unwrap();
+        trust
+            .add(Grant {
+                not_before_ms: Some(NOW + 5 * day),
+                ..grant(&new, &["gw-a"], &["paris-1"])
+            })
+            .unwrap();
+        let mut v = Verifier::with_trust(trust).max_age_ms(u64::MAX);
+        let at = |d: u64| NOW + d * day;
+        let check = |v: &mut Verifier, k: &SigningKey, seq: u64, day: u64| {
+            v.check(&sign(&of("gw-a", "paris-1", seq, at(day)), k), at(day))
+        };
+        // Before the overlap: only the old key.
+        assert!(matches!(check(&mut v, &old, 1, 1), Verdict::Accepted(_)));
+        let early = rejected(check(&mut v, &new, 2, 1)).to_string();
+        assert!(early.contains("is not valid before"), "{early}");
+        // During it: both (a gateway switched to its new key, or not yet).
+        assert!(matches!(check(&mut v, &old, 3, 6), Verdict::Accepted(_)));
+        assert!(matches!(check(&mut v, &new, 4, 7), Verdict::Accepted(_)));
+        // After it: only the new one.
+        let late = rejected(check(&mut v, &old, 5, 11)).to_string();
+        assert!(late.contains("expired at"), "{late}");
+        assert!(matches!(check(&mut v, &new, 6, 11), Verdict::Accepted(_)));
+    }
+
+    #[test]
+    fn a_bare_public_key_speaks_for_the_first_gateway_it_signs_for() {
+        let k = key("k1", 1);
+        let mut v = Verifier::new(vec![k.public()]);
+        assert!(matches!(
+            v.check(&sign(&of("gw-a", "paris-1", 1, NOW), &k), NOW),
+            Verdict::Accepted(_)
+        ));
+        let other = rejected(v.check(&sign(&of("gw-b", "paris-1", 1, NOW), &k), NOW));
+        assert!(
+            other.to_string().contains("bound to gateway gw-a"),
+            "{other}"
+        );
+        assert!(matches!(
+            v.check(&sign(&of("gw-a", "lyon-2", 2, NOW), &k), NOW),
+            Verdict::Accepted(_)
+        ));
     }
 
     #[test]

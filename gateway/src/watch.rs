@@ -27,7 +27,7 @@ use tracing::{debug, warn};
 use crate::acquire::now_ms;
 use crate::config::{BrokerConfig, PasswordSource, TlsFiles, parse_broker_url};
 use crate::deliver::link::{Link, LinkError};
-use crate::keys::{KeyError, PublicKey};
+use crate::keys::KeyError;
 use crate::subscribe::{Ledger, LedgerError, Rejection, Verdict, Verifier, describe};
 
 /// How long `--exec` may run for one trigger before it is killed.
@@ -42,7 +42,10 @@ pub struct WatchArgs {
     /// The site whose triggers to watch.
     #[arg(long)]
     pub site: String,
-    /// A public key file to trust (`firebreak keygen` writes `ID.pub`); repeat for several.
+    /// What to trust: a trust file (`firebreak.trust/1`, TOML: each key bound to its gateways
+    /// and sites, with validity dates and revocation; docs/contract.md) or a bare public key
+    /// file (`firebreak keygen` writes `ID.pub`: one gateway, the first it signs for); repeat
+    /// for several.
     #[arg(long = "trust", required = true)]
     pub trust: Vec<PathBuf>,
     /// One JSON object per line instead of text.
@@ -139,6 +142,17 @@ pub enum WatchError {
     /// A trusted key could not be read.
     #[error("--trust {0}")]
     Key(#[from] KeyError),
+    /// A trust file could not be used.
+    #[error("--trust {0}")]
+    Trust(#[from] crate::trust::TrustError),
+    /// Two `--trust` files grant one key.
+    #[error("--trust {path}: {problem}")]
+    TrustMerge {
+        /// The file that granted it again.
+        path: PathBuf,
+        /// What.
+        problem: String,
+    },
     /// A broker's secrets or TLS files could not be read.
     #[error("{0}")]
     Link(#[from] LinkError),
@@ -217,11 +231,15 @@ pub async fn watch(
         value: args.site.clone(),
         error,
     })?;
-    let keys = args
-        .trust
-        .iter()
-        .map(|p| PublicKey::load(p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut trust = crate::trust::Trust::default();
+    for path in &args.trust {
+        trust
+            .merge(crate::trust::Trust::load(path)?)
+            .map_err(|problem| WatchError::TrustMerge {
+                path: path.clone(),
+                problem,
+            })?;
+    }
     let mut links: Vec<Link> = Vec::new();
     for (i, url) in args.brokers.iter().enumerate() {
         let (tls, host, port) =
@@ -255,7 +273,7 @@ pub async fn watch(
         .clone()
         .unwrap_or_else(|| default_client_id(&site));
     check_client_id(&client_id)?;
-    let mut verifier = Verifier::new(keys)
+    let mut verifier = Verifier::with_trust(trust)
         .site(site.clone())
         .max_age_ms(args.max_age.saturating_mul(1000));
     let state_dir = match &args.state_dir {

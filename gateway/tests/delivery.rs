@@ -575,6 +575,11 @@ fn tls_with_a_client_certificate_and_a_password() {
         .unwrap();
     let client_cert = write("client.pem", &client.pem());
     let client_key = write("client.key", &client_key.serialize_pem());
+    let private = |path: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    private(&client_key);
     let passwd = d.join("passwd");
     let ok = Command::new("mosquitto_passwd")
         .args(["-b", "-c"])
@@ -584,6 +589,7 @@ fn tls_with_a_client_certificate_and_a_password() {
         .unwrap();
     assert!(ok.success());
     let password_file = write("gw.password", "s3cret-Passw0rd\n");
+    private(&password_file);
     let (_broker, port) = broker_with(
         d,
         &format!(
@@ -632,6 +638,7 @@ fn tls_with_a_client_certificate_and_a_password() {
 
     // A wrong password is refused: the trigger waits, and the error says so without the secret.
     let wrong = write("wrong.password", "not-it\n");
+    private(&wrong);
     let cfg = config(
         d,
         &broker

@@ -290,3 +290,99 @@ fn a_restarted_watch_catches_up_and_still_rejects_a_replay() {
         "{err}"
     );
 }
+
+/// A trigger of `gateway` about `site`, signed by `key`.
+fn signed_as(key: &SigningKey, gateway: &str, site: &str, seq: u64) -> Vec<u8> {
+    let t = Trigger::new(
+        GatewayId::new(gateway).unwrap(),
+        seq,
+        IncidentId::new("i1").unwrap(),
+        SiteId::new(site).unwrap(),
+        None,
+        Level::Evacuate,
+        Level::Prepare,
+        now_ms(),
+    )
+    .unwrap();
+    let b = encode_vec(&t).unwrap();
+    signed_vec(&b, &key.sign(&b)).unwrap()
+}
+
+#[test]
+fn a_trust_file_binds_each_key_to_its_gateway_and_site() {
+    if !peers() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = SigningKey::generate(KeyId::new("gw-1-2026").unwrap()).unwrap();
+    let b = SigningKey::generate(KeyId::new("gw-2-2026").unwrap()).unwrap();
+    a.write_pair(d).unwrap();
+    b.write_pair(d).unwrap();
+    std::fs::write(
+        d.join("trust.toml"),
+        r#"schema = "firebreak.trust/1"
+[[keys]]
+key_file = "gw-1-2026.pub"
+gateways = ["gw-1"]
+sites = ["paris-1"]
+[[keys]]
+key_file = "gw-2-2026.pub"
+gateways = ["gw-2"]
+sites = ["paris-1"]
+revoked = true
+"#,
+    )
+    .unwrap();
+    let (_broker, port) = mosquitto(d);
+    let args: Vec<String> = vec![
+        "--broker".into(),
+        format!("mqtt://127.0.0.1:{port}"),
+        "--site".into(),
+        "paris-1".into(),
+        "--trust".into(),
+        d.join("trust.toml").display().to_string(),
+    ];
+    let mut watch = Watch::start(&args, 1, &[]);
+    // gw-1's key claiming to be gw-3; gw-1's key about another site; the revoked key; then
+    // what gw-1's key is granted.
+    for payload in [
+        signed_as(&a, "gw-3", "paris-1", 1),
+        signed_as(&a, "gw-1", "lyon-2", 1),
+        signed_as(&b, "gw-2", "paris-1", 1),
+        signed_as(&a, "gw-1", "paris-1", 1),
+    ] {
+        mosquitto_pub(port, TRIGGERS, &payload, false);
+    }
+    let lines = watch.wait(4, Duration::from_secs(10)).to_vec();
+    let via = format!(" (via mqtt://127.0.0.1:{port} on {TRIGGERS})");
+    assert_eq!(
+        lines[..3],
+        [
+            format!(
+                "REJECTED key not granted: trusted key \"gw-1-2026\" may sign for gateway gw-1 only, not gw-3{via}"
+            ),
+            format!(
+                "REJECTED key not granted: trusted key \"gw-1-2026\" may sign for site paris-1 only, not lyon-2{via}"
+            ),
+            format!(
+                "REJECTED key not granted: trusted key \"gw-2-2026\" is revoked: nothing it signs is taken{via}"
+            ),
+        ],
+        "{lines:#?}"
+    );
+    assert!(
+        lines[3].starts_with("ACCEPTED EVACUATE (was prepare) site paris-1")
+            && lines[3].contains("seq 1 from gw-1 (key gw-1-2026)"),
+        "{lines:#?}"
+    );
+    // A key granted by two trust files is refused at start, naming the file.
+    std::fs::copy(d.join("trust.toml"), d.join("again.toml")).unwrap();
+    let mut twice = args.clone();
+    twice.extend(["--trust".into(), d.join("again.toml").display().to_string()]);
+    let e = refused(&twice);
+    assert!(
+        e.contains("again.toml: key gw-1-2026 is granted twice"),
+        "{e}"
+    );
+}

@@ -89,6 +89,7 @@ impl Link {
             None => None,
             Some(PasswordSource::File(path)) => {
                 let what = format!("password_file {}", path.display());
+                crate::secrets::check_secret_file(path).map_err(|p| err(what.clone(), p))?;
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| err(what.clone(), format!("cannot read: {e}")))?;
                 let line = text.lines().next().unwrap_or_default();
@@ -174,6 +175,7 @@ fn client_config(files: &TlsFiles) -> Result<Arc<rustls::ClientConfig>, (String,
                 return Err((cert_what, "holds no PEM certificate".into()));
             }
             let key_what = format!("client_key {}", key_file.display());
+            crate::secrets::check_secret_file(key_file).map_err(|p| (key_what.clone(), p))?;
             let pem = std::fs::read(key_file)
                 .map_err(|e| (key_what.clone(), format!("cannot read: {e}")))?;
             // The parser's error names a PEM problem, never the key's bytes.

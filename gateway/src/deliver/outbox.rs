@@ -154,8 +154,13 @@ impl Store {
             path: path.clone(),
             problem,
         };
-        std::fs::create_dir_all(dir)
-            .map_err(|e| err(format!("cannot create the directory: {e}")))?;
+        // The gateway's alone: 0700, tightened when it was made looser (said in the log).
+        if let Some(was) = crate::secrets::private_dir(dir).map_err(&err)? {
+            tracing::warn!(
+                dir = %dir.display(),
+                "the outbox directory was mode {was:04o}: made 0700, the gateway's alone"
+            );
+        }
         inject.check().map_err(&err)?;
         let db = Database::builder()
             .set_check_integrity_on_open(true)
