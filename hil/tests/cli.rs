@@ -11,10 +11,11 @@
 
 #[path = "../../gateway/tests/common/mod.rs"]
 mod common;
+mod rig_common;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -22,28 +23,7 @@ use common::*;
 use firebreak_hil::scenario::{DeviceKind, load_dir};
 use firebreak_hil::sim::{Broker, Endpoint, SimAddresses};
 use firebreak_hil::site::site_config_for;
-
-const HIL: &str = env!("CARGO_BIN_EXE_firebreak-hil");
-
-fn suite() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
-}
-
-/// The gateway binary, or `None` (a failure under scripts/test.sh) when it is not built.
-fn gateway() -> Option<PathBuf> {
-    let bin = firebreak_bin();
-    if bin.exists() {
-        return Some(bin);
-    }
-    if std::env::var("FIREBREAK_REQUIRE_PEERS").as_deref() == Ok("1") {
-        panic!(
-            "{} is missing: cargo build -p firebreak-gateway (scripts/test.sh does)",
-            bin.display()
-        );
-    }
-    eprintln!("SKIPPED: {} not built", bin.display());
-    None
-}
+use rig_common::{HIL, gateway, scenarios as suite};
 
 fn config_check(bin: &Path, text: &str, dir: &Path, name: &str) -> String {
     let path = dir.join(format!("{name}.site.toml"));

@@ -13,75 +13,17 @@
 
 #[path = "../../gateway/tests/common/mod.rs"]
 mod common;
+mod rig_common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use common::*;
+use rig_common::*;
 use serde_json::Value;
-
-const HIL: &str = env!("CARGO_BIN_EXE_firebreak-hil");
 
 /// The speed of the suite replay: the 30-minute fires in 30 s.
 const SUITE_SCALE: &str = "60";
-
-fn scenarios() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
-}
-
-/// The gateway binary, or `None` (a failure under scripts/test.sh) when it is not built.
-fn gateway() -> Option<PathBuf> {
-    let bin = firebreak_bin();
-    if bin.exists() {
-        return Some(bin);
-    }
-    if std::env::var("FIREBREAK_REQUIRE_PEERS").as_deref() == Ok("1") {
-        panic!(
-            "{} is missing: cargo build -p firebreak-gateway (scripts/test.sh does)",
-            bin.display()
-        );
-    }
-    eprintln!("SKIPPED: {} not built", bin.display());
-    None
-}
-
-/// Runs `firebreak-hil ARGS` with a bound on its time; returns (exit code, stdout, stderr).
-fn hil(args: &[&str], gateway: &Path, within: Duration) -> (Option<i32>, String, String) {
-    let mut child = Command::new(HIL)
-        .args(args)
-        .env("FIREBREAK_BIN", gateway)
-        .env(
-            "PATH",
-            format!("{}:/usr/sbin", std::env::var("PATH").unwrap_or_default()),
-        )
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    loop {
-        if let Some(_status) = child.try_wait().unwrap() {
-            break;
-        }
-        if start.elapsed() > within {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "firebreak-hil {args:?} did not finish within {within:?}\n{}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn the_suite_meets_its_expectations_time_scaled() {
@@ -178,76 +120,6 @@ fn the_suite_meets_its_expectations_time_scaled() {
     );
     // Every expectation held: the command says so.
     assert_eq!(code, Some(0), "exit status\n{stderr}");
-}
-
-/// The firmware image under QEMU as the node: the battery fire at its own speed, and a probe
-/// failing high (a nuisance the firmware must not latch on), each judged on the gateway's
-/// levels and the firmware's own alarm.
-#[test]
-fn the_qemu_node_in_a_fire_and_a_nuisance() {
-    let Some(gateway) = gateway() else { return };
-    if !require_peer("qemu-system-arm") || !require_peer("socat") {
-        return;
-    }
-    let image = std::env::var_os("FIREBREAK_NODE_QEMU")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            workspace().join("target/thumbv7em-none-eabihf/firmware/firebreak-node-qemu")
-        });
-    if !image.exists() {
-        if std::env::var("FIREBREAK_REQUIRE_PEERS").as_deref() == Ok("1") {
-            panic!("{} is missing: scripts/test.sh builds it", image.display());
-        }
-        eprintln!("SKIPPED: no QEMU image at {}", image.display());
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    for (scenario, scale) in [("battery-fire", None), ("probe-fails-high", Some("60"))] {
-        let json = dir.path().join(format!("{scenario}.json"));
-        let file = scenarios().join(format!("{scenario}.toml"));
-        let mut args = vec![
-            "run",
-            file.to_str().unwrap(),
-            "--node",
-            "qemu",
-            "--node-image",
-            image.to_str().unwrap(),
-            "--quiet",
-            "--json",
-            json.to_str().unwrap(),
-        ];
-        if let Some(s) = scale {
-            args.extend(["--time-scale", s]);
-        }
-        let (code, stdout, stderr) = hil(&args, &gateway, Duration::from_secs(300));
-        println!("{stdout}");
-        let results: Vec<Value> =
-            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-        let r = &results[0];
-        assert_eq!(r["node_backend"], "qemu", "{scenario}");
-        assert_eq!(
-            code,
-            Some(0),
-            "{scenario}: {}
-{stdout}
-{stderr}",
-            r["failures"]
-        );
-        let node = &r["node"]["nodes"][0];
-        assert_eq!(node["boots"][0]["reset_reason"], 0, "{scenario}: power-on");
-        if scenario == "battery-fire" {
-            // The firmware's own alarm, reported: before ignition, with its causes.
-            let first = node["first_alarm"]["s"]
-                .as_f64()
-                .expect("the node never latched");
-            assert!(first <= -180.0, "latched at {first} s");
-            assert!(!node["first_causes"].as_array().unwrap().is_empty());
-            assert!(stdout.contains("latched"), "{stdout}");
-        } else {
-            assert_eq!(node["first_alarm"], Value::Null, "{scenario}: {node}");
-        }
-        assert_eq!(node["line"]["crc_errors"], 0, "{scenario}: a clean line");
-    }
 }
 
 #[test]
