@@ -16,7 +16,11 @@
 //!    not an error, and not acted on twice;
 //! 8. **replayed** — a `seq` at or below the last one accepted from that gateway, and not a
 //!    duplicate: an old trigger published again;
-//! 9. **stale** — `issued_at_ms` older than the maximum age: old news, whatever its `seq`;
+//! 9. **future** — `issued_at_ms` more than [`MAX_SKEW_MS`] ahead of the controller's clock;
+//! 10. **seq ahead** — a `seq` more than [`MAX_SEQ_AHEAD`] above its own `issued_at_ms`:
+//!     taken, it would make every later trigger of the gateway a replay (neither is ever
+//!     remembered as the last `seq`);
+//! 11. **stale** — `issued_at_ms` older than the maximum age: old news, whatever its `seq`;
 //!
 //! and otherwise **accepted**, once. The trigger a controller acts on is decoded from the
 //! **signed bytes** (see [`firebreak_protocols::signed`]), never from anything outside them.
@@ -62,6 +66,17 @@ pub const DEFAULT_MAX_AGE_MS: u64 = 600_000;
 /// How many accepted (`gateway`, `seq`) pairs per gateway are remembered for de-duplication.
 pub const DEDUP_WINDOW: usize = 4096;
 
+/// How far ahead of the controller's clock a trigger's `issued_at_ms` may be (clocks kept by
+/// NTP are within milliseconds; a minute covers a gateway that lost it for a while).
+pub const MAX_SKEW_MS: u64 = 60_000;
+
+/// How far a `seq` may be above its own `issued_at_ms`. A gateway's store starts counting at
+/// the Unix milliseconds it was created (`docs/contract.md`), and a trigger is issued after
+/// that, so a genuine `seq` is at most its `issued_at_ms` plus the triggers issued since: ten
+/// million leaves room for decades of them. Above it, the `seq` would make every later
+/// genuine trigger of its gateway a replay (poisoned, or a store made under a wrong clock).
+pub const MAX_SEQ_AHEAD: u64 = 10_000_000;
+
 /// Why a payload is not acted on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -97,6 +112,20 @@ pub enum Rejection {
         /// The maximum age, in milliseconds.
         max_age_ms: u64,
     },
+    /// `issued_at_ms` further ahead of the controller's clock than [`MAX_SKEW_MS`].
+    Future {
+        /// How far ahead, in milliseconds.
+        ahead_ms: u64,
+    },
+    /// A `seq` more than [`MAX_SEQ_AHEAD`] above its own `issued_at_ms`.
+    SeqAhead {
+        /// The gateway.
+        gateway: String,
+        /// Its seq.
+        seq: u64,
+        /// Its issue time.
+        issued_at_ms: u64,
+    },
     /// Signed by a key that is trusted, but not for this: revoked, outside its validity, or
     /// not granted the trigger's gateway or site.
     NotThisKeys {
@@ -109,7 +138,7 @@ pub enum Rejection {
 
 impl Rejection {
     /// A short machine name: `malformed`, `unsigned`, `unknown-key`, `bad-signature`,
-    /// `wrong-site`, `replayed`, `stale`, `key-not-granted`.
+    /// `wrong-site`, `replayed`, `stale`, `key-not-granted`, `future`, `seq-ahead`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Malformed(_) => "malformed",
@@ -120,6 +149,8 @@ impl Rejection {
             Self::Replayed { .. } => "replayed",
             Self::Stale { .. } => "stale",
             Self::NotThisKeys { .. } => "key-not-granted",
+            Self::Future { .. } => "future",
+            Self::SeqAhead { .. } => "seq-ahead",
         }
     }
 }
@@ -135,6 +166,20 @@ impl fmt::Display for Rejection {
             Self::BadSignature(k) => write!(
                 f,
                 "bad signature: does not verify with trusted key {k:?} (forged, or changed after signing)"
+            ),
+            Self::Future { ahead_ms } => write!(
+                f,
+                "future: issued {} s ahead of this controller's clock (more than {} s: a gateway or controller clock is wrong, or the message was made to outlive its time)",
+                ahead_ms / 1000,
+                MAX_SKEW_MS / 1000
+            ),
+            Self::SeqAhead {
+                gateway,
+                seq,
+                issued_at_ms,
+            } => write!(
+                f,
+                "seq ahead: seq {seq} from gateway {gateway} is more than {MAX_SEQ_AHEAD} above its issue time {issued_at_ms} (a gateway's seq counts from the Unix ms its store was created): taken, it would make every later trigger of {gateway} a replay; poisoned, or the gateway's store was made under a wrong clock"
             ),
             Self::NotThisKeys { key, why } => {
                 write!(f, "key not granted: trusted key {key:?} {why}")
@@ -401,6 +446,7 @@ impl Verifier {
     pub fn check_state(&mut self, payload: &[u8]) -> Result<State, Rejection> {
         let (trigger, key_id) = self.verify_signature(payload)?;
         self.authorize(&key_id, &trigger, None)?;
+        seq_in_time(&trigger)?;
         if let Some(site) = self.site.as_ref().filter(|s| **s != trigger.site) {
             return Err(Rejection::WrongSite {
                 found: trigger.site.to_string(),
@@ -429,6 +475,13 @@ impl Verifier {
             Err(r) => return Verdict::Rejected(r),
         };
         if let Err(r) = self.authorize(&key_id, &trigger, Some(now_ms)) {
+            return Verdict::Rejected(r);
+        }
+        let ahead_ms = trigger.issued_at_ms.saturating_sub(now_ms);
+        if ahead_ms > MAX_SKEW_MS {
+            return Verdict::Rejected(Rejection::Future { ahead_ms });
+        }
+        if let Err(r) = seq_in_time(&trigger) {
             return Verdict::Rejected(r);
         }
         if let Some(site) = self.site.as_ref().filter(|s| **s != trigger.site) {
@@ -483,6 +536,18 @@ impl Verifier {
             missed,
         }))
     }
+}
+
+/// Refuses a `seq` more than [`MAX_SEQ_AHEAD`] above its own issue time.
+fn seq_in_time(t: &Trigger) -> Result<(), Rejection> {
+    if t.seq > t.issued_at_ms.saturating_add(MAX_SEQ_AHEAD) {
+        return Err(Rejection::SeqAhead {
+            gateway: t.gateway.to_string(),
+            seq: t.seq,
+            issued_at_ms: t.issued_at_ms,
+        });
+    }
+    Ok(())
 }
 
 fn malformed(e: MessageError) -> Rejection {
@@ -655,6 +720,41 @@ mod tests {
             v.check_state(&sign(&of("gw-b", "paris-1", 9, NOW), &a))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_future_trigger_or_a_seq_ahead_of_its_time_is_refused_and_poisons_nothing() {
+        let k = key("k1", 1);
+        let mut v = verifier();
+        let future = rejected(v.check(&sign(&trigger(10, NOW + 61_000), &k), NOW));
+        assert_eq!(future.kind(), "future");
+        assert!(
+            future.to_string().starts_with("future: issued 61 s ahead"),
+            "{future}"
+        );
+        // Within the skew: fine.
+        assert!(matches!(
+            v.check(&sign(&trigger(11, NOW + 30_000), &k), NOW),
+            Verdict::Accepted(_)
+        ));
+        // One signed trigger with a huge seq is refused, and later genuine ones still pass.
+        let poison = rejected(v.check(&sign(&trigger(u64::MAX - 1, NOW), &k), NOW));
+        assert_eq!(poison.kind(), "seq-ahead", "{poison}");
+        let ahead = rejected(v.check(&sign(&trigger(NOW + MAX_SEQ_AHEAD + 1, NOW), &k), NOW));
+        assert_eq!(ahead.kind(), "seq-ahead");
+        assert!(
+            v.check_state(&sign(&trigger(u64::MAX - 1, NOW), &k))
+                .is_err()
+        );
+        assert!(matches!(
+            v.check(&sign(&trigger(12, NOW), &k), NOW),
+            Verdict::Accepted(_)
+        ));
+        // A gateway whose store started at its Unix ms, many triggers later, is in time.
+        assert!(matches!(
+            v.check(&sign(&trigger(NOW - 5_000 + 1_000_000, NOW), &k), NOW),
+            Verdict::Accepted(_)
+        ));
     }
 
     #[test]

@@ -293,6 +293,11 @@ fn a_restarted_watch_catches_up_and_still_rejects_a_replay() {
 
 /// A trigger of `gateway` about `site`, signed by `key`.
 fn signed_as(key: &SigningKey, gateway: &str, site: &str, seq: u64) -> Vec<u8> {
+    signed_at(key, gateway, site, seq, now_ms())
+}
+
+/// [`signed_as`], issued at `issued_at_ms`.
+fn signed_at(key: &SigningKey, gateway: &str, site: &str, seq: u64, issued_at_ms: u64) -> Vec<u8> {
     let t = Trigger::new(
         GatewayId::new(gateway).unwrap(),
         seq,
@@ -301,7 +306,7 @@ fn signed_as(key: &SigningKey, gateway: &str, site: &str, seq: u64) -> Vec<u8> {
         None,
         Level::Evacuate,
         Level::Prepare,
-        now_ms(),
+        issued_at_ms,
     )
     .unwrap();
     let b = encode_vec(&t).unwrap();
@@ -374,6 +379,38 @@ revoked = true
     assert!(
         lines[3].starts_with("ACCEPTED EVACUATE (was prepare) site paris-1")
             && lines[3].contains("seq 1 from gw-1 (key gw-1-2026)"),
+        "{lines:#?}"
+    );
+    // Signed by gw-1's own key: issued an hour ahead, then a seq that would poison gw-1's
+    // order; neither is taken, and gw-1's next genuine trigger still is.
+    mosquitto_pub(
+        port,
+        TRIGGERS,
+        &signed_at(&a, "gw-1", "paris-1", 2, now_ms() + 3_600_000),
+        false,
+    );
+    mosquitto_pub(
+        port,
+        TRIGGERS,
+        &signed_as(&a, "gw-1", "paris-1", u64::MAX - 1),
+        false,
+    );
+    mosquitto_pub(port, TRIGGERS, &signed_as(&a, "gw-1", "paris-1", 2), false);
+    let lines = watch.wait(7, Duration::from_secs(10)).to_vec();
+    assert!(
+        lines[4].starts_with("REJECTED future: issued 3599 s ahead")
+            || lines[4].starts_with("REJECTED future: issued 3600 s ahead"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[5].starts_with(&format!(
+            "REJECTED seq ahead: seq {} from gateway gw-1",
+            u64::MAX - 1
+        )),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[6].starts_with("ACCEPTED") && lines[6].contains("seq 2 from gw-1"),
         "{lines:#?}"
     );
     // A key granted by two trust files is refused at start, naming the file.

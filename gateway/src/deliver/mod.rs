@@ -589,6 +589,24 @@ impl Delivery {
             next_seq = book.next_seq(),
             "delivery started"
         );
+        let now = crate::acquire::now_ms();
+        if book.next_seq() > now.saturating_add(crate::subscribe::MAX_SEQ_AHEAD) {
+            error!(
+                next_seq = book.next_seq(),
+                now_ms = now,
+                outbox = %store_path,
+                "the outbox's next seq is far ahead of this clock (the store was made, or the clock set, wrong): controllers reject such triggers as 'seq ahead'; fix the clock, and if it was right, move the outbox away so that a new one starts at the current time (docs/contract.md)"
+            );
+            faults.raise(
+                fault::OUTBOX,
+                None,
+                format!(
+                    "next seq {} is more than {} above the clock ({now}): controllers will reject the triggers (seq ahead)",
+                    book.next_seq(),
+                    crate::subscribe::MAX_SEQ_AHEAD
+                ),
+            );
+        }
         let delivery = Delivery {
             inner: Arc::new(Inner {
                 site: config.site.clone(),
