@@ -1,0 +1,365 @@
+//! Test vectors for verifiers in any language (`docs/vectors/triggers.json`): signed triggers,
+//! good and bad, with the verdict the contract (docs/contract.md, "The subscriber side")
+//! calls for. The vectors are made here, from fixed keys, and must equal the committed file
+//! (FIREBREAK_WRITE_VECTORS=1 writes it anew); then every vector is checked against the
+//! gateway's own `Verifier`, each with a fresh verifier at the file's `now_ms`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code
+
+use std::path::PathBuf;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use firebreak_gateway::keys::{PUBLIC_KEY_SCHEMA, PublicKey, SigningKey};
+use firebreak_gateway::subscribe::{Verdict, Verifier};
+use firebreak_gateway::trust::{Grant, Trust};
+use firebreak_protocols::message::encode_vec;
+use firebreak_protocols::signed::signed_vec;
+use firebreak_protocols::{
+    DeviceId, GatewayId, IncidentId, KeyId, Level, Reason, RuleId, Signal, SiteId, Trigger,
+};
+use serde_json::{Value, json};
+
+/// The controller's clock for every vector: 2026-01-15T12:00:00.000Z.
+const NOW: u64 = 1_768_478_400_000;
+/// The maximum age the vectors assume (the default).
+const MAX_AGE_MS: u64 = 600_000;
+
+fn file() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/vectors/triggers.json")
+}
+
+fn key(id: &str, seed: u8) -> SigningKey {
+    SigningKey::from_seed(KeyId::new(id).unwrap(), &[seed; 32])
+}
+
+fn trigger(gateway: &str, site: &str, seq: u64, issued_at_ms: u64) -> Trigger {
+    let mut t = Trigger::new(
+        GatewayId::new(gateway).unwrap(),
+        seq,
+        IncidentId::new(&format!("{gateway}-1768478000000")).unwrap(),
+        SiteId::new(site).unwrap(),
+        None,
+        Level::Evacuate,
+        Level::Prepare,
+        issued_at_ms,
+    )
+    .unwrap();
+    t.push_reason(Reason {
+        rule: RuleId::new("off-gas").unwrap(),
+        signal: Some(Signal::OffGas),
+        device: Some(DeviceId::new("node-b1").unwrap()),
+        channel: 0,
+        value: 180.0,
+        threshold: 50.0,
+    })
+    .unwrap();
+    t
+}
+
+fn sign(t: &Trigger, k: &SigningKey) -> String {
+    let b = encode_vec(t).unwrap();
+    String::from_utf8(signed_vec(&b, &k.sign(&b)).unwrap()).unwrap()
+}
+
+/// `canonical` with a signature object `{"key_id":…,"ed25519":…}` appended as the gateway
+/// does (docs/contract.md, "What is signed").
+fn attach(canonical: &str, key_id: &str, signature: &[u8; 64]) -> String {
+    let head = canonical.strip_suffix('}').unwrap();
+    format!(
+        r#"{head},"signature":{{"key_id":"{key_id}","ed25519":"{}"}}}}"#,
+        BASE64.encode(signature)
+    )
+}
+
+/// The group order L of Ed25519, little-endian.
+const L: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+
+/// The signature with S replaced by S + L: the same point equation, a non-canonical encoding
+/// (RFC 8032 5.1.7 requires S < L).
+fn non_canonical(sig: [u8; 64]) -> [u8; 64] {
+    let mut out = sig;
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let v = u16::from(sig[32 + i]) + u16::from(L[i]) + carry;
+        out[32 + i] = v as u8;
+        carry = v >> 8;
+    }
+    out
+}
+
+/// Every vector, in order: (name, what it shows, payload, expected verdict).
+fn vectors() -> (Value, Vec<(String, String, String, String)>) {
+    let a = key("gw-paris-1a-2026", 1);
+    let revoked = key("gw-paris-1b-2025", 2);
+    let stranger = key("gw-paris-1a-2026", 3); // the same key id, another key
+    let unknown = key("gw-nobody", 4);
+    // A small-order public key: the identity point (y = 1), which "verifies" R = identity,
+    // S = 0 for any message under a lax check; RFC 8032 verifiers in strict mode refuse it.
+    let weak_public = {
+        let mut p = [0u8; 32];
+        p[0] = 1;
+        p
+    };
+    let keys = json!([
+        {
+            "key_id": "gw-paris-1a-2026", "ed25519": a.public().base64(),
+            "gateways": ["gw-paris-1a"], "sites": ["paris-1"]
+        },
+        {
+            "key_id": "gw-paris-1b-2025", "ed25519": revoked.public().base64(),
+            "gateways": ["gw-paris-1b"], "sites": ["paris-1"], "revoked": true
+        },
+        {
+            "key_id": "gw-weak", "ed25519": BASE64.encode(weak_public),
+            "gateways": ["gw-weak"], "sites": ["paris-1"]
+        }
+    ]);
+    let good = trigger("gw-paris-1a", "paris-1", NOW - 60_000, NOW - 2_000);
+    let signed_good = sign(&good, &a);
+    let canonical = String::from_utf8(encode_vec(&good).unwrap()).unwrap();
+    let sig = {
+        let b = canonical.as_bytes();
+        let s = a.sign(b);
+        <[u8; 64]>::try_from(BASE64.decode(s.ed25519.as_str()).unwrap().as_slice()).unwrap()
+    };
+    let v = |name: &str, about: &str, payload: String, expect: &str| {
+        (
+            name.to_string(),
+            about.to_string(),
+            payload,
+            expect.to_string(),
+        )
+    };
+    let mut out = vec![
+        v(
+            "valid",
+            "signed by gw-paris-1a-2026, which is granted gateway gw-paris-1a and site paris-1",
+            signed_good.clone(),
+            "accepted",
+        ),
+        v(
+            "tampered-byte",
+            "the valid payload with the reason's value 180 changed to 181 after signing",
+            signed_good.replacen("\"value\":180", "\"value\":181", 1),
+            "bad-signature",
+        ),
+        v(
+            "wrong-key",
+            "the key id of gw-paris-1a-2026, signed by another key",
+            sign(&good, &stranger),
+            "bad-signature",
+        ),
+        v(
+            "unknown-key",
+            "signed by a key id nobody trusts",
+            sign(&good, &unknown),
+            "unknown-key",
+        ),
+        v(
+            "unsigned",
+            "the canonical bytes alone, no signature member",
+            canonical.clone(),
+            "unsigned",
+        ),
+        v(
+            "key-for-another-gateway",
+            "gw-paris-1a-2026 signs a trigger that says it is from gw-paris-1b",
+            sign(
+                &trigger("gw-paris-1b", "paris-1", NOW - 60_000, NOW - 2_000),
+                &a,
+            ),
+            "key-not-granted",
+        ),
+        v(
+            "key-for-another-site",
+            "gw-paris-1a-2026 signs a trigger about site lyon-2",
+            sign(
+                &trigger("gw-paris-1a", "lyon-2", NOW - 60_000, NOW - 2_000),
+                &a,
+            ),
+            "key-not-granted",
+        ),
+        v(
+            "revoked-key",
+            "signed by gw-paris-1b-2025, revoked in the trust list, for its own gateway",
+            sign(
+                &trigger("gw-paris-1b", "paris-1", NOW - 60_000, NOW - 2_000),
+                &revoked,
+            ),
+            "key-not-granted",
+        ),
+        v(
+            "junk-after-signature",
+            "the valid payload with bytes after its final }",
+            format!("{signed_good} x"),
+            "malformed",
+        ),
+        v(
+            "non-canonical-signature",
+            "the valid signature with S + L for S (RFC 8032 5.1.7: S must be below L)",
+            attach(&canonical, "gw-paris-1a-2026", &non_canonical(sig)),
+            "bad-signature",
+        ),
+        v(
+            "small-order-key",
+            "gw-weak's public key is the identity point; R = identity, S = 0 (a lax check passes it)",
+            {
+                let weak = trigger("gw-weak", "paris-1", NOW - 60_000, NOW - 2_000);
+                let c = String::from_utf8(encode_vec(&weak).unwrap()).unwrap();
+                let mut s = [0u8; 64];
+                s[0] = 1;
+                attach(&c, "gw-weak", &s)
+            },
+            "bad-signature",
+        ),
+        v(
+            "duplicate-json-key",
+            "signed canonical bytes in which \"seq\" appears twice (a decoder must refuse, not pick one)",
+            {
+                let dup = canonical.replacen(
+                    "\"seq\":",
+                    &format!("\"seq\":{},\"seq\":", NOW - 59_999),
+                    1,
+                );
+                let s = a.sign(dup.as_bytes());
+                let sig =
+                    <[u8; 64]>::try_from(BASE64.decode(s.ed25519.as_str()).unwrap().as_slice())
+                        .unwrap();
+                attach(&dup, "gw-paris-1a-2026", &sig)
+            },
+            "malformed",
+        ),
+        v(
+            "future",
+            "issued an hour after now_ms (more than the 60 s skew allowed)",
+            sign(
+                &trigger("gw-paris-1a", "paris-1", NOW - 60_000, NOW + 3_600_000),
+                &a,
+            ),
+            "future",
+        ),
+        v(
+            "seq-ahead",
+            "a seq 10,000,001 above its own issued_at_ms (it would make later triggers replays)",
+            sign(
+                &trigger(
+                    "gw-paris-1a",
+                    "paris-1",
+                    NOW - 2_000 + 10_000_001,
+                    NOW - 2_000,
+                ),
+                &a,
+            ),
+            "seq-ahead",
+        ),
+        v(
+            "stale",
+            "issued 11 minutes before now_ms (the maximum age is 600 s)",
+            sign(
+                &trigger("gw-paris-1a", "paris-1", NOW - 700_000, NOW - 660_000),
+                &a,
+            ),
+            "stale",
+        ),
+    ];
+    out.shrink_to_fit();
+    (keys, out)
+}
+
+fn document() -> String {
+    let (keys, vectors) = vectors();
+    let doc = json!({
+        "schema": "firebreak.trigger-vectors/1",
+        "about": "Signed triggers and the verdict docs/contract.md calls for. Check each vector with a fresh verifier that trusts `keys` (each bound to its gateways and sites, as a trust file would), watches site `site`, with the controller's clock at `now_ms` and the maximum age `max_age_ms`. `expect` is `accepted` or the rejection's kind. `payload` is the exact text received (UTF-8).",
+        "site": "paris-1",
+        "now_ms": NOW,
+        "max_age_ms": MAX_AGE_MS,
+        "keys": keys,
+        "vectors": vectors.iter().map(|(name, about, payload, expect)| json!({
+            "name": name, "about": about, "payload": payload, "expect": expect
+        })).collect::<Vec<_>>(),
+    });
+    serde_json::to_string_pretty(&doc).unwrap() + "\n"
+}
+
+#[test]
+fn the_vectors_file_is_what_the_keys_make() {
+    let made = document();
+    if std::env::var("FIREBREAK_WRITE_VECTORS").as_deref() == Ok("1") {
+        std::fs::create_dir_all(file().parent().unwrap()).unwrap();
+        std::fs::write(file(), &made).unwrap();
+    }
+    let committed = std::fs::read_to_string(file()).unwrap_or_default();
+    assert!(
+        committed == made,
+        "docs/vectors/triggers.json differs from what the keys make: FIREBREAK_WRITE_VECTORS=1 cargo test -p firebreak-gateway --test vectors, then review the diff"
+    );
+}
+
+#[test]
+fn the_gateways_verifier_gives_every_expected_verdict() {
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(file()).unwrap()).unwrap();
+    let mut trust = Trust::default();
+    for k in doc["keys"].as_array().unwrap() {
+        let text = json!({
+            "schema": PUBLIC_KEY_SCHEMA, "key_id": k["key_id"], "ed25519": k["ed25519"]
+        })
+        .to_string();
+        let ids = |field: &str| -> Vec<String> {
+            k[field]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect()
+        };
+        trust
+            .add(Grant {
+                key: PublicKey::parse(text.as_bytes()).unwrap(),
+                gateways: Some(ids("gateways").iter().map(|g| g.parse().unwrap()).collect()),
+                sites: Some(ids("sites").iter().map(|s| s.parse().unwrap()).collect()),
+                not_before_ms: None,
+                not_after_ms: None,
+                revoked: k["revoked"].as_bool().unwrap_or(false),
+            })
+            .unwrap();
+    }
+    let site: SiteId = doc["site"].as_str().unwrap().parse().unwrap();
+    let now = doc["now_ms"].as_u64().unwrap();
+    let mut seen = Vec::new();
+    for vector in doc["vectors"].as_array().unwrap() {
+        let name = vector["name"].as_str().unwrap();
+        let payload = vector["payload"].as_str().unwrap();
+        let mut verifier = Verifier::with_trust(trust.clone())
+            .site(site.clone())
+            .max_age_ms(doc["max_age_ms"].as_u64().unwrap());
+        let got = match verifier.check(payload.as_bytes(), now) {
+            Verdict::Accepted(_) => "accepted".to_string(),
+            Verdict::Duplicate { .. } => "duplicate".to_string(),
+            Verdict::Rejected(r) => r.kind().to_string(),
+        };
+        assert_eq!(got, vector["expect"].as_str().unwrap(), "vector {name}");
+        seen.push(name.to_string());
+    }
+    for needed in [
+        "tampered-byte",
+        "wrong-key",
+        "key-for-another-site",
+        "junk-after-signature",
+        "non-canonical-signature",
+        "small-order-key",
+        "duplicate-json-key",
+        "future",
+    ] {
+        assert!(seen.iter().any(|s| s == needed), "no {needed} vector");
+    }
+}
