@@ -17,6 +17,8 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # The pinned pymodbus: its API changes between 3.x releases.
 PYMODBUS_VERSION=3.16.1
+# PyNaCl (libsodium) for the reference trigger verifier in Python (docs/examples/verify_trigger.py).
+PYNACL_VERSION=1.6.2
 
 # ---------------------------------------------------------------------------------------------
 # Real peers: programs nobody here wrote, that the tests talk to. Add new ones here.
@@ -24,7 +26,8 @@ PYMODBUS_VERSION=3.16.1
 #           Modbus RTU), mbpoll (a foreign Modbus master)
 #   Debian (firmware): qemu-system-arm (boots the sensor node's mps2-an386 image), binutils
 #           (readelf, for scripts/firmware-size.sh)
-#   PyPI:   pymodbus[serial] in .peers/venv (a foreign UPS, TCP and RTU)
+#   PyPI:   pymodbus[serial] in .peers/venv (a foreign UPS, TCP and RTU); pynacl there too
+#           (the Python trigger verifier, written from docs/contract.md)
 # ---------------------------------------------------------------------------------------------
 install_peers() {
     local missing=()
@@ -52,6 +55,10 @@ install_peers() {
         step "installing pymodbus $PYMODBUS_VERSION into .peers/venv"
         python3 -m venv "$venv"
         "$venv/bin/pip" install -q "pymodbus[serial]==$PYMODBUS_VERSION"
+    fi
+    if ! "$venv/bin/python" -c "import nacl, sys; sys.exit(nacl.__version__ != '$PYNACL_VERSION')" 2>/dev/null; then
+        step "installing pynacl $PYNACL_VERSION into .peers/venv"
+        "$venv/bin/pip" install -q "pynacl==$PYNACL_VERSION"
     fi
     export FIREBREAK_PYTHON="$venv/bin/python"
     # Tests fail, rather than skip, when a peer is missing.

@@ -103,3 +103,132 @@ fn mqtt_evidence_raises_levels_with_reasons() {
     assert!(cleared.is_some(), "{}", gw.status());
     assert!(gw.status()["policy"]["incident"].is_null());
 }
+
+/// A live gateway's signed triggers, off a real Mosquitto, verified by the reference verifier
+/// in Python (`docs/examples/verify_trigger.py`, written from docs/contract.md alone); the
+/// same payloads with one byte changed are refused by it.
+#[test]
+fn a_python_verifier_accepts_a_live_gateways_triggers() {
+    if !require_peer("mosquitto")
+        || !require_peer("mosquitto_pub")
+        || !require_peer("mosquitto_sub")
+    {
+        return;
+    }
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = firebreak_gateway::keys::SigningKey::generate(
+        firebreak_protocols::KeyId::new("gw-py-2026").unwrap(),
+    )
+    .unwrap();
+    key.write_pair(d).unwrap();
+    std::fs::write(
+        d.join("keys.json"),
+        serde_json::json!([{
+            "key_id": "gw-py-2026",
+            "ed25519": key.public().base64(),
+            "gateways": ["gw-py"],
+            "sites": ["py-site"],
+        }])
+        .to_string(),
+    )
+    .unwrap();
+    let (_broker, port) = mosquitto(d);
+    let port_s = port.to_string();
+    let mut sub = Sub::start(
+        &["-h", "127.0.0.1", "-p", &port_s],
+        "firebreak/v1/py-site/triggers",
+    );
+    std::fs::write(d.join("rules.toml"), FIRE_RULES).unwrap();
+    let config = format!(
+        "[site]\nname = \"py-site\"\ngateway = \"gw-py\"\n[[zones]]\nname = \"battery-room\"\n\
+         [http]\nbind = \"{{HTTP}}\"\n[policy]\nrules_file = \"rules.toml\"\nhold_s = 1\n\
+         [[brokers]]\nname = \"local\"\nurl = \"mqtt://127.0.0.1:{port}\"\n\
+         [signing]\nkey_file = \"{}\"\nkey_id = \"gw-py-2026\"\n[outbox]\ndir = \"{}\"\n\
+         [[mqtt_sources]]\nname = \"room-sensor\"\nzone = \"battery-room\"\n\
+         broker = \"mqtt://127.0.0.1:{port}\"\ntopic = \"building/br/env\"\nfreshness_ms = 60000\n\
+         [[mqtt_sources.signals]]\nsignal = \"off-gas\"\nfield = \"voc_ppm\"\n\
+         [[mqtt_sources.signals]]\nsignal = \"smoke-alarm\"\nfield = \"smoke\"\n",
+        d.join("gw-py-2026.key").display(),
+        d.join("outbox").display()
+    );
+    let _gw = Gateway::start(d, &config);
+    // Off-gas, then smoke: prepare, then evacuate, each a signed trigger for the site and
+    // for the zone.
+    let mut published = 0;
+    let got = |sub: &mut Sub, n: usize| sub.wait(Duration::from_secs(10), |g| g.len() >= n);
+    for payload in [
+        r#"{"voc_ppm": 45.0, "smoke": 0}"#,
+        r#"{"voc_ppm": 60.0, "smoke": 1}"#,
+    ] {
+        let ok = Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port_s,
+                "-t",
+                "building/br/env",
+                "-m",
+                payload,
+            ])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        published += 2;
+        assert!(got(&mut sub, published), "triggers: {:?}", sub.got);
+    }
+    let payloads: Vec<String> = sub.got.iter().map(|m| m.2.clone()).collect();
+    let verify = |lines: &[String]| -> Vec<String> {
+        let mut child = Command::new(&python)
+            .arg(workspace().join("docs/examples/verify_trigger.py"))
+            .args(["payloads", "--site", "py-site", "--keys"])
+            .arg(d.join("keys.json"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            for l in lines {
+                writeln!(stdin, "{l}").unwrap();
+            }
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    let verdicts = verify(&payloads);
+    assert_eq!(verdicts.len(), payloads.len(), "{verdicts:?}");
+    assert!(
+        verdicts.iter().all(|v| v.starts_with("accepted ")),
+        "{verdicts:#?}\n{payloads:#?}"
+    );
+    assert!(
+        verdicts
+            .iter()
+            .any(|v| v.starts_with("accepted evacuate from gw-py")),
+        "{verdicts:#?}"
+    );
+    // One byte changed after signing: refused.
+    let tampered: Vec<String> = payloads
+        .iter()
+        .map(|p| p.replacen("\"level\":\"", "\"level\":\"x", 1))
+        .collect();
+    let refused = verify(&tampered);
+    assert!(
+        refused.iter().all(|v| v.starts_with("bad-signature ")),
+        "{refused:#?}"
+    );
+}

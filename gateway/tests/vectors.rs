@@ -2,7 +2,9 @@
 //! good and bad, with the verdict the contract (docs/contract.md, "The subscriber side")
 //! calls for. The vectors are made here, from fixed keys, and must equal the committed file
 //! (FIREBREAK_WRITE_VECTORS=1 writes it anew); then every vector is checked against the
-//! gateway's own `Verifier`, each with a fresh verifier at the file's `now_ms`.
+//! gateway's own `Verifier`, each with a fresh verifier at the file's `now_ms`, and against
+//! the reference verifier in Python written from the contract alone
+//! (`docs/examples/verify_trigger.py`, PyNaCl from scripts/test.sh's venv).
 
 #![allow(
     clippy::unwrap_used,
@@ -10,6 +12,8 @@
     clippy::panic,
     clippy::indexing_slicing
 )] // test code
+
+mod common;
 
 use std::path::PathBuf;
 
@@ -362,4 +366,30 @@ fn the_gateways_verifier_gives_every_expected_verdict() {
     ] {
         assert!(seen.iter().any(|s| s == needed), "no {needed} vector");
     }
+}
+
+#[test]
+fn the_python_verifier_gives_every_expected_verdict() {
+    let Some(python) = common::python() else {
+        return;
+    };
+    let out = std::process::Command::new(python)
+        .arg(common::workspace().join("docs/examples/verify_trigger.py"))
+        .arg("vectors")
+        .arg(file())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(file()).unwrap()).unwrap();
+    let count = doc["vectors"].as_array().unwrap().len();
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("ok ")).count(),
+        count,
+        "{text}"
+    );
 }
