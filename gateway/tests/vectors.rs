@@ -101,7 +101,7 @@ fn non_canonical(sig: [u8; 64]) -> [u8; 64] {
 }
 
 /// Every vector, in order: (name, what it shows, payload, expected verdict).
-fn vectors() -> (Value, Vec<(String, String, String, String)>) {
+fn vectors() -> (Vec<KeyEntry>, Vec<(String, String, String, String)>) {
     let a = key("gw-paris-1a-2026", 1);
     let revoked = key("gw-paris-1b-2025", 2);
     let stranger = key("gw-paris-1a-2026", 3); // the same key id, another key
@@ -113,20 +113,28 @@ fn vectors() -> (Value, Vec<(String, String, String, String)>) {
         p[0] = 1;
         p
     };
-    let keys = json!([
-        {
-            "key_id": "gw-paris-1a-2026", "ed25519": a.public().base64(),
-            "gateways": ["gw-paris-1a"], "sites": ["paris-1"]
-        },
-        {
-            "key_id": "gw-paris-1b-2025", "ed25519": revoked.public().base64(),
-            "gateways": ["gw-paris-1b"], "sites": ["paris-1"], "revoked": true
-        },
-        {
-            "key_id": "gw-weak", "ed25519": BASE64.encode(weak_public),
-            "gateways": ["gw-weak"], "sites": ["paris-1"]
-        }
-    ]);
+    let grant = |key_id: &str, ed25519: String, gateway: &str, revoked: bool| KeyEntry {
+        key_id: key_id.into(),
+        ed25519,
+        gateways: vec![gateway.into()],
+        sites: vec!["paris-1".into()],
+        revoked,
+    };
+    let keys = vec![
+        grant(
+            "gw-paris-1a-2026",
+            a.public().base64(),
+            "gw-paris-1a",
+            false,
+        ),
+        grant(
+            "gw-paris-1b-2025",
+            revoked.public().base64(),
+            "gw-paris-1b",
+            true,
+        ),
+        grant("gw-weak", BASE64.encode(weak_public), "gw-weak", false),
+    ];
     let good = trigger("gw-paris-1a", "paris-1", NOW - 60_000, NOW - 2_000);
     let signed_good = sign(&good, &a);
     let canonical = String::from_utf8(encode_vec(&good).unwrap()).unwrap();
@@ -279,19 +287,58 @@ fn vectors() -> (Value, Vec<(String, String, String, String)>) {
     (keys, out)
 }
 
+/// A trusted key in the file.
+#[derive(serde::Serialize)]
+struct KeyEntry {
+    key_id: String,
+    ed25519: String,
+    gateways: Vec<String>,
+    sites: Vec<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    revoked: bool,
+}
+
+/// One vector in the file.
+#[derive(serde::Serialize)]
+struct VectorEntry {
+    name: String,
+    about: String,
+    payload: String,
+    expect: String,
+}
+
+/// The file: structs, so that its keys come in one order whatever features `serde_json` is
+/// built with (a workspace build may turn on `preserve_order`).
+#[derive(serde::Serialize)]
+struct Document {
+    schema: &'static str,
+    about: &'static str,
+    site: &'static str,
+    now_ms: u64,
+    max_age_ms: u64,
+    keys: Vec<KeyEntry>,
+    vectors: Vec<VectorEntry>,
+}
+
 fn document() -> String {
     let (keys, vectors) = vectors();
-    let doc = json!({
-        "schema": "firebreak.trigger-vectors/1",
-        "about": "Signed triggers and the verdict docs/contract.md calls for. Check each vector with a fresh verifier that trusts `keys` (each bound to its gateways and sites, as a trust file would), watches site `site`, with the controller's clock at `now_ms` and the maximum age `max_age_ms`. `expect` is `accepted` or the rejection's kind. `payload` is the exact text received (UTF-8).",
-        "site": "paris-1",
-        "now_ms": NOW,
-        "max_age_ms": MAX_AGE_MS,
-        "keys": keys,
-        "vectors": vectors.iter().map(|(name, about, payload, expect)| json!({
-            "name": name, "about": about, "payload": payload, "expect": expect
-        })).collect::<Vec<_>>(),
-    });
+    let doc = Document {
+        schema: "firebreak.trigger-vectors/1",
+        about: "Signed triggers and the verdict docs/contract.md calls for. Check each vector with a fresh verifier that trusts `keys` (each bound to its gateways and sites, as a trust file would), watches site `site`, with the controller's clock at `now_ms` and the maximum age `max_age_ms`. `expect` is `accepted` or the rejection's kind. `payload` is the exact text received (UTF-8).",
+        site: "paris-1",
+        now_ms: NOW,
+        max_age_ms: MAX_AGE_MS,
+        keys,
+        vectors: vectors
+            .into_iter()
+            .map(|(name, about, payload, expect)| VectorEntry {
+                name,
+                about,
+                payload,
+                expect,
+            })
+            .collect(),
+    };
     serde_json::to_string_pretty(&doc).unwrap() + "\n"
 }
 
