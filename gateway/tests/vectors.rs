@@ -100,8 +100,8 @@ fn non_canonical(sig: [u8; 64]) -> [u8; 64] {
     out
 }
 
-/// Every vector, in order: (name, what it shows, payload, expected verdict).
-fn vectors() -> (Vec<KeyEntry>, Vec<(String, String, String, String)>) {
+/// The trusted keys and every vector, in order.
+fn vectors() -> (Vec<KeyEntry>, Vec<VectorEntry>) {
     let a = key("gw-paris-1a-2026", 1);
     let revoked = key("gw-paris-1b-2025", 2);
     let stranger = key("gw-paris-1a-2026", 3); // the same key id, another key
@@ -143,13 +143,11 @@ fn vectors() -> (Vec<KeyEntry>, Vec<(String, String, String, String)>) {
         let s = a.sign(b);
         <[u8; 64]>::try_from(BASE64.decode(s.ed25519.as_str()).unwrap().as_slice()).unwrap()
     };
-    let v = |name: &str, about: &str, payload: String, expect: &str| {
-        (
-            name.to_string(),
-            about.to_string(),
-            payload,
-            expect.to_string(),
-        )
+    let v = |name: &str, about: &str, payload: String, expect: &str| VectorEntry {
+        name: name.to_string(),
+        about: about.to_string(),
+        payload,
+        expect: expect.to_string(),
     };
     let mut out = vec![
         v(
@@ -329,15 +327,7 @@ fn document() -> String {
         now_ms: NOW,
         max_age_ms: MAX_AGE_MS,
         keys,
-        vectors: vectors
-            .into_iter()
-            .map(|(name, about, payload, expect)| VectorEntry {
-                name,
-                about,
-                payload,
-                expect,
-            })
-            .collect(),
+        vectors,
     };
     serde_json::to_string_pretty(&doc).unwrap() + "\n"
 }
