@@ -5,7 +5,7 @@
 
 use firebreak_protocols::Signal;
 
-use crate::scenario::{Fault, FaultScope};
+use crate::scenario::Fault;
 use crate::sim::SimDevice;
 use crate::time::ScenarioTime;
 
@@ -106,14 +106,6 @@ pub fn device_fault(device: &SimDevice, t: ScenarioTime) -> Option<Fault> {
             _ => None,
         })
         .or((!f.delay.is_zero()).then_some(Fault::Slow(f.delay)))
-}
-
-/// Whether a value fault names a node input the feed cannot model.
-pub fn value_fault_is_modelled(scope: FaultScope) -> bool {
-    match scope {
-        FaultScope::Device => true,
-        FaultScope::Value { signal, .. } => inputs().iter().any(|i| i.signal == signal),
-    }
 }
 
 /// A line the node wrote on its feed.

@@ -250,10 +250,10 @@ impl Mangler {
     }
 }
 
-/// Whether a node's cable is cut at this moment: it neither hears nor is heard.
-fn cut(device: &SimDevice, clock: &ScenarioClock) -> bool {
+/// Whether a device fault cuts a node's cable: it neither hears nor is heard.
+fn cuts(fault: Option<Fault>) -> bool {
     matches!(
-        device_fault(device, clock.now()),
+        fault,
         Some(Fault::Silent | Fault::Drop | Fault::Exception(_))
     )
 }
@@ -340,7 +340,7 @@ impl Line {
                                     Err(broadcast::error::RecvError::Lagged(_)) => continue,
                                     Err(broadcast::error::RecvError::Closed) => return,
                                 };
-                                if cut(&node.device, &clock) {
+                                if cuts(device_fault(&node.device, clock.now())) {
                                     stats.withheld.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                                     continue;
                                 }
@@ -357,7 +357,7 @@ impl Line {
                                 };
                                 let mut bytes = buf.get(..n).unwrap_or_default().to_vec();
                                 let fault = device_fault(&node.device, clock.now());
-                                if cut(&node.device, &clock) {
+                                if cuts(fault) {
                                     stats.withheld.fetch_add(n as u64, Ordering::Relaxed);
                                     continue;
                                 }

@@ -520,7 +520,9 @@ impl Driver {
             self.next = t.plus(FEED_STEP);
             steps += 1;
         }
-        lock(&self.record).steps += steps;
+        if steps > 0 {
+            lock(&self.record).steps += steps;
+        }
         out
     }
 
