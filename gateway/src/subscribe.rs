@@ -17,17 +17,24 @@
 //! 8. **replayed** — a `seq` at or below the last one accepted from that gateway, and not a
 //!    duplicate: an old trigger published again;
 //! 9. **future** — `issued_at_ms` more than [`MAX_SKEW_MS`] ahead of the controller's clock;
-//! 10. **seq ahead** — a `seq` more than [`MAX_SEQ_AHEAD`] above its own `issued_at_ms`:
-//!     taken, it would make every later trigger of the gateway a replay (neither is ever
-//!     remembered as the last `seq`);
-//! 11. **stale** — `issued_at_ms` older than the maximum age: old news, whatever its `seq`;
+//! 10. **seq ahead** / **epoch ahead** — a `seq` more than [`MAX_SEQ_AHEAD`] above its own
+//!     `issued_at_ms`, or a boot `epoch` more than [`MAX_EPOCH_AHEAD`] above its issue time in
+//!     seconds: taken, it would make every later trigger of the gateway a replay (none is ever
+//!     remembered);
+//! 11. **old epoch** — a boot `epoch` below one already accepted from that gateway with a
+//!     `seq` above: a genuine gateway's `seq` and `epoch` rise together;
+//! 12. **stale** — `issued_at_ms` older than the maximum age: old news, whatever its `seq`;
 //!
 //! and otherwise **accepted**, once. The trigger a controller acts on is decoded from the
 //! **signed bytes** (see [`firebreak_protocols::signed`]), never from anything outside them.
 //!
+//! [`Verifier::check_status`] does the same for the gateways' signed `status` messages and
+//! orders them by connection (`epoch`, `session`, `beat`), so that an old will replayed never
+//! marks a live gateway offline, and a replayed heartbeat never revives one whose will came.
+//!
 //! A controller that reconnects catches up: [`Verifier::check_state`] verifies a retained
-//! `state` message, and an accepted trigger or a state says which `seq`s of its gateway were
-//! **missed** — above the last one accepted, never accepted. What was accepted survives a
+//! `state` message (never one older than what was seen for its scope), and an accepted
+//! trigger or a state says which `seq`s of its gateway were **missed** — above the last one accepted, never accepted. What was accepted survives a
 //! restart in a [`Ledger`] ([`Verifier::ledger`], [`Verifier::with_ledger`]), so that a replay
 //! of an old trigger is still rejected as one after the restart.
 //!
@@ -47,12 +54,12 @@
 //! }
 //! ```
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
-use firebreak_protocols::message::{self, MessageError};
+use firebreak_protocols::message::{self, MessageError, SignedMessage};
 use firebreak_protocols::signed;
-use firebreak_protocols::{GatewayId, KeyId, SiteId, Trigger};
+use firebreak_protocols::{GatewayId, GatewayStatus, KeyId, Presence, SiteId, Trigger, ZoneId};
 
 use crate::keys::PublicKey;
 use crate::trust::{Grant, Trust};
@@ -76,6 +83,14 @@ pub const MAX_SKEW_MS: u64 = 60_000;
 /// million leaves room for decades of them. Above it, the `seq` would make every later
 /// genuine trigger of its gateway a replay (poisoned, or a store made under a wrong clock).
 pub const MAX_SEQ_AHEAD: u64 = 10_000_000;
+
+/// How far a boot `epoch` may be above its message's issue time in Unix seconds. An epoch is
+/// the start time of the gateway in seconds, or one more than the last when that is not later
+/// (`docs/contract.md`): a million starts within a second's worth of clock is no gateway.
+pub const MAX_EPOCH_AHEAD: u64 = 1_000_000;
+
+/// A gateway whose last `online` status is older than this many heartbeats is silent.
+pub const SILENT_AFTER_HEARTBEATS: u64 = 3;
 
 /// Why a payload is not acted on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,11 +149,72 @@ pub enum Rejection {
         /// Why.
         why: String,
     },
+    /// A boot `epoch` more than [`MAX_EPOCH_AHEAD`] above its issue time in seconds.
+    EpochAhead {
+        /// The gateway.
+        gateway: String,
+        /// Its epoch.
+        epoch: u64,
+        /// Its issue time.
+        issued_at_ms: u64,
+    },
+    /// A trigger from an earlier boot than one accepted, with a higher `seq`.
+    OldEpoch {
+        /// The gateway.
+        gateway: String,
+        /// Its epoch.
+        epoch: u64,
+        /// Its seq.
+        seq: u64,
+        /// The highest epoch accepted from the gateway.
+        last: u64,
+    },
+    /// A retained state older than what was seen for its scope.
+    OldState {
+        /// The gateway.
+        gateway: String,
+        /// The scope: `site`, or `zone Z`.
+        scope: String,
+        /// Its seq.
+        seq: u64,
+        /// The highest seq seen for that scope from that gateway.
+        seen: u64,
+    },
+    /// A trigger older than a retained state already taken for its scope: its level no longer
+    /// holds.
+    Superseded {
+        /// The gateway.
+        gateway: String,
+        /// The scope: `site`, or `zone Z`.
+        scope: String,
+        /// Its seq.
+        seq: u64,
+        /// The seq of the state taken for that scope.
+        seen: u64,
+    },
+    /// A status from an earlier connection of its gateway than one seen on the same broker.
+    OldSession {
+        /// The gateway.
+        gateway: String,
+        /// Its (epoch, session).
+        found: (u64, u64),
+        /// The latest (epoch, session) seen.
+        seen: (u64, u64),
+    },
+    /// A status of the current connection sent again out of order: a heartbeat not newer than
+    /// one seen, or `online` after that connection's `offline`.
+    StatusReplayed {
+        /// The gateway.
+        gateway: String,
+        /// What is out of order.
+        why: String,
+    },
 }
 
 impl Rejection {
     /// A short machine name: `malformed`, `unsigned`, `unknown-key`, `bad-signature`,
-    /// `wrong-site`, `replayed`, `stale`, `key-not-granted`, `future`, `seq-ahead`.
+    /// `wrong-site`, `replayed`, `stale`, `key-not-granted`, `future`, `seq-ahead`,
+    /// `epoch-ahead`, `old-epoch`, `old-state`, `superseded`, `old-session`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Malformed(_) => "malformed",
@@ -151,6 +227,12 @@ impl Rejection {
             Self::NotThisKeys { .. } => "key-not-granted",
             Self::Future { .. } => "future",
             Self::SeqAhead { .. } => "seq-ahead",
+            Self::EpochAhead { .. } => "epoch-ahead",
+            Self::OldEpoch { .. } => "old-epoch",
+            Self::OldState { .. } => "old-state",
+            Self::Superseded { .. } => "superseded",
+            Self::OldSession { .. } => "old-session",
+            Self::StatusReplayed { .. } => "replayed",
         }
     }
 }
@@ -159,7 +241,55 @@ impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Malformed(why) => write!(f, "malformed: {why}"),
-            Self::Unsigned => f.write_str("unsigned: the trigger carries no signature"),
+            Self::Unsigned => f.write_str("unsigned: the message carries no signature"),
+            Self::EpochAhead {
+                gateway,
+                epoch,
+                issued_at_ms,
+            } => write!(
+                f,
+                "epoch ahead: boot epoch {epoch} from gateway {gateway} is more than {MAX_EPOCH_AHEAD} above its issue time ({} s): taken, it would make every later message of {gateway} old; poisoned, or the gateway's store was made under a wrong clock",
+                issued_at_ms / 1000
+            ),
+            Self::OldEpoch {
+                gateway,
+                epoch,
+                seq,
+                last,
+            } => write!(
+                f,
+                "old epoch: seq {seq} from gateway {gateway} is from boot epoch {epoch}, before epoch {last} already accepted, yet its seq is higher: a gateway's seq and epoch rise together"
+            ),
+            Self::OldState {
+                gateway,
+                scope,
+                seq,
+                seen,
+            } => write!(
+                f,
+                "old state: the retained state of {scope} at seq {seq} from gateway {gateway} is older than seq {seen} already seen for it"
+            ),
+            Self::Superseded {
+                gateway,
+                scope,
+                seq,
+                seen,
+            } => write!(
+                f,
+                "superseded: seq {seq} from gateway {gateway} about {scope} is older than its retained state at seq {seen}, already taken: its level no longer holds"
+            ),
+            Self::OldSession {
+                gateway,
+                found,
+                seen,
+            } => write!(
+                f,
+                "old session: a status of gateway {gateway} from epoch {} session {}, after epoch {} session {} on this broker (an old status or will sent again)",
+                found.0, found.1, seen.0, seen.1
+            ),
+            Self::StatusReplayed { gateway, why } => {
+                write!(f, "replayed: a status of gateway {gateway} {why}")
+            }
             Self::UnknownKey(k) => {
                 write!(f, "unknown key: signed by key {k:?}, which is not trusted")
             }
@@ -231,6 +361,35 @@ pub struct State {
     pub missed: Option<(u64, u64)>,
 }
 
+/// A verified `status` message of a gateway.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusAccepted {
+    /// The status, decoded from the signed bytes, with its signature.
+    pub status: GatewayStatus,
+    /// The key that signed it.
+    pub key_id: KeyId,
+    /// How old it is by the controller's clock, in milliseconds.
+    pub age_ms: u64,
+    /// An `online` status older than [`SILENT_AFTER_HEARTBEATS`] heartbeats: the gateway was
+    /// alive then, and has said nothing since (a retained status of a gateway whose will the
+    /// broker never sent).
+    pub silent: bool,
+}
+
+/// What to do with a `status` payload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatusVerdict {
+    /// The gateway's presence changed or was confirmed: take it.
+    Accepted(Box<StatusAccepted>),
+    /// The same status again (another subscription, a retained copy): nothing new.
+    Duplicate {
+        /// The gateway.
+        gateway: GatewayId,
+    },
+    /// Do not take it; say why.
+    Rejected(Rejection),
+}
+
 /// What to do with a payload.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
@@ -253,12 +412,53 @@ struct Seen {
     recent: BTreeSet<u64>,
     /// The highest `seq` reported missed: a gap is reported once.
     noted: u64,
+    /// The highest boot epoch accepted.
+    epoch: Option<u64>,
+    /// Per scope (`None`: the site), the highest `seq` accepted or taken from a state.
+    scopes: BTreeMap<Option<ZoneId>, u64>,
+}
+
+/// The latest status taken from one gateway on one broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StatusSeen {
+    epoch: u64,
+    session: u64,
+    beat: u64,
+    presence: Presence,
 }
 
 impl Seen {
     /// The highest `seq` accounted for (accepted or reported missed), once one was accepted.
     fn known(&self) -> Option<u64> {
         (!self.recent.is_empty()).then_some(self.last.max(self.noted))
+    }
+}
+
+/// Who a signed message speaks for, and when it was issued: what a key must be granted.
+#[derive(Debug, Clone, Copy)]
+struct Speaks<'a> {
+    gateway: &'a GatewayId,
+    site: &'a SiteId,
+    issued_at_ms: u64,
+}
+
+impl<'a> From<&'a Trigger> for Speaks<'a> {
+    fn from(t: &'a Trigger) -> Self {
+        Speaks {
+            gateway: &t.gateway,
+            site: &t.site,
+            issued_at_ms: t.issued_at_ms,
+        }
+    }
+}
+
+impl<'a> From<&'a GatewayStatus> for Speaks<'a> {
+    fn from(s: &'a GatewayStatus) -> Self {
+        Speaks {
+            gateway: &s.gateway,
+            site: &s.site,
+            issued_at_ms: s.issued_at_ms,
+        }
     }
 }
 
@@ -271,6 +471,8 @@ pub struct Verifier {
     site: Option<SiteId>,
     max_age_ms: u64,
     seen: HashMap<GatewayId, Seen>,
+    /// By (broker, gateway): each broker holds its own connection, and will, of a gateway.
+    statuses: HashMap<(String, GatewayId), StatusSeen>,
 }
 
 impl Verifier {
@@ -293,6 +495,7 @@ impl Verifier {
             site: None,
             max_age_ms: DEFAULT_MAX_AGE_MS,
             seen: HashMap::new(),
+            statuses: HashMap::new(),
         }
     }
 
@@ -302,7 +505,7 @@ impl Verifier {
     fn authorize(
         &self,
         key_id: &KeyId,
-        trigger: &Trigger,
+        speaks: Speaks<'_>,
         now_ms: Option<u64>,
     ) -> Result<(), Rejection> {
         let not = |why: String| Rejection::NotThisKeys {
@@ -315,7 +518,7 @@ impl Verifier {
         if grant.revoked {
             return Err(not("is revoked: nothing it signs is taken".into()));
         }
-        let at = now_ms.unwrap_or(trigger.issued_at_ms);
+        let at = now_ms.unwrap_or(speaks.issued_at_ms);
         let date = |ms: u64| {
             firebreak_protocols::time::format_rfc3339(ms)
                 .map_or_else(|| ms.to_string(), |d| d.to_string())
@@ -327,30 +530,30 @@ impl Verifier {
             return Err(not(format!("expired at {}", date(a))));
         }
         match &grant.gateways {
-            Some(allowed) if !allowed.contains(&trigger.gateway) => {
+            Some(allowed) if !allowed.contains(speaks.gateway) => {
                 let list: Vec<&str> = allowed.iter().map(GatewayId::as_str).collect();
                 return Err(not(format!(
                     "may sign for gateway {} only, not {}",
                     list.join(", "),
-                    trigger.gateway
+                    speaks.gateway
                 )));
             }
             None => {
-                if let Some(first) = self.pinned.get(key_id).filter(|g| **g != trigger.gateway) {
+                if let Some(first) = self.pinned.get(key_id).filter(|g| *g != speaks.gateway) {
                     return Err(not(format!(
                         "is a bare public key, bound to gateway {first} (the first it signed for), not {}: a trust file grants a key more gateways",
-                        trigger.gateway
+                        speaks.gateway
                     )));
                 }
             }
             Some(_) => {}
         }
-        if let Some(sites) = grant.sites.as_ref().filter(|s| !s.contains(&trigger.site)) {
+        if let Some(sites) = grant.sites.as_ref().filter(|s| !s.contains(speaks.site)) {
             let list: Vec<&str> = sites.iter().map(SiteId::as_str).collect();
             return Err(not(format!(
                 "may sign for site {} only, not {}",
                 list.join(", "),
-                trigger.site
+                speaks.site
             )));
         }
         Ok(())
@@ -371,8 +574,17 @@ impl Verifier {
     /// Checks the signature alone and decodes the signed trigger: for the retained state
     /// topics, whose messages are as old as the last change and may come in any order.
     pub fn verify_signature(&self, payload: &[u8]) -> Result<(Trigger, KeyId), Rejection> {
-        let whole: Trigger = message::decode(payload).map_err(malformed)?;
-        let Some(signature) = whole.signature else {
+        self.verify_signed(payload)
+    }
+
+    /// Checks the signature of any signed message of the contract and decodes the signed
+    /// bytes: what is acted on is exactly what was signed.
+    fn verify_signed<M>(&self, payload: &[u8]) -> Result<(M, KeyId), Rejection>
+    where
+        M: SignedMessage + serde::de::DeserializeOwned,
+    {
+        let whole: M = message::decode(payload).map_err(malformed)?;
+        let Some(signature) = whole.signature().cloned() else {
             return Err(Rejection::Unsigned);
         };
         let parts = signed::split(payload).map_err(|e| Rejection::Malformed(e.to_string()))?;
@@ -391,9 +603,10 @@ impl Verifier {
         if !key.verifies(&canonical, &signature.ed25519) {
             return Err(Rejection::BadSignature(signature.key_id.to_string()));
         }
-        let mut trigger: Trigger = message::decode(&canonical).map_err(malformed)?;
-        trigger.signature = Some(signature.clone());
-        Ok((trigger, signature.key_id))
+        let mut m: M = message::decode(&canonical).map_err(malformed)?;
+        let key_id = signature.key_id.clone();
+        m.set_signature(Some(signature));
+        Ok((m, key_id))
     }
 
     /// Continues from what a previous run accepted (see [`Ledger`]).
@@ -405,6 +618,8 @@ impl Verifier {
                     last: a.last,
                     recent: a.recent.clone(),
                     noted: 0,
+                    epoch: a.epoch,
+                    scopes: a.scopes.clone(),
                 },
             );
         }
@@ -418,13 +633,15 @@ impl Verifier {
             gateways: self
                 .seen
                 .iter()
-                .filter(|(_, s)| !s.recent.is_empty())
+                .filter(|(_, s)| !s.recent.is_empty() || !s.scopes.is_empty())
                 .map(|(g, s)| {
                     (
                         g.clone(),
                         ledger::Accepted {
                             last: s.last,
                             recent: s.recent.clone(),
+                            epoch: s.epoch,
+                            scopes: s.scopes.clone(),
                         },
                     )
                 })
@@ -440,12 +657,17 @@ impl Verifier {
             .map(|s| s.last)
     }
 
-    /// Checks a retained `state` message: its signature and site (it is as old as the last
-    /// change, so neither its age nor its order is checked), and what it says was missed.
-    /// Accepts nothing: the trigger itself may still arrive, and is then checked as any other.
-    pub fn check_state(&mut self, payload: &[u8]) -> Result<State, Rejection> {
+    /// Checks a retained `state` message: its signature, key, site, that it is not from the
+    /// future by more than [`MAX_SKEW_MS`] at `now_ms` (the controller's clock), and that it
+    /// is not older than what was seen for its scope (the highest `seq` of that scope from
+    /// that gateway, accepted as a trigger or taken from a state: `old-state`). It is as old as
+    /// the last change, so its age is not checked, and it comes in any order among scopes.
+    /// Says what was missed. Accepts no trigger: the trigger itself may still arrive, and is
+    /// then checked as any other.
+    pub fn check_state(&mut self, payload: &[u8], now_ms: u64) -> Result<State, Rejection> {
         let (trigger, key_id) = self.verify_signature(payload)?;
-        self.authorize(&key_id, &trigger, None)?;
+        self.authorize(&key_id, Speaks::from(&trigger), None)?;
+        in_time(Speaks::from(&trigger), trigger.epoch, now_ms)?;
         seq_in_time(&trigger)?;
         if let Some(site) = self.site.as_ref().filter(|s| **s != trigger.site) {
             return Err(Rejection::WrongSite {
@@ -453,9 +675,20 @@ impl Verifier {
                 expected: site.to_string(),
             });
         }
+        let seen = self.seen.entry(trigger.gateway.clone()).or_default();
+        if let Some(&highest) = seen.scopes.get(&trigger.zone)
+            && trigger.seq < highest
+        {
+            return Err(Rejection::OldState {
+                gateway: trigger.gateway.to_string(),
+                scope: scope_name(trigger.zone.as_ref()),
+                seq: trigger.seq,
+                seen: highest,
+            });
+        }
+        seen.scopes.insert(trigger.zone.clone(), trigger.seq);
         let mut missed = None;
-        if let Some(seen) = self.seen.get_mut(&trigger.gateway)
-            && let Some(known) = seen.known()
+        if let Some(known) = seen.known()
             && trigger.seq > known
         {
             missed = Some((known + 1, trigger.seq));
@@ -468,18 +701,116 @@ impl Verifier {
         })
     }
 
+    /// Checks a gateway's `status` message received from broker `via` (any name that tells
+    /// the broker apart: each broker holds its own connection, and will, of the gateway), at
+    /// `now_ms` on the controller's clock: signature, key, site, not from the future, and its
+    /// order among the statuses of that gateway on that broker, by (`epoch`, `session`,
+    /// `beat`) — a status of an earlier connection is `old-session`; on the current
+    /// connection, a heartbeat not newer than the last, or `online` after its `offline`, is
+    /// `replayed`. A gateway's first status seen on a broker is taken as it is.
+    pub fn check_status(&mut self, via: &str, payload: &[u8], now_ms: u64) -> StatusVerdict {
+        match self.status_order(via, payload, now_ms) {
+            Ok(Some(a)) => StatusVerdict::Accepted(Box::new(a)),
+            Ok(None) => match message::decode::<GatewayStatus>(payload) {
+                Ok(st) => StatusVerdict::Duplicate {
+                    gateway: st.gateway,
+                },
+                Err(e) => StatusVerdict::Rejected(malformed(e)),
+            },
+            Err(r) => StatusVerdict::Rejected(r),
+        }
+    }
+
+    fn status_order(
+        &mut self,
+        via: &str,
+        payload: &[u8],
+        now_ms: u64,
+    ) -> Result<Option<StatusAccepted>, Rejection> {
+        let (status, key_id) = self.verify_signed::<GatewayStatus>(payload)?;
+        self.authorize(&key_id, Speaks::from(&status), Some(now_ms))?;
+        let (Some(epoch), Some(session), Some(beat)) = (status.epoch, status.session, status.beat)
+        else {
+            return Err(Rejection::Malformed(
+                "a signed status names its epoch, session and beat".into(),
+            ));
+        };
+        in_time(Speaks::from(&status), Some(epoch), now_ms)?;
+        if let Some(site) = self.site.as_ref().filter(|s| **s != status.site) {
+            return Err(Rejection::WrongSite {
+                found: status.site.to_string(),
+                expected: site.to_string(),
+            });
+        }
+        let now = StatusSeen {
+            epoch,
+            session,
+            beat,
+            presence: status.state,
+        };
+        let gateway = status.gateway.to_string();
+        let slot = (via.to_string(), status.gateway.clone());
+        if let Some(last) = self.statuses.get(&slot) {
+            let (found, seen) = ((epoch, session), (last.epoch, last.session));
+            if found < seen {
+                return Err(Rejection::OldSession {
+                    gateway,
+                    found,
+                    seen,
+                });
+            }
+            if found == seen {
+                if *last == now {
+                    return Ok(None);
+                }
+                match (last.presence, now.presence) {
+                    (Presence::Offline, Presence::Online) => {
+                        return Err(Rejection::StatusReplayed {
+                            gateway,
+                            why: format!(
+                                "says online for epoch {epoch} session {session}, whose offline was already taken"
+                            ),
+                        });
+                    }
+                    (Presence::Offline, Presence::Offline) => return Ok(None),
+                    (Presence::Online, Presence::Online) if beat <= last.beat => {
+                        return Err(Rejection::StatusReplayed {
+                            gateway,
+                            why: format!(
+                                "beat {beat} of epoch {epoch} session {session} is not after beat {} already taken",
+                                last.beat
+                            ),
+                        });
+                    }
+                    // The will (beat 0) or a clean stop ends the connection whatever its beat.
+                    _ => {}
+                }
+            }
+        }
+        self.statuses.insert(slot, now);
+        let age_ms = now_ms.saturating_sub(status.issued_at_ms);
+        let heartbeat_ms = u64::from(status.heartbeat_s.unwrap_or(10).max(1)) * 1000;
+        let silent = status.state == Presence::Online
+            && age_ms > SILENT_AFTER_HEARTBEATS.saturating_mul(heartbeat_ms);
+        Ok(Some(StatusAccepted {
+            status,
+            key_id,
+            age_ms,
+            silent,
+        }))
+    }
+
     /// Every check, in the order of the module docs; `now_ms` is the controller's clock.
     pub fn check(&mut self, payload: &[u8], now_ms: u64) -> Verdict {
         let (trigger, key_id) = match self.verify_signature(payload) {
             Ok(v) => v,
             Err(r) => return Verdict::Rejected(r),
         };
-        if let Err(r) = self.authorize(&key_id, &trigger, Some(now_ms)) {
+        if let Err(r) = self.authorize(&key_id, Speaks::from(&trigger), Some(now_ms)) {
             return Verdict::Rejected(r);
         }
-        let ahead_ms = trigger.issued_at_ms.saturating_sub(now_ms);
-        if ahead_ms > MAX_SKEW_MS {
-            return Verdict::Rejected(Rejection::Future { ahead_ms });
+        if let Err(r) = in_time(Speaks::from(&trigger), trigger.epoch, now_ms) {
+            return Verdict::Rejected(r);
         }
         if let Err(r) = seq_in_time(&trigger) {
             return Verdict::Rejected(r);
@@ -502,6 +833,26 @@ impl Verifier {
                 seq: trigger.seq,
                 last: seen.last,
                 gateway: trigger.gateway.to_string(),
+            });
+        }
+        if let Some(&highest) = seen.scopes.get(&trigger.zone)
+            && trigger.seq < highest
+        {
+            return Verdict::Rejected(Rejection::Superseded {
+                gateway: trigger.gateway.to_string(),
+                scope: scope_name(trigger.zone.as_ref()),
+                seq: trigger.seq,
+                seen: highest,
+            });
+        }
+        if let (Some(epoch), Some(last)) = (trigger.epoch, seen.epoch)
+            && epoch < last
+        {
+            return Verdict::Rejected(Rejection::OldEpoch {
+                gateway: trigger.gateway.to_string(),
+                epoch,
+                seq: trigger.seq,
+                last,
             });
         }
         let age_ms = now_ms.saturating_sub(trigger.issued_at_ms);
@@ -529,6 +880,9 @@ impl Verifier {
         while seen.recent.len() > DEDUP_WINDOW {
             seen.recent.pop_first();
         }
+        seen.epoch = seen.epoch.max(trigger.epoch);
+        let scope = seen.scopes.entry(trigger.zone.clone()).or_default();
+        *scope = (*scope).max(trigger.seq);
         Verdict::Accepted(Box::new(Accepted {
             trigger,
             key_id,
@@ -536,6 +890,30 @@ impl Verifier {
             missed,
         }))
     }
+}
+
+/// The scope of a trigger in words: `site`, or `zone Z`.
+fn scope_name(zone: Option<&ZoneId>) -> String {
+    zone.map_or_else(|| "site".to_string(), |z| format!("zone {z}"))
+}
+
+/// Refuses a message issued more than [`MAX_SKEW_MS`] ahead of `now_ms`, and a boot `epoch`
+/// more than [`MAX_EPOCH_AHEAD`] above its issue time in seconds.
+fn in_time(m: Speaks<'_>, epoch: Option<u64>, now_ms: u64) -> Result<(), Rejection> {
+    let ahead_ms = m.issued_at_ms.saturating_sub(now_ms);
+    if ahead_ms > MAX_SKEW_MS {
+        return Err(Rejection::Future { ahead_ms });
+    }
+    if let Some(epoch) =
+        epoch.filter(|&e| e > (m.issued_at_ms / 1000).saturating_add(MAX_EPOCH_AHEAD))
+    {
+        return Err(Rejection::EpochAhead {
+            gateway: m.gateway.to_string(),
+            epoch,
+            issued_at_ms: m.issued_at_ms,
+        });
+    }
+    Ok(())
 }
 
 /// Refuses a `seq` more than [`MAX_SEQ_AHEAD`] above its own issue time.
@@ -717,7 +1095,7 @@ mod tests {
             Verdict::Accepted(_)
         ));
         assert!(
-            v.check_state(&sign(&of("gw-b", "paris-1", 9, NOW), &a))
+            v.check_state(&sign(&of("gw-b", "paris-1", 9, NOW), &a), NOW)
                 .is_err()
         );
     }
@@ -743,7 +1121,7 @@ mod tests {
         let ahead = rejected(v.check(&sign(&trigger(NOW + MAX_SEQ_AHEAD + 1, NOW), &k), NOW));
         assert_eq!(ahead.kind(), "seq-ahead");
         assert!(
-            v.check_state(&sign(&trigger(u64::MAX - 1, NOW), &k))
+            v.check_state(&sign(&trigger(u64::MAX - 1, NOW), &k), NOW)
                 .is_err()
         );
         assert!(matches!(
@@ -906,28 +1284,220 @@ mod tests {
         );
         // The retained state is at seq 9: 7 to 9 were missed, said once.
         let state = v
-            .check_state(&sign(&trigger(9, NOW - 900_000), &good))
+            .check_state(&sign(&trigger(9, NOW - 900_000), &good), NOW)
             .unwrap();
         assert_eq!((state.trigger.seq, state.missed), (9, Some((7, 9))));
         let again = v
-            .check_state(&sign(&trigger(9, NOW - 900_000), &good))
+            .check_state(&sign(&trigger(9, NOW - 900_000), &good), NOW)
             .unwrap();
         assert_eq!(again.missed, None);
-        // The trigger of seq 8 arrives late after all: accepted, nothing more missed.
-        let Verdict::Accepted(a) = v.check(&sign(&trigger(8, NOW), &good), NOW) else {
+        // The trigger of seq 8 arrives late after all. About the site, whose state (seq 9)
+        // was taken, it no longer holds; about a zone, it is news, and nothing more is missed.
+        assert_eq!(
+            rejected(v.check(&sign(&trigger(8, NOW), &good), NOW)).kind(),
+            "superseded"
+        );
+        let mut zone = trigger(8, NOW);
+        zone.zone = Some(ZoneId::new("b1").unwrap());
+        let Verdict::Accepted(a) = v.check(&sign(&zone, &good), NOW) else {
             panic!("seq 8 not accepted");
         };
         assert_eq!(a.missed, None);
+        // An older state of the zone is never taken after it, even after a restart.
+        let mut old_zone = trigger(7, NOW - 900_000);
+        old_zone.zone = zone.zone.clone();
+        let mut restarted = verifier().with_ledger(&v.ledger());
+        assert_eq!(
+            restarted
+                .check_state(&sign(&old_zone, &good), NOW)
+                .unwrap_err()
+                .kind(),
+            "old-state"
+        );
         let Verdict::Accepted(a) = v.check(&sign(&trigger(12, NOW), &good), NOW) else {
             panic!("seq 12 not accepted");
         };
         assert_eq!(a.missed, Some((10, 11)));
         assert_eq!(
-            v.check_state(&sign(&trigger(12, NOW), &key("k9", 1)))
+            v.check_state(&sign(&trigger(12, NOW), &key("k9", 1)), NOW)
                 .unwrap_err()
                 .kind(),
             "unknown-key"
         );
+    }
+
+    fn status(state: Presence, epoch: u64, session: u64, beat: u64, at: u64) -> GatewayStatus {
+        let mut st = GatewayStatus::new(
+            GatewayId::new("gw-1").unwrap(),
+            SiteId::new("paris-1").unwrap(),
+            state,
+            "0.1.0",
+            3,
+            4,
+            at,
+        );
+        st.epoch = Some(epoch);
+        st.session = Some(session);
+        st.beat = Some(beat);
+        st.heartbeat_s = Some(10);
+        st
+    }
+
+    fn sign_status(st: &GatewayStatus, k: &SigningKey) -> Vec<u8> {
+        let b = encode_vec(st).unwrap();
+        signed_vec(&b, &k.sign(&b)).unwrap()
+    }
+
+    fn status_kind(v: StatusVerdict) -> String {
+        match v {
+            StatusVerdict::Accepted(a) => {
+                format!(
+                    "accepted {:?}{}",
+                    a.status.state,
+                    if a.silent { " silent" } else { "" }
+                )
+            }
+            StatusVerdict::Duplicate { .. } => "duplicate".into(),
+            StatusVerdict::Rejected(r) => r.kind().into(),
+        }
+    }
+
+    #[test]
+    fn statuses_are_ordered_by_connection_and_a_replayed_will_or_heartbeat_is_refused() {
+        let k = key("k1", 1);
+        let mut v = verifier();
+        let e = 1_700_000_000;
+        let mut check = |via: &str, st: &GatewayStatus| {
+            status_kind(v.check_status(via, &sign_status(st, &k), NOW))
+        };
+        // Session 1's will, captured when it fired, and session 2 online.
+        let will_1 = status(Presence::Offline, e, 1, 0, NOW - 60_000);
+        assert_eq!(check("a", &will_1), "accepted Offline");
+        assert_eq!(
+            check("a", &status(Presence::Online, e, 2, 0, NOW - 20_000)),
+            "accepted Online"
+        );
+        assert_eq!(
+            check("a", &status(Presence::Online, e, 2, 2, NOW)),
+            "accepted Online"
+        );
+        // The old will sent again: the gateway is not marked offline.
+        assert_eq!(check("a", &will_1), "old-session");
+        // A heartbeat sent again, and the same one twice.
+        assert_eq!(
+            check("a", &status(Presence::Online, e, 2, 1, NOW - 10_000)),
+            "replayed"
+        );
+        assert_eq!(
+            check("a", &status(Presence::Online, e, 2, 2, NOW)),
+            "duplicate"
+        );
+        // Session 2's will (beat 0) ends it; a heartbeat of session 2 replayed cannot revive it.
+        assert_eq!(
+            check("a", &status(Presence::Offline, e, 2, 0, NOW - 20_000)),
+            "accepted Offline"
+        );
+        assert_eq!(
+            check("a", &status(Presence::Online, e, 2, 3, NOW)),
+            "replayed"
+        );
+        // Each broker holds its own connection of the gateway.
+        assert_eq!(
+            check("b", &status(Presence::Online, e, 1, 5, NOW)),
+            "accepted Online"
+        );
+        // A new start: a higher epoch, sessions counted again.
+        assert_eq!(
+            check("a", &status(Presence::Online, e + 50, 1, 0, NOW)),
+            "accepted Online"
+        );
+        // An online status three heartbeats old is taken, and said to be silent.
+        assert_eq!(
+            check("c", &status(Presence::Online, e, 1, 9, NOW - 31_000)),
+            "accepted Online silent"
+        );
+        // From the future, or with an epoch far beyond its time.
+        assert_eq!(
+            check("a", &status(Presence::Online, e + 50, 1, 1, NOW + 61_000)),
+            "future"
+        );
+        assert_eq!(
+            check("a", &status(Presence::Online, NOW, 1, 1, NOW)),
+            "epoch-ahead"
+        );
+    }
+
+    #[test]
+    fn a_forged_status_is_refused_with_its_reason() {
+        let (k, other) = (key("k1", 1), key("k2", 2));
+        let mut v = Verifier::with_trust({
+            let mut t = Trust::default();
+            t.add(grant(&k, &["gw-1"], &["paris-1"])).unwrap();
+            t.add(grant(&other, &["gw-2"], &["paris-1"])).unwrap();
+            t
+        })
+        .site(SiteId::new("paris-1").unwrap());
+        let st = status(Presence::Offline, 1_700_000_000, 1, 0, NOW);
+        let unsigned = encode_vec(&st).unwrap();
+        assert_eq!(status_kind(v.check_status("a", &unsigned, NOW)), "unsigned");
+        // gw-2's key signing that gw-1 is offline.
+        assert_eq!(
+            status_kind(v.check_status("a", &sign_status(&st, &other), NOW)),
+            "key-not-granted"
+        );
+        let mut tampered = sign_status(&st, &k);
+        let field = b"\"devices_healthy\":3";
+        let at = tampered
+            .windows(field.len())
+            .position(|w| w == field)
+            .unwrap();
+        tampered[at + field.len() - 1] = b'4';
+        assert_eq!(
+            status_kind(v.check_status("a", &tampered, NOW)),
+            "bad-signature"
+        );
+        let mut elsewhere = st.clone();
+        elsewhere.site = SiteId::new("lyon-2").unwrap();
+        assert_eq!(
+            status_kind(v.check_status("a", &sign_status(&elsewhere, &k), NOW)),
+            "key-not-granted"
+        );
+        let mut bare = st.clone();
+        bare.session = None;
+        assert_eq!(
+            status_kind(v.check_status("a", &sign_status(&bare, &k), NOW)),
+            "malformed"
+        );
+    }
+
+    #[test]
+    fn epochs_rise_with_seq_and_cannot_be_poisoned() {
+        let k = key("k1", 1);
+        let mut v = verifier();
+        let with = |seq: u64, epoch: u64| {
+            let mut t = trigger(seq, NOW);
+            t.epoch = Some(epoch);
+            sign(&t, &k)
+        };
+        let e = NOW / 1000 - 100;
+        assert!(matches!(v.check(&with(10, e), NOW), Verdict::Accepted(_)));
+        // A boot epoch far above its time is refused, and remembered nowhere.
+        assert_eq!(rejected(v.check(&with(11, NOW), NOW)).kind(), "epoch-ahead");
+        assert!(matches!(
+            v.check(&with(11, e + 1), NOW),
+            Verdict::Accepted(_)
+        ));
+        // A higher seq from an earlier boot: not a genuine gateway.
+        assert_eq!(rejected(v.check(&with(12, e), NOW)).kind(), "old-epoch");
+        assert!(matches!(
+            v.check(&with(12, e + 1), NOW),
+            Verdict::Accepted(_)
+        ));
+        // A trigger without an epoch (a gateway older than epochs) is judged by seq alone.
+        assert!(matches!(
+            v.check(&sign(&trigger(13, NOW), &k), NOW),
+            Verdict::Accepted(_)
+        ));
     }
 
     proptest::proptest! {

@@ -7,7 +7,9 @@
 //! them when it is back; it reads the retained `state` topics at every connect and says what
 //! they hold (`STATE …`) and which `seq`s it never accepted (`missed: …`); and with
 //! `--state-dir` the last accepted `seq` of every gateway survives its restart, so that an old
-//! trigger published again is still rejected as a replay. A trigger is acknowledged to the
+//! trigger published again is still rejected as a replay. It reads the gateways' signed
+//! `status` too, and says when one goes online, offline or silent (`STATUS …`), refusing a
+//! forged or replayed one. A trigger is acknowledged to the
 //! broker only once it was handled (ledger saved, line printed, `--exec` run): a watch killed
 //! in between gets it again.
 
@@ -28,7 +30,9 @@ use crate::acquire::now_ms;
 use crate::config::{BrokerConfig, PasswordSource, TlsFiles, parse_broker_url};
 use crate::deliver::link::{Link, LinkError};
 use crate::keys::KeyError;
-use crate::subscribe::{Ledger, LedgerError, Rejection, Verdict, Verifier, describe};
+use crate::subscribe::{
+    Ledger, LedgerError, Rejection, StatusVerdict, Verdict, Verifier, describe,
+};
 
 /// How long `--exec` may run for one trigger before it is killed.
 pub const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
@@ -312,6 +316,7 @@ pub async fn watch(
         topic::triggers(&site).to_string(),
         topic::site_state(&site).to_string(),
         topic::zone_states_filter(&site).to_string(),
+        topic::gateway_statuses_filter(&site).to_string(),
     ];
     let (tx, mut rx) = mpsc::channel::<Received>(256);
     let mut tasks = tokio::task::JoinSet::new();
@@ -329,6 +334,7 @@ pub async fn watch(
         verifier,
         ledger: state_dir.as_ref().map(|s| s.ledger.clone()),
         states: HashMap::new(),
+        statuses: HashMap::new(),
     };
     tokio::pin!(shutdown);
     loop {
@@ -355,6 +361,9 @@ struct Controller<'a> {
     /// Per state topic, the (gateway, seq) last shown: a state is shown once, whichever
     /// broker it comes from and however often it is sent again.
     states: HashMap<String, (GatewayId, u64)>,
+    /// Per (broker, gateway), what its last status line said: a heartbeat that changes
+    /// nothing is not printed.
+    statuses: HashMap<(String, GatewayId), String>,
 }
 
 impl Controller<'_> {
@@ -364,6 +373,7 @@ impl Controller<'_> {
             // A state is read when it is retained (sent at subscription: what holds at
             // connect); the same trigger published live also comes on the triggers topic.
             Ok(Topic::SiteState(_) | Topic::ZoneState(..)) if r.retain => self.state(r, out),
+            Ok(Topic::GatewayStatus(..)) => self.status(r, out),
             _ => {
                 debug!(topic = %r.topic, broker = %r.broker, "not read");
                 Ok(())
@@ -420,8 +430,60 @@ impl Controller<'_> {
         Ok(())
     }
 
+    fn status(&mut self, r: &Received, out: &mut impl Write) -> Result<(), WatchError> {
+        let a = match self.verifier.check_status(&r.broker, &r.payload, now_ms()) {
+            StatusVerdict::Accepted(a) => a,
+            StatusVerdict::Duplicate { .. } => return Ok(()),
+            StatusVerdict::Rejected(why) => return rejected_line(self.args.json, out, &why, r),
+        };
+        let st = &a.status;
+        let mut said = format!(
+            "{} epoch {} session {} | {}/{} devices healthy",
+            match st.state {
+                firebreak_protocols::Presence::Online => "ONLINE",
+                firebreak_protocols::Presence::Offline => "OFFLINE",
+            },
+            st.epoch.unwrap_or(0),
+            st.session.unwrap_or(0),
+            st.devices_healthy,
+            st.devices_total
+        );
+        if !st.faults.is_empty() {
+            let faults: Vec<&str> = st.faults.iter().map(|f| f.as_str()).collect();
+            said.push_str(&format!(" | faults: {}", faults.join(", ")));
+        }
+        if a.silent {
+            said.push_str(&format!(" | SILENT: last heard {} s ago", a.age_ms / 1000));
+        }
+        let slot = (r.broker.clone(), st.gateway.clone());
+        if self.statuses.get(&slot) == Some(&said) {
+            return Ok(());
+        }
+        self.statuses.insert(slot, said.clone());
+        if self.args.json {
+            let status: serde_json::Value = serde_json::from_slice(&r.payload).unwrap_or_default();
+            let line = serde_json::json!({
+                "event": "status",
+                "broker": r.broker,
+                "topic": r.topic,
+                "key_id": a.key_id.as_str(),
+                "silent": a.silent,
+                "status": status,
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(
+                out,
+                "STATUS gateway {} {said} (key {}) via {}",
+                st.gateway, a.key_id, r.broker
+            )?;
+        }
+        out.flush()?;
+        Ok(())
+    }
+
     fn state(&mut self, r: &Received, out: &mut impl Write) -> Result<(), WatchError> {
-        let state = match self.verifier.check_state(&r.payload) {
+        let state = match self.verifier.check_state(&r.payload, now_ms()) {
             Ok(s) => s,
             Err(why) => return rejected_line(self.args.json, out, &why, r),
         };
@@ -431,6 +493,15 @@ impl Controller<'_> {
             return Ok(());
         }
         self.states.insert(r.topic.clone(), key);
+        // What was seen for the scope is kept: an older state is refused after a restart too.
+        if let Some(path) = &self.ledger
+            && let Err(e) = self.verifier.ledger().save(path)
+        {
+            eprintln!(
+                "watch: {e}: a restart will not know the state at seq {}",
+                t.seq
+            );
+        }
         if let Some(range) = state.missed {
             missed_line(
                 self.args.json,

@@ -115,6 +115,14 @@ pub struct Trigger {
     /// Per-gateway sequence number: each trigger of a gateway has a higher one than the last,
     /// across restarts.
     pub seq: u64,
+    /// The gateway's boot epoch: higher for each start of the gateway (its start time in Unix
+    /// seconds, or one more than the previous start's epoch when the clock says less). Signed
+    /// with the rest; absent only from gateways older than it.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub epoch: Option<u64>,
     /// The incident this change belongs to.
     pub incident: IncidentId,
     /// The site.
@@ -166,6 +174,7 @@ impl Trigger {
             schema: schema_name(TRIGGER_SCHEMA),
             gateway,
             seq,
+            epoch: None,
             incident,
             site,
             zone,
@@ -364,6 +373,40 @@ pub struct GatewayStatus {
     /// there is none. At most [`MAX_FAULTS`], each at most 32 bytes.
     #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "no_faults"))]
     pub faults: heapless::Vec<heapless::String<32>, MAX_FAULTS>,
+    /// The gateway's boot epoch, as in its triggers.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub epoch: Option<u64>,
+    /// The connection this status belongs to: counted from 1 at each start of the gateway, one
+    /// more for every connection to any of its brokers. The will names the connection it was
+    /// registered with.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub session: Option<u64>,
+    /// Counts the statuses of one connection: 0 at connect (and for its will), one more for
+    /// every heartbeat.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub beat: Option<u64>,
+    /// Seconds between heartbeats: a gateway whose status is older than three of them is
+    /// silent.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub heartbeat_s: Option<u32>,
+    /// The signature, always the last member; absent only from gateways older than it.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub signature: Option<Signature>,
 }
 
 /// The most faults a [`GatewayStatus`] lists.
@@ -401,6 +444,11 @@ impl GatewayStatus {
             devices_total,
             issued_at_ms,
             faults: heapless::Vec::new(),
+            epoch: None,
+            session: None,
+            beat: None,
+            heartbeat_s: None,
+            signature: None,
         }
     }
 
@@ -525,6 +573,32 @@ impl Message for GatewayStatus {
     const SCHEMA: &'static str = STATUS_SCHEMA;
     fn check(&self) -> Result<(), MessageError> {
         self.validate()
+    }
+}
+
+/// A message that carries a [`Signature`] as its last member (see [`crate::signed`]).
+pub trait SignedMessage: Message {
+    /// Its signature, when it has one.
+    fn signature(&self) -> Option<&Signature>;
+    /// Sets (or removes) its signature.
+    fn set_signature(&mut self, signature: Option<Signature>);
+}
+
+impl SignedMessage for Trigger {
+    fn signature(&self) -> Option<&Signature> {
+        self.signature.as_ref()
+    }
+    fn set_signature(&mut self, signature: Option<Signature>) {
+        self.signature = signature;
+    }
+}
+
+impl SignedMessage for GatewayStatus {
+    fn signature(&self) -> Option<&Signature> {
+        self.signature.as_ref()
+    }
+    fn set_signature(&mut self, signature: Option<Signature>) {
+        self.signature = signature;
     }
 }
 

@@ -62,6 +62,12 @@ pub fn zone_states_filter(site: &SiteId) -> TopicString {
     build(&[site.as_str(), "zones", "+", "state"])
 }
 
+/// A subscription filter for every gateway status of one site:
+/// `firebreak/v1/{site}/gateways/+/status`.
+pub fn gateway_statuses_filter(site: &SiteId) -> TopicString {
+    build(&[site.as_str(), "gateways", "+", "status"])
+}
+
 /// A subscription filter for every site's triggers: `firebreak/v1/+/triggers`.
 pub const ALL_TRIGGERS_FILTER: &str = "firebreak/v1/+/triggers";
 

@@ -8,11 +8,12 @@
 //! be read is reported (the `broker-config` fault) and tried again; its outbox fills meanwhile.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use firebreak_protocols::message::encode_vec;
+use firebreak_protocols::signed::signed_vec;
 use firebreak_protocols::{GatewayId, GatewayStatus, Presence, SiteId};
 use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, Outgoing, Packet, QoS};
 use tokio::sync::{mpsc, watch};
@@ -24,6 +25,7 @@ use super::link::Link;
 use super::{BrokerStats, DeliveryOptions};
 use crate::acquire::now_ms;
 use crate::config::BrokerConfig;
+use crate::keys::SigningKey;
 
 /// What the delivery handle shares with one broker's task.
 #[derive(Debug)]
@@ -75,6 +77,12 @@ pub(crate) struct BrokerCtx {
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) devices: Arc<AtomicU32>,
     pub(crate) options: DeliveryOptions,
+    /// Signs the statuses (and the will) as it signs triggers.
+    pub(crate) key: Arc<SigningKey>,
+    /// This start's boot epoch.
+    pub(crate) epoch: u64,
+    /// Connections made since the start, over every broker: numbers each connection.
+    pub(crate) sessions: Arc<AtomicU64>,
 }
 
 enum Ended {
@@ -99,6 +107,10 @@ enum Item {
 
 #[derive(Default)]
 struct Session {
+    /// This connection's number (the status's `session`).
+    number: u64,
+    /// The last status's `beat` on this connection.
+    beat: u64,
     connected: bool,
     queue: VecDeque<Item>,
     /// Handed to rumqttc, waiting for the packet id it gives them.
@@ -175,7 +187,8 @@ pub(crate) async fn run(mut ctx: BrokerCtx) {
     }
 }
 
-fn status_payload(ctx: &BrokerCtx, state: Presence) -> Vec<u8> {
+/// The signed status of connection `session`, its `beat`-th: see `docs/contract.md`.
+fn status_payload(ctx: &BrokerCtx, state: Presence, session: u64, beat: u64) -> Vec<u8> {
     let d = ctx.devices.load(Ordering::Relaxed);
     let (healthy, total) = ((d >> 16) as u16, (d & 0xFFFF) as u16);
     let mut status = GatewayStatus::new(
@@ -192,7 +205,26 @@ fn status_payload(ctx: &BrokerCtx, state: Presence) -> Vec<u8> {
             status.push_fault(f.kind);
         }
     }
-    encode_vec(&status).unwrap_or_default()
+    status.epoch = Some(ctx.epoch);
+    status.session = Some(session);
+    status.beat = Some(beat);
+    status.heartbeat_s = Some(ctx.options.heartbeat.as_secs().max(1) as u32);
+    let signed = encode_vec(&status).and_then(|canonical| {
+        let signature = ctx.key.sign(&canonical);
+        signed_vec(&canonical, &signature)
+    });
+    signed.unwrap_or_else(|e| {
+        error!(broker = %ctx.shared.name, error = %e, "the status cannot be encoded; sent unsigned");
+        encode_vec(&status).unwrap_or_default()
+    })
+}
+
+/// The next status of this connection (an online heartbeat, or the offline at a clean stop).
+fn next_status(ctx: &BrokerCtx, s: &mut Session, state: Presence) -> Item {
+    s.beat += 1;
+    Item::Status {
+        payload: status_payload(ctx, state, s.number, s.beat),
+    }
 }
 
 async fn connection(ctx: &mut BrokerCtx) -> Ended {
@@ -204,9 +236,14 @@ async fn connection(ctx: &mut BrokerCtx) -> Ended {
         };
     };
     let mut options = link.options(&client_id, ctx.options.keep_alive);
+    let mut s = Session {
+        number: ctx.sessions.fetch_add(1, Ordering::Relaxed) + 1,
+        ..Session::default()
+    };
+    // The will is signed now, for this connection: beat 0, like the online status at connect.
     options.set_last_will(LastWill::new(
         ctx.status_topic.clone(),
-        status_payload(ctx, Presence::Offline),
+        status_payload(ctx, Presence::Offline, s.number, 0),
         QoS::AtLeastOnce,
         true,
     ));
@@ -229,7 +266,6 @@ async fn connection(ctx: &mut BrokerCtx) -> Ended {
         }
     });
     let _poller = AbortOnDrop(poller);
-    let mut s = Session::default();
     let mut heartbeat = tokio::time::interval(ctx.options.heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     heartbeat.reset();
@@ -258,7 +294,8 @@ async fn connection(ctx: &mut BrokerCtx) -> Ended {
             _ = ctx.faults_changed.changed(), if s.connected => {
                 // The status says the faults: published again at once when they change.
                 s.queue.retain(|i| !matches!(i, Item::Status { .. }));
-                s.queue.push_front(Item::Status { payload: status_payload(ctx, Presence::Online) });
+                let status = next_status(ctx, &mut s, Presence::Online);
+                s.queue.push_front(status);
                 fill(ctx, &client, &mut s);
             }
             changed = ctx.wake.changed(), if s.connected && !s.wake_closed => {
@@ -271,7 +308,8 @@ async fn connection(ctx: &mut BrokerCtx) -> Ended {
             _ = heartbeat.tick(), if s.connected => {
                 // One status waiting is enough: a stalled broker does not grow the queue.
                 if !s.queue.iter().any(|i| matches!(i, Item::Status { .. })) {
-                    s.queue.push_front(Item::Status { payload: status_payload(ctx, Presence::Online) });
+                    let status = next_status(ctx, &mut s, Presence::Online);
+                    s.queue.push_front(status);
                 }
                 fill(ctx, &client, &mut s);
             }
@@ -304,7 +342,7 @@ fn handle(
                 st.connects += 1;
             });
             s.queue.push_back(Item::Status {
-                payload: status_payload(ctx, Presence::Online),
+                payload: status_payload(ctx, Presence::Online, s.number, 0),
             });
             // The retained state of every scope, in case the broker lost it (a restart
             // without persistence); then every waiting trigger, in seq order.
@@ -431,7 +469,8 @@ async fn goodbye(
     s: &mut Session,
     events: &mut mpsc::Receiver<Result<Event, ConnectionError>>,
 ) {
-    let payload = status_payload(ctx, Presence::Offline);
+    s.beat += 1;
+    let payload = status_payload(ctx, Presence::Offline, s.number, s.beat);
     if client
         .try_publish(&ctx.status_topic, QoS::AtLeastOnce, true, payload.clone())
         .is_ok()

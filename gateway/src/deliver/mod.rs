@@ -368,7 +368,9 @@ pub struct Delivery {
 struct Inner {
     site: SiteId,
     gateway: GatewayId,
-    key: SigningKey,
+    key: Arc<SigningKey>,
+    /// This start's boot epoch, carried by every trigger and status.
+    epoch: u64,
     book: Arc<Book>,
     store_path: String,
     memory_only: bool,
@@ -485,15 +487,16 @@ impl Delivery {
                 options.disk_hang_after.as_millis()
             )),
         };
-        let (book, store) = match opened {
+        let (book, store, epoch) = match opened {
             Ok((store, loaded)) => {
+                let epoch = loaded.epoch;
                 for (name, count) in &loaded.orphans {
                     if *count > 0 {
                         warn!(broker = %name, pending = count, store = %store.path().display(), "outbox of a broker no longer configured still holds triggers; they are not delivered");
                     }
                 }
                 let book = Book::new(names.clone(), outbox.capacity, loaded, Some(ops_tx));
-                (Arc::new(book), Some(Arc::new(store)))
+                (Arc::new(book), Some(Arc::new(store)), epoch)
             }
             Err(e) => {
                 error!(error = %e, "the outbox cannot be opened: running with an IN-MEMORY outbox; triggers are delivered but not stored, and those waiting are lost if the gateway stops; repair the disk and restart the gateway");
@@ -509,6 +512,7 @@ impl Delivery {
                 (
                     Arc::new(Book::new(names.clone(), outbox.capacity, loaded, None)),
                     None,
+                    outbox::boot_epoch(None, first),
                 )
             }
         };
@@ -535,6 +539,8 @@ impl Delivery {
                 .unwrap_or(0)
                 .min(0xFFFF),
         ));
+        let key = Arc::new(key);
+        let sessions = Arc::new(AtomicU64::new(0));
         let mut brokers = Vec::new();
         let mut tasks = JoinSet::new();
         for (index, broker) in config.brokers.iter().enumerate() {
@@ -578,6 +584,9 @@ impl Delivery {
                 shutdown: shutdown.subscribe(),
                 devices: devices.clone(),
                 options: options.clone(),
+                key: key.clone(),
+                epoch,
+                sessions: sessions.clone(),
             }));
             brokers.push(shared);
         }
@@ -587,6 +596,7 @@ impl Delivery {
             brokers = names.len(),
             outbox = %store_path,
             next_seq = book.next_seq(),
+            epoch,
             "delivery started"
         );
         let now = crate::acquire::now_ms();
@@ -612,6 +622,7 @@ impl Delivery {
                 site: config.site.clone(),
                 gateway: config.gateway.clone(),
                 key,
+                epoch,
                 memory_only: writer.is_none(),
                 book,
                 store_path,
@@ -780,6 +791,7 @@ impl Inner {
                     .map_err(|e| DeliverError::InvalidDraft(e.to_string()))?;
             }
             t.seconds_to_power_loss = draft.seconds_to_power_loss;
+            t.epoch = Some(self.epoch);
             let canonical =
                 encode_vec(&t).map_err(|e| DeliverError::InvalidDraft(e.to_string()))?;
             let signature = self.key.sign(&canonical);

@@ -17,7 +17,7 @@
 //! pages and recovery after a crash — in pure Rust, without the compaction, torn-tail and
 //! checksum code a log of our own would need and would need testing for.
 //!
-//! Tables: `meta` (`next_seq`), `state` (state topic → latest `(seq, payload)`) and one
+//! Tables: `meta` (`next_seq`, and `epoch`: the boot epoch of the latest start), `state` (state topic → latest `(seq, payload)`) and one
 //! `outbox/<broker>` per broker (`seq` → `(state topic, payload)`), in `seq` order.
 
 use std::path::{Path, PathBuf};
@@ -30,6 +30,7 @@ use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, Tabl
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const STATE: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("state");
 const NEXT_SEQ: &str = "next_seq";
+const EPOCH: &str = "epoch";
 const OUTBOX_PREFIX: &str = "outbox/";
 
 /// The store's file in the outbox directory.
@@ -61,6 +62,8 @@ pub struct Pending {
 pub struct Loaded {
     /// The first `seq` to give.
     pub next_seq: u64,
+    /// This start's boot epoch (see [`boot_epoch`]), already stored.
+    pub epoch: u64,
     /// Per broker (in the order given to [`Store::open`]), its waiting triggers in `seq` order.
     pub pending: Vec<Vec<Pending>>,
     /// The latest trigger of every state topic: `(topic, seq, payload)`.
@@ -130,6 +133,16 @@ pub struct Store {
     inject: FaultInjection,
 }
 
+/// The boot epoch of a start at `now_ms` (Unix milliseconds) after a start with epoch
+/// `previous`: the start time in Unix seconds, or one more than `previous` when that is not
+/// later (restarts within a second, or a clock set back). So it rises with every start of one
+/// store, and a new store (a replaced disk) starts above the old one as long as the clock is
+/// right — like `seq`, which starts at the Unix milliseconds of the store's creation.
+pub fn boot_epoch(previous: Option<u64>, now_ms: u64) -> u64 {
+    let now_s = now_ms / 1000;
+    previous.map_or(now_s, |p| now_s.max(p.saturating_add(1)))
+}
+
 fn outbox_table(broker: &str) -> String {
     format!("{OUTBOX_PREFIX}{broker}")
 }
@@ -184,6 +197,13 @@ impl Store {
                 meta.insert(NEXT_SEQ, loaded.next_seq)
                     .map_err(|e| err(e.to_string()))?;
             }
+            let previous = meta
+                .get(EPOCH)
+                .map_err(|e| err(e.to_string()))?
+                .map(|v| v.value());
+            loaded.epoch = boot_epoch(previous, first_seq);
+            meta.insert(EPOCH, loaded.epoch)
+                .map_err(|e| err(e.to_string()))?;
             let state = tx.open_table(STATE).map_err(|e| err(e.to_string()))?;
             for entry in state.iter().map_err(|e| err(e.to_string()))? {
                 let (k, v) = entry.map_err(|e| err(e.to_string()))?;
@@ -379,6 +399,26 @@ mod tests {
         let (_, loaded) =
             Store::open(dir.path(), &brokers(), 5, FaultInjection::default()).unwrap();
         assert_eq!(loaded.next_seq, 102, "the counter never goes back");
+    }
+
+    #[test]
+    fn every_start_has_a_higher_epoch_whatever_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |now_ms| {
+            Store::open(dir.path(), &brokers(), now_ms, FaultInjection::default())
+                .unwrap()
+                .1
+                .epoch
+        };
+        // A new store: the start time in seconds.
+        assert_eq!(open(1_700_000_000_500), 1_700_000_000);
+        // Restarted within the second, then with the clock set back an hour: still higher.
+        assert_eq!(open(1_700_000_000_900), 1_700_000_001);
+        assert_eq!(open(1_699_996_400_000), 1_700_000_002);
+        // Later starts follow the clock again.
+        assert_eq!(open(1_700_000_100_000), 1_700_000_100);
+        assert_eq!(boot_epoch(None, 999), 0);
+        assert_eq!(boot_epoch(Some(u64::MAX), 0), u64::MAX);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use firebreak_protocols::GatewayId;
+use firebreak_protocols::{GatewayId, ZoneId};
 use serde::{Deserialize, Serialize};
 
 use super::DEDUP_WINDOW;
@@ -36,6 +36,10 @@ pub struct Ledger {
 pub(super) struct Accepted {
     pub(super) last: u64,
     pub(super) recent: BTreeSet<u64>,
+    /// The highest boot epoch accepted.
+    pub(super) epoch: Option<u64>,
+    /// Per scope (`None`: the site), the highest `seq` accepted or taken from a state.
+    pub(super) scopes: BTreeMap<Option<ZoneId>, u64>,
 }
 
 /// A ledger file that could not be read, parsed or written.
@@ -63,6 +67,12 @@ struct RawAccepted {
     last: u64,
     /// The accepted `seq`s as inclusive ranges, ascending.
     recent: Vec<[u64; 2]>,
+    /// The highest boot epoch accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    epoch: Option<u64>,
+    /// Per scope, the highest `seq` seen: `""` for the site, else the zone.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    scopes: BTreeMap<String, u64>,
 }
 
 impl Ledger {
@@ -118,14 +128,30 @@ impl Ledger {
                     ));
                 }
             }
-            if !recent.contains(&a.last) {
+            // Nothing accepted yet (only states taken): no last.
+            let nothing_accepted = recent.is_empty() && a.last == 0;
+            if !(recent.contains(&a.last) || nothing_accepted) {
                 return Err(format!("gateway {id}: last {} is not among recent", a.last));
+            }
+            let mut scopes = BTreeMap::new();
+            for (name, seq) in a.scopes {
+                let zone = if name.is_empty() {
+                    None
+                } else {
+                    Some(
+                        ZoneId::new(&name)
+                            .map_err(|e| format!("gateway {id}: zone {name:?} {e}"))?,
+                    )
+                };
+                scopes.insert(zone, seq);
             }
             gateways.insert(
                 gateway,
                 Accepted {
                     last: a.last,
                     recent,
+                    epoch: a.epoch,
+                    scopes,
                 },
             );
         }
@@ -152,6 +178,14 @@ impl Ledger {
                     RawAccepted {
                         last: a.last,
                         recent,
+                        epoch: a.epoch,
+                        scopes: a
+                            .scopes
+                            .iter()
+                            .map(|(z, seq)| {
+                                (z.as_ref().map_or_else(String::new, |z| z.to_string()), *seq)
+                            })
+                            .collect(),
                     },
                 )
             })
@@ -213,13 +247,17 @@ mod tests {
             Accepted {
                 last: 12,
                 recent: [3, 4, 5, 9, 11, 12].into_iter().collect(),
+                epoch: Some(1_700_000_000),
+                scopes: [(None, 12), (Some(ZoneId::new("b1").unwrap()), 11)]
+                    .into_iter()
+                    .collect(),
             },
         );
         l.save(&path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(
             text,
-            "{\"schema\":\"firebreak.watch-ledger/1\",\"site\":\"paris-1\",\"gateways\":{\"gw-1\":{\"last\":12,\"recent\":[[3,5],[9,9],[11,12]]}}}\n"
+            "{\"schema\":\"firebreak.watch-ledger/1\",\"site\":\"paris-1\",\"gateways\":{\"gw-1\":{\"last\":12,\"recent\":[[3,5],[9,9],[11,12]],\"epoch\":1700000000,\"scopes\":{\"\":12,\"b1\":11}}}}\n"
         );
         assert_eq!(Ledger::load(&path).unwrap(), Some(l));
         assert!(!dir.path().join("ledger.json.tmp").exists());
