@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
-"""A Firebreak trigger verifier in Python, written from docs/contract.md alone.
+"""A Firebreak trigger, state and status verifier in Python, written from docs/contract.md alone.
 
 It is the proof that the contract is enough: it reads the exact bytes a controller receives
-on `firebreak/v1/{site}/triggers`, finds the signed bytes as "What is signed" says, verifies
-the Ed25519 signature with libsodium (PyNaCl: strict RFC 8032 verification, which refuses a
-non-canonical S and small-order keys), and applies "The subscriber side"'s checks, giving
-`accepted` or the rejection's kind.
+on `firebreak/v1/{site}/triggers`, the retained `state` topics and the gateways' `status`,
+finds the signed bytes as "What is signed" says, verifies the Ed25519 signature with
+libsodium (PyNaCl: strict RFC 8032 verification, which refuses a non-canonical S and
+small-order keys), and applies "The subscriber side"'s checks, giving `accepted`,
+`duplicate` or the rejection's kind.
 
     pip install pynacl
     python3 verify_trigger.py vectors ../vectors/triggers.json
+    python3 verify_trigger.py vectors ../vectors/sequences.json
     mosquitto_sub -t firebreak/v1/paris-1/triggers | python3 verify_trigger.py payloads --keys keys.json --site paris-1
+    mosquitto_sub -v -t 'firebreak/v1/paris-1/#' | python3 verify_trigger.py payloads --topics --keys keys.json --site paris-1
 
 `keys.json` is a list of {"key_id", "ed25519" (base64 public key), "gateways", "sites",
 "revoked" (optional)}: what the controller trusts, each key bound to what it may speak for.
@@ -29,9 +32,12 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 SCHEMA = "firebreak.trigger/1"
+STATUS_SCHEMA = "firebreak.status/1"
 MARK = b',"signature":{'
 MAX_SKEW_MS = 60_000
 MAX_SEQ_AHEAD = 10_000_000
+MAX_EPOCH_AHEAD = 1_000_000
+SILENT_AFTER_HEARTBEATS = 3
 DEFAULT_MAX_AGE_MS = 600_000
 
 
@@ -64,17 +70,40 @@ def is_uint(v):
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
-def trigger_fields(t):
+def fields(m, schema, strings, integers, optional_integers=()):
     """The fields every check below reads, with their types."""
-    if not isinstance(t, dict) or t.get("schema") != SCHEMA:
-        raise Rejected("malformed", f"not a {SCHEMA} message")
-    for name in ("gateway", "site", "level", "previous"):
-        if not isinstance(t.get(name), str):
+    if not isinstance(m, dict) or m.get("schema") != schema:
+        raise Rejected("malformed", f"not a {schema} message")
+    for name in strings:
+        if not isinstance(m.get(name), str):
             raise Rejected("malformed", f"{name} is missing or not a string")
-    for name in ("seq", "issued_at_ms"):
-        if not is_uint(t.get(name)):
+    for name in integers:
+        if not is_uint(m.get(name)):
             raise Rejected("malformed", f"{name} is missing or not an integer >= 0")
-    return t
+    for name in optional_integers:
+        if name in m and not is_uint(m[name]):
+            raise Rejected("malformed", f"{name} is not an integer >= 0")
+    return m
+
+
+def trigger_fields(t):
+    return fields(t, SCHEMA, ("gateway", "site", "level", "previous"), ("seq", "issued_at_ms"), ("epoch",))
+
+
+def status_fields(s):
+    s = fields(s, STATUS_SCHEMA, ("gateway", "site", "state"), ("issued_at_ms",), ("heartbeat_s",))
+    for name in ("epoch", "session", "beat"):
+        if not is_uint(s.get(name)):
+            raise Rejected("malformed", f"a signed status names its epoch, session and beat ({name})")
+    return s
+
+
+def in_time(m, now_ms):
+    """Not from the future; a boot epoch not far beyond its issue time."""
+    if m["issued_at_ms"] > now_ms + MAX_SKEW_MS:
+        raise Rejected("future", f"issued {(m['issued_at_ms'] - now_ms) // 1000} s ahead")
+    if "epoch" in m and m["epoch"] > m["issued_at_ms"] // 1000 + MAX_EPOCH_AHEAD:
+        raise Rejected("epoch-ahead", f"epoch {m['epoch']} is far above its issue time")
 
 
 class Verifier:
@@ -84,12 +113,15 @@ class Verifier:
         self.max_age_ms = max_age_ms
         self.last = {}  # gateway -> last seq accepted
         self.accepted = {}  # gateway -> set of seqs accepted
+        self.epochs = {}  # gateway -> highest epoch accepted
+        self.scopes = {}  # (gateway, zone or None) -> highest seq accepted or taken from a state
+        self.statuses = {}  # (via, gateway) -> (epoch, session, beat, state)
 
-    def check(self, payload, now_ms):
-        """The trigger (a dict) if accepted; raises Rejected otherwise; None for a duplicate."""
-        whole = trigger_fields(strict_json(payload))
+    def signed(self, payload, parse):
+        """Steps 1-5 of "What is signed", then the key's grants: (message, key_id)."""
+        whole = parse(strict_json(payload))
         if "signature" not in whole:
-            raise Rejected("unsigned", "the trigger carries no signature")
+            raise Rejected("unsigned", "the message carries no signature")
         # What is signed: the bytes before the last ',"signature":{', and a '}'.
         at = payload.rfind(MARK)
         if at < 0 or not payload.endswith(b"}"):
@@ -109,65 +141,150 @@ class Verifier:
         except (BadSignatureError, binascii.Error, ValueError, TypeError) as e:
             raise Rejected("bad-signature", f"does not verify with key {key_id!r}: {e}") from None
         # Act on the signed bytes only.
-        t = trigger_fields(strict_json(canonical))
+        m = parse(strict_json(canonical))
         if key.get("revoked"):
             raise Rejected("key-not-granted", f"key {key_id!r} is revoked")
-        if t["gateway"] not in key["gateways"]:
-            raise Rejected("key-not-granted", f"key {key_id!r} may not sign for gateway {t['gateway']}")
-        if t["site"] not in key["sites"]:
-            raise Rejected("key-not-granted", f"key {key_id!r} may not sign for site {t['site']}")
-        if t["site"] != self.site:
-            raise Rejected("wrong-site", f"about site {t['site']}, watching {self.site}")
-        if t["issued_at_ms"] > now_ms + MAX_SKEW_MS:
-            raise Rejected("future", f"issued {(t['issued_at_ms'] - now_ms) // 1000} s ahead")
+        if m["gateway"] not in key["gateways"]:
+            raise Rejected("key-not-granted", f"key {key_id!r} may not sign for gateway {m['gateway']}")
+        if m["site"] not in key["sites"]:
+            raise Rejected("key-not-granted", f"key {key_id!r} may not sign for site {m['site']}")
+        return m, key_id
+
+    def about_this_site(self, m):
+        if m["site"] != self.site:
+            raise Rejected("wrong-site", f"about site {m['site']}, watching {self.site}")
+
+    def check(self, payload, now_ms):
+        """A trigger: the trigger (a dict) if accepted; raises Rejected; None for a duplicate."""
+        t, _ = self.signed(payload, trigger_fields)
+        in_time(t, now_ms)
         if t["seq"] > t["issued_at_ms"] + MAX_SEQ_AHEAD:
             raise Rejected("seq-ahead", f"seq {t['seq']} is far above its issue time")
-        seen = self.accepted.setdefault(t["gateway"], set())
+        self.about_this_site(t)
+        gateway, scope = t["gateway"], (t["gateway"], t.get("zone"))
+        seen = self.accepted.setdefault(gateway, set())
         if t["seq"] in seen:
             return None
-        last = self.last.get(t["gateway"])
+        last = self.last.get(gateway)
         if last is not None and t["seq"] <= last:
             raise Rejected("replayed", f"seq {t['seq']} is not above {last}")
+        if t["seq"] < self.scopes.get(scope, -1):
+            raise Rejected("superseded", f"seq {t['seq']} is older than the state taken for its scope")
+        if "epoch" in t and t["epoch"] < self.epochs.get(gateway, -1):
+            raise Rejected("old-epoch", f"epoch {t['epoch']} is before one accepted, with a higher seq")
         if now_ms - t["issued_at_ms"] > self.max_age_ms:
             raise Rejected("stale", f"issued {(now_ms - t['issued_at_ms']) // 1000} s ago")
         seen.add(t["seq"])
-        self.last[t["gateway"]] = t["seq"]
+        self.last[gateway] = t["seq"]
+        if "epoch" in t:
+            self.epochs[gateway] = max(t["epoch"], self.epochs.get(gateway, -1))
+        self.scopes[scope] = max(t["seq"], self.scopes.get(scope, -1))
         return t
 
+    def check_state(self, payload, now_ms):
+        """A retained state: the trigger it holds, if taken; raises Rejected."""
+        t, _ = self.signed(payload, trigger_fields)
+        in_time(t, now_ms)
+        if t["seq"] > t["issued_at_ms"] + MAX_SEQ_AHEAD:
+            raise Rejected("seq-ahead", f"seq {t['seq']} is far above its issue time")
+        self.about_this_site(t)
+        scope = (t["gateway"], t.get("zone"))
+        if t["seq"] < self.scopes.get(scope, -1):
+            raise Rejected("old-state", f"seq {t['seq']} is older than seq {self.scopes[scope]} seen for its scope")
+        self.scopes[scope] = t["seq"]
+        return t
 
-def verdict(verifier, payload, now_ms):
+    def check_status(self, via, payload, now_ms):
+        """A gateway status from broker `via`: the status if taken; raises Rejected; None when
+        it says nothing new."""
+        s, _ = self.signed(payload, status_fields)
+        in_time(s, now_ms)
+        self.about_this_site(s)
+        slot = (via, s["gateway"])
+        now = (s["epoch"], s["session"], s["beat"], s["state"])
+        last = self.statuses.get(slot)
+        if last is not None:
+            if now[:2] < last[:2]:
+                raise Rejected("old-session", f"epoch {now[0]} session {now[1]} is before epoch {last[0]} session {last[1]}")
+            if now[:2] == last[:2]:
+                if now == last or (last[3] == "offline" and now[3] == "offline"):
+                    return None
+                if last[3] == "offline":
+                    raise Rejected("replayed", "online after its connection's offline")
+                if now[3] == "online" and now[2] <= last[2]:
+                    raise Rejected("replayed", f"beat {now[2]} is not after beat {last[2]}")
+        self.statuses[slot] = now
+        age_ms = max(0, now_ms - s["issued_at_ms"])
+        s["silent"] = s["state"] == "online" and age_ms > SILENT_AFTER_HEARTBEATS * 1000 * s.get("heartbeat_s", 10)
+        return s
+
+
+def verdict(verifier, kind, payload, now_ms, via="stdin"):
+    """(verdict, detail) for one message of `kind`: trigger, state or status."""
     try:
-        t = verifier.check(payload, now_ms)
+        if kind == "state":
+            m = verifier.check_state(payload, now_ms)
+        elif kind == "status":
+            m = verifier.check_status(via, payload, now_ms)
+        else:
+            m = verifier.check(payload, now_ms)
     except Rejected as r:
         return r.kind, str(r)
-    if t is None:
-        return "duplicate", "already accepted"
-    return "accepted", f"{t['level']} from {t['gateway']} seq {t['seq']}"
+    if m is None:
+        return "duplicate", "already taken"
+    if kind == "status":
+        silent = " silent" if m["silent"] else ""
+        return "accepted", f"{m['state']}{silent} from {m['gateway']} epoch {m['epoch']} session {m['session']}"
+    return "accepted", f"{m['level']} from {m['gateway']} seq {m['seq']}"
 
 
 def run_vectors(path):
+    """A vectors file: each vector is one message, or a sequence of messages given to one
+    fresh verifier in order, each with its expected verdict."""
     doc = json.load(open(path, encoding="utf-8"))
     failed = 0
     for v in doc["vectors"]:
         verifier = Verifier(doc["keys"], doc["site"], doc["max_age_ms"])
-        kind, detail = verdict(verifier, v["payload"].encode("utf-8"), doc["now_ms"])
-        if kind == v["expect"]:
-            print(f"ok {v['name']}: {kind}")
-        else:
-            failed += 1
-            print(f"FAIL {v['name']}: got {kind} ({detail}), expected {v['expect']}")
+        steps = v.get("steps", [v])
+        for i, step in enumerate(steps):
+            kind, detail = verdict(
+                verifier,
+                step.get("kind", "trigger"),
+                step["payload"].encode("utf-8"),
+                doc["now_ms"],
+                step.get("via", "broker-a"),
+            )
+            name = v["name"] if len(steps) == 1 else f"{v['name']} step {i + 1}"
+            if kind == step["expect"]:
+                print(f"ok {name}: {kind}")
+            else:
+                failed += 1
+                print(f"FAIL {name}: got {kind} ({detail}), expected {step['expect']}")
     return 1 if failed else 0
 
 
-def run_payloads(keys_path, site, max_age_ms):
+def kind_of(topic):
+    if topic.endswith("/status"):
+        return "status"
+    if topic.endswith("/state"):
+        return "state"
+    return "trigger"
+
+
+def run_payloads(keys_path, site, max_age_ms, topics):
     keys = json.load(open(keys_path, encoding="utf-8"))
     verifier = Verifier(keys, site, max_age_ms)
     for line in sys.stdin.buffer:
-        payload = line.rstrip(b"\r\n")
-        if not payload:
+        line = line.rstrip(b"\r\n")
+        if not line:
             continue
-        kind, detail = verdict(verifier, payload, int(time.time() * 1000))
-        print(f"{kind} {detail}", flush=True)
+        kind, payload = "trigger", line
+        if topics:
+            # mosquitto_sub -v: the topic, a space, the payload.
+            topic, _, payload = line.partition(b" ")
+            kind = kind_of(topic.decode("utf-8", "replace"))
+        got, detail = verdict(verifier, kind, payload, int(time.time() * 1000))
+        print(f"{got} {kind} {detail}" if topics else f"{got} {detail}", flush=True)
     return 0
 
 
@@ -180,10 +297,15 @@ def main():
     c.add_argument("--keys", required=True)
     c.add_argument("--site", required=True)
     c.add_argument("--max-age-ms", type=int, default=DEFAULT_MAX_AGE_MS)
+    c.add_argument(
+        "--topics",
+        action="store_true",
+        help="each line is 'TOPIC PAYLOAD' (mosquitto_sub -v): triggers, states and statuses",
+    )
     a = p.parse_args()
     if a.command == "vectors":
         return run_vectors(a.file)
-    return run_payloads(a.keys, a.site, a.max_age_ms)
+    return run_payloads(a.keys, a.site, a.max_age_ms, a.topics)
 
 
 if __name__ == "__main__":

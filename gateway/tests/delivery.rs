@@ -21,7 +21,7 @@ use common::*;
 use firebreak_gateway::config::SiteConfig;
 use firebreak_gateway::deliver::{Delivery, DeliveryOptions, TriggerDraft};
 use firebreak_gateway::keys::SigningKey;
-use firebreak_gateway::subscribe::{Verdict, Verifier};
+use firebreak_gateway::subscribe::{StatusVerdict, Verdict, Verifier};
 use firebreak_protocols::message::{decode, encode_vec};
 use firebreak_protocols::signed::signed_vec;
 use firebreak_protocols::{
@@ -498,11 +498,19 @@ fn mosquitto_sub_sees_the_documented_topics_status_and_will() {
     let mut verifier = Verifier::new(vec![key.public()]);
     for (_, topic, payload) in &all.got {
         if topic.ends_with("/status") {
-            let s: GatewayStatus = decode(payload.as_bytes()).unwrap();
+            // Signed, and ordered by connection (docs/contract.md).
+            let StatusVerdict::Accepted(a) =
+                verifier.check_status("local", payload.as_bytes(), now_ms())
+            else {
+                panic!("status not taken: {payload}");
+            };
+            let s = &a.status;
             assert_eq!(
                 (s.state, s.devices_healthy, s.devices_total),
                 (Presence::Online, 0, 1)
             );
+            assert_eq!((s.session, s.heartbeat_s), (Some(1), Some(2)), "{payload}");
+            assert!(s.epoch.is_some_and(|e| e <= now_ms() / 1000), "{payload}");
             continue;
         }
         let (t, key_id) = verifier.verify_signature(payload.as_bytes()).unwrap();
@@ -531,11 +539,17 @@ fn mosquitto_sub_sees_the_documented_topics_status_and_will() {
 
     // The gateway dies without a word: the broker publishes its will, `offline`.
     rt.block_on(tasks.abort());
-    assert!(
-        late.wait(Duration::from_secs(10), |g| g.iter().any(|(_, _, p)| {
-            decode::<GatewayStatus>(p.as_bytes()).is_ok_and(|s| s.state == Presence::Offline)
-        }))
-    );
+    let offline =
+        |p: &str| decode::<GatewayStatus>(p.as_bytes()).is_ok_and(|s| s.state == Presence::Offline);
+    assert!(late.wait(Duration::from_secs(10), |g| {
+        g.iter().any(|(_, _, p)| offline(p))
+    }));
+    // The will was signed at connect, for that connection: a controller takes it.
+    let will = late.got.iter().find(|(_, _, p)| offline(p)).unwrap();
+    assert!(matches!(
+        verifier.check_status("local", will.2.as_bytes(), now_ms()),
+        StatusVerdict::Accepted(a) if a.status.state == Presence::Offline && a.status.session == Some(1)
+    ));
     drop(delivery);
 }
 
@@ -814,7 +828,7 @@ fn watch_accepts_once_from_three_brokers_and_rejects_forged_tampered_replayed_ma
     );
     assert_eq!(count("REJECTED malformed: "), 1, "{lines:#?}");
     assert_eq!(
-        count("REJECTED unsigned: the trigger carries no signature"),
+        count("REJECTED unsigned: the message carries no signature"),
         1,
         "{lines:#?}"
     );

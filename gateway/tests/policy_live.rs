@@ -138,7 +138,7 @@ fn a_python_verifier_accepts_a_live_gateways_triggers() {
     let port_s = port.to_string();
     let mut sub = Sub::start(
         &["-h", "127.0.0.1", "-p", &port_s],
-        "firebreak/v1/py-site/triggers",
+        "firebreak/v1/py-site/#",
     );
     std::fs::write(d.join("rules.toml"), FIRE_RULES).unwrap();
     let config = format!(
@@ -157,7 +157,11 @@ fn a_python_verifier_accepts_a_live_gateways_triggers() {
     // Off-gas, then smoke: prepare, then evacuate, each a signed trigger for the site and
     // for the zone.
     let mut published = 0;
-    let got = |sub: &mut Sub, n: usize| sub.wait(Duration::from_secs(10), |g| g.len() >= n);
+    let got = |sub: &mut Sub, n: usize| {
+        sub.wait(Duration::from_secs(10), |g| {
+            g.iter().filter(|m| m.1.ends_with("/triggers")).count() >= n
+        })
+    };
     for payload in [
         r#"{"voc_ppm": 45.0, "smoke": 0}"#,
         r#"{"voc_ppm": 60.0, "smoke": 1}"#,
@@ -180,11 +184,18 @@ fn a_python_verifier_accepts_a_live_gateways_triggers() {
         published += 2;
         assert!(got(&mut sub, published), "triggers: {:?}", sub.got);
     }
-    let payloads: Vec<String> = sub.got.iter().map(|m| m.2.clone()).collect();
+    // Every message of the site, as `mosquitto_sub -v` prints it: triggers, their states and
+    // the gateway's signed status.
+    assert!(
+        sub.got.iter().any(|m| m.1.ends_with("/status")),
+        "{:?}",
+        sub.got
+    );
+    let payloads: Vec<String> = sub.got.iter().map(|m| format!("{} {}", m.1, m.2)).collect();
     let verify = |lines: &[String]| -> Vec<String> {
         let mut child = Command::new(&python)
             .arg(workspace().join("docs/examples/verify_trigger.py"))
-            .args(["payloads", "--site", "py-site", "--keys"])
+            .args(["payloads", "--topics", "--site", "py-site", "--keys"])
             .arg(d.join("keys.json"))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -215,16 +226,28 @@ fn a_python_verifier_accepts_a_live_gateways_triggers() {
         verdicts.iter().all(|v| v.starts_with("accepted ")),
         "{verdicts:#?}\n{payloads:#?}"
     );
-    assert!(
-        verdicts
-            .iter()
-            .any(|v| v.starts_with("accepted evacuate from gw-py")),
-        "{verdicts:#?}"
-    );
+    for kind in [
+        "trigger evacuate from gw-py",
+        "state evacuate from gw-py",
+        "status online from gw-py",
+    ] {
+        assert!(
+            verdicts
+                .iter()
+                .any(|v| v.starts_with(&format!("accepted {kind}"))),
+            "{kind}: {verdicts:#?}"
+        );
+    }
     // One byte changed after signing: refused.
     let tampered: Vec<String> = payloads
         .iter()
-        .map(|p| p.replacen("\"level\":\"", "\"level\":\"x", 1))
+        .map(|p| {
+            p.replacen("\"level\":\"", "\"level\":\"x", 1).replacen(
+                "\"devices_total\":",
+                "\"devices_total\":1",
+                1,
+            )
+        })
         .collect();
     let refused = verify(&tampered);
     assert!(

@@ -20,12 +20,13 @@ use std::path::PathBuf;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use firebreak_gateway::keys::{PUBLIC_KEY_SCHEMA, PublicKey, SigningKey};
-use firebreak_gateway::subscribe::{Verdict, Verifier};
+use firebreak_gateway::subscribe::{StatusVerdict, Verdict, Verifier};
 use firebreak_gateway::trust::{Grant, Trust};
 use firebreak_protocols::message::encode_vec;
 use firebreak_protocols::signed::signed_vec;
 use firebreak_protocols::{
-    DeviceId, GatewayId, IncidentId, KeyId, Level, Reason, RuleId, Signal, SiteId, Trigger,
+    DeviceId, GatewayId, GatewayStatus, IncidentId, KeyId, Level, Presence, Reason, RuleId, Signal,
+    SiteId, Trigger, ZoneId,
 };
 use serde_json::{Value, json};
 
@@ -346,9 +347,8 @@ fn the_vectors_file_is_what_the_keys_make() {
     );
 }
 
-#[test]
-fn the_gateways_verifier_gives_every_expected_verdict() {
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(file()).unwrap()).unwrap();
+/// What a vectors file's `keys` grant, as a trust file would.
+fn trust_of(doc: &Value) -> Trust {
     let mut trust = Trust::default();
     for k in doc["keys"].as_array().unwrap() {
         let text = json!({
@@ -374,6 +374,13 @@ fn the_gateways_verifier_gives_every_expected_verdict() {
             })
             .unwrap();
     }
+    trust
+}
+
+#[test]
+fn the_gateways_verifier_gives_every_expected_verdict() {
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(file()).unwrap()).unwrap();
+    let trust = trust_of(&doc);
     let site: SiteId = doc["site"].as_str().unwrap().parse().unwrap();
     let now = doc["now_ms"].as_u64().unwrap();
     let mut seen = Vec::new();
@@ -427,6 +434,387 @@ fn the_python_verifier_gives_every_expected_verdict() {
     assert_eq!(
         text.lines().filter(|l| l.starts_with("ok ")).count(),
         count,
+        "{text}"
+    );
+}
+
+// ---- Sequences: statuses, states and epochs, judged in order by one verifier ----
+
+fn sequences_file() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/vectors/sequences.json")
+}
+
+/// The boot epoch of the vectors' gateway: it started an hour before `NOW`.
+const EPOCH: u64 = NOW / 1000 - 3600;
+
+fn status(gateway: &str, state: Presence, session: u64, beat: u64, at: u64) -> GatewayStatus {
+    let mut st = GatewayStatus::new(
+        GatewayId::new(gateway).unwrap(),
+        SiteId::new("paris-1").unwrap(),
+        state,
+        "0.1.0",
+        11,
+        12,
+        at,
+    );
+    st.epoch = Some(EPOCH);
+    st.session = Some(session);
+    st.beat = Some(beat);
+    st.heartbeat_s = Some(10);
+    st
+}
+
+fn sign_status(st: &GatewayStatus, k: &SigningKey) -> String {
+    let b = encode_vec(st).unwrap();
+    String::from_utf8(signed_vec(&b, &k.sign(&b)).unwrap()).unwrap()
+}
+
+/// A trigger of gw-paris-1a with its boot epoch, about the site or a zone.
+fn scoped(seq: u64, epoch: u64, zone: Option<&str>, at: u64) -> Trigger {
+    let mut t = trigger("gw-paris-1a", "paris-1", seq, at);
+    t.epoch = Some(epoch);
+    t.zone = zone.map(|z| ZoneId::new(z).unwrap());
+    t
+}
+
+/// One message of a sequence.
+#[derive(serde::Serialize)]
+struct Step {
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    via: Option<&'static str>,
+    payload: String,
+    expect: &'static str,
+}
+
+/// Messages given in order to one fresh verifier.
+#[derive(serde::Serialize)]
+struct Sequence {
+    name: &'static str,
+    about: &'static str,
+    steps: Vec<Step>,
+}
+
+#[derive(serde::Serialize)]
+struct SequenceDocument {
+    schema: &'static str,
+    about: &'static str,
+    site: &'static str,
+    now_ms: u64,
+    max_age_ms: u64,
+    keys: Vec<KeyEntry>,
+    vectors: Vec<Sequence>,
+}
+
+fn sequences() -> Vec<Sequence> {
+    use Presence::{Offline, Online};
+    let a = key("gw-paris-1a-2026", 1);
+    let st = |state, session, beat, at| {
+        sign_status(&status("gw-paris-1a", state, session, beat, at), &a)
+    };
+    let step = |kind, via, payload, expect| Step {
+        kind,
+        via,
+        payload,
+        expect,
+    };
+    let status_step = |via, payload, expect| step("status", Some(via), payload, expect);
+    let one = |name, about, s: Step| Sequence {
+        name,
+        about,
+        steps: vec![s],
+    };
+    let seq = NOW - 60_000;
+    vec![
+        one(
+            "status-online",
+            "a gateway's signed online status",
+            status_step("broker-a", st(Online, 1, 0, NOW - 5_000), "accepted"),
+        ),
+        one(
+            "status-unsigned",
+            "an offline status without a signature: anyone who may publish could fake it",
+            status_step(
+                "broker-a",
+                String::from_utf8(
+                    encode_vec(&status("gw-paris-1a", Offline, 1, 0, NOW - 5_000)).unwrap(),
+                )
+                .unwrap(),
+                "unsigned",
+            ),
+        ),
+        one(
+            "status-key-for-another-gateway",
+            "gw-paris-1a-2026 signs that gw-paris-1b is offline",
+            status_step(
+                "broker-a",
+                sign_status(&status("gw-paris-1b", Offline, 1, 0, NOW - 5_000), &a),
+                "key-not-granted",
+            ),
+        ),
+        one(
+            "status-tampered",
+            "a signed status whose devices_healthy was changed from 11 to 10 after signing",
+            status_step(
+                "broker-a",
+                st(Online, 1, 0, NOW - 5_000).replacen(
+                    "\"devices_healthy\":11",
+                    "\"devices_healthy\":10",
+                    1,
+                ),
+                "bad-signature",
+            ),
+        ),
+        one(
+            "status-future",
+            "a status issued an hour after now_ms",
+            status_step("broker-a", st(Online, 1, 0, NOW + 3_600_000), "future"),
+        ),
+        one(
+            "status-epoch-ahead",
+            "a status whose boot epoch is 1,000,001 above its issue time in seconds",
+            status_step(
+                "broker-a",
+                {
+                    let mut s = status("gw-paris-1a", Offline, 1, 0, NOW - 5_000);
+                    s.epoch = Some((NOW - 5_000) / 1000 + 1_000_001);
+                    sign_status(&s, &a)
+                },
+                "epoch-ahead",
+            ),
+        ),
+        Sequence {
+            name: "old-will-replayed",
+            about: "connection 1's will (offline), connection 2 online, then connection 1's will sent again: it must not mark the gateway offline",
+            steps: vec![
+                status_step("broker-a", st(Offline, 1, 0, NOW - 120_000), "accepted"),
+                status_step("broker-a", st(Online, 2, 0, NOW - 20_000), "accepted"),
+                status_step("broker-a", st(Offline, 1, 0, NOW - 120_000), "old-session"),
+            ],
+        },
+        Sequence {
+            name: "heartbeat-replayed",
+            about: "heartbeat 3 of connection 2, then heartbeat 2 of it (older), then heartbeat 3 again",
+            steps: vec![
+                status_step("broker-a", st(Online, 2, 3, NOW - 5_000), "accepted"),
+                status_step("broker-a", st(Online, 2, 2, NOW - 15_000), "replayed"),
+                status_step("broker-a", st(Online, 2, 3, NOW - 5_000), "duplicate"),
+            ],
+        },
+        Sequence {
+            name: "online-after-will",
+            about: "connection 2 online, its will (beat 0), then a heartbeat of connection 2: a dead connection is not revived",
+            steps: vec![
+                status_step("broker-a", st(Online, 2, 1, NOW - 15_000), "accepted"),
+                status_step("broker-a", st(Offline, 2, 0, NOW - 30_000), "accepted"),
+                status_step("broker-a", st(Online, 2, 2, NOW - 5_000), "replayed"),
+            ],
+        },
+        Sequence {
+            name: "status-per-broker",
+            about: "each broker holds its own connection of the gateway: connection 2 on broker-a, connection 1's will on broker-b",
+            steps: vec![
+                status_step("broker-a", st(Online, 2, 0, NOW - 5_000), "accepted"),
+                status_step("broker-b", st(Offline, 1, 0, NOW - 60_000), "accepted"),
+            ],
+        },
+        one(
+            "status-silent",
+            "an online status 31 s old with a 10 s heartbeat: taken, and the gateway is silent (more than 3 heartbeats)",
+            status_step("broker-a", st(Online, 1, 4, NOW - 31_000), "accepted"),
+        ),
+        Sequence {
+            name: "old-state",
+            about: "the trigger of zone b1 at seq S, then a retained state of zone b1 at seq S-10: older than what was seen for the zone",
+            steps: vec![
+                step(
+                    "trigger",
+                    None,
+                    sign(&scoped(seq, EPOCH, Some("b1"), NOW - 2_000), &a),
+                    "accepted",
+                ),
+                step(
+                    "state",
+                    None,
+                    sign(&scoped(seq - 10, EPOCH, Some("b1"), NOW - 300_000), &a),
+                    "old-state",
+                ),
+            ],
+        },
+        Sequence {
+            name: "superseded",
+            about: "the site's retained state at seq S, then a late trigger about the site at seq S-1: its level no longer holds",
+            steps: vec![
+                step(
+                    "state",
+                    None,
+                    sign(&scoped(seq, EPOCH, None, NOW - 2_000), &a),
+                    "accepted",
+                ),
+                step(
+                    "trigger",
+                    None,
+                    sign(&scoped(seq - 1, EPOCH, None, NOW - 3_000), &a),
+                    "superseded",
+                ),
+            ],
+        },
+        Sequence {
+            name: "old-epoch",
+            about: "a trigger of boot epoch E, then one with a higher seq from boot E-1",
+            steps: vec![
+                step(
+                    "trigger",
+                    None,
+                    sign(&scoped(seq, EPOCH, None, NOW - 2_000), &a),
+                    "accepted",
+                ),
+                step(
+                    "trigger",
+                    None,
+                    sign(&scoped(seq + 1, EPOCH - 1, None, NOW - 1_000), &a),
+                    "old-epoch",
+                ),
+            ],
+        },
+        one(
+            "trigger-epoch-ahead",
+            "a trigger whose boot epoch is 1,000,001 above its issue time in seconds",
+            step(
+                "trigger",
+                None,
+                sign(
+                    &scoped(seq, (NOW - 2_000) / 1000 + 1_000_001, None, NOW - 2_000),
+                    &a,
+                ),
+                "epoch-ahead",
+            ),
+        ),
+        one(
+            "state-future",
+            "a retained state issued an hour after now_ms",
+            step(
+                "state",
+                None,
+                sign(&scoped(seq, EPOCH, None, NOW + 3_600_000), &a),
+                "future",
+            ),
+        ),
+    ]
+}
+
+fn sequences_document() -> String {
+    let doc = SequenceDocument {
+        schema: "firebreak.sequence-vectors/1",
+        about: "Signed triggers, retained states and gateway statuses, in sequences, with the verdict docs/contract.md calls for at each step. Give the steps of one vector, in order, to one fresh verifier that trusts `keys` (each bound to its gateways and sites), watches site `site`, with the controller's clock at `now_ms` and the maximum age `max_age_ms`. `kind` is trigger (from the triggers topic), state (a retained state) or status (a gateway status received from broker `via`). `expect` is `accepted`, `duplicate` or the rejection's kind.",
+        site: "paris-1",
+        now_ms: NOW,
+        max_age_ms: MAX_AGE_MS,
+        keys: vectors().0,
+        vectors: sequences(),
+    };
+    serde_json::to_string_pretty(&doc).unwrap() + "\n"
+}
+
+#[test]
+fn the_sequences_file_is_what_the_keys_make() {
+    let made = sequences_document();
+    if std::env::var("FIREBREAK_WRITE_VECTORS").as_deref() == Ok("1") {
+        std::fs::write(sequences_file(), &made).unwrap();
+    }
+    let committed = std::fs::read_to_string(sequences_file()).unwrap_or_default();
+    assert!(
+        committed == made,
+        "docs/vectors/sequences.json differs from what the keys make: FIREBREAK_WRITE_VECTORS=1 cargo test -p firebreak-gateway --test vectors, then review the diff"
+    );
+}
+
+#[test]
+fn the_gateways_verifier_gives_every_expected_verdict_in_sequence() {
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(sequences_file()).unwrap()).unwrap();
+    let trust = trust_of(&doc);
+    let site: SiteId = doc["site"].as_str().unwrap().parse().unwrap();
+    let now = doc["now_ms"].as_u64().unwrap();
+    let mut kinds = Vec::new();
+    for vector in doc["vectors"].as_array().unwrap() {
+        let name = vector["name"].as_str().unwrap();
+        let mut verifier = Verifier::with_trust(trust.clone())
+            .site(site.clone())
+            .max_age_ms(doc["max_age_ms"].as_u64().unwrap());
+        for (i, step) in vector["steps"].as_array().unwrap().iter().enumerate() {
+            let payload = step["payload"].as_str().unwrap().as_bytes();
+            let got = match step["kind"].as_str().unwrap() {
+                "trigger" => match verifier.check(payload, now) {
+                    Verdict::Accepted(_) => "accepted".to_string(),
+                    Verdict::Duplicate { .. } => "duplicate".to_string(),
+                    Verdict::Rejected(r) => r.kind().to_string(),
+                },
+                "state" => match verifier.check_state(payload, now) {
+                    Ok(_) => "accepted".to_string(),
+                    Err(r) => r.kind().to_string(),
+                },
+                "status" => {
+                    match verifier.check_status(step["via"].as_str().unwrap(), payload, now) {
+                        StatusVerdict::Accepted(_) => "accepted".to_string(),
+                        StatusVerdict::Duplicate { .. } => "duplicate".to_string(),
+                        StatusVerdict::Rejected(r) => r.kind().to_string(),
+                    }
+                }
+                other => panic!("vector {name}: kind {other}"),
+            };
+            assert_eq!(
+                got,
+                step["expect"].as_str().unwrap(),
+                "vector {name} step {}",
+                i + 1
+            );
+            kinds.push(got);
+        }
+    }
+    for needed in [
+        "old-session",
+        "replayed",
+        "old-state",
+        "superseded",
+        "old-epoch",
+        "epoch-ahead",
+        "unsigned",
+        "key-not-granted",
+        "duplicate",
+    ] {
+        assert!(kinds.iter().any(|k| k == needed), "no {needed} step");
+    }
+}
+
+#[test]
+fn the_python_verifier_gives_every_expected_verdict_in_sequence() {
+    let Some(python) = common::python() else {
+        return;
+    };
+    let out = std::process::Command::new(python)
+        .arg(common::workspace().join("docs/examples/verify_trigger.py"))
+        .arg("vectors")
+        .arg(sequences_file())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(sequences_file()).unwrap()).unwrap();
+    let steps: usize = doc["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["steps"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("ok ")).count(),
+        steps,
         "{text}"
     );
 }

@@ -219,14 +219,16 @@ fn a_restarted_watch_catches_up_and_still_rejects_a_replay() {
     );
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(watch.wait(6, Duration::from_millis(200)).len(), 5);
-    // Without the persisted seq, the same replay is taken for news.
+    // Without the persisted seq, only the retained state it read stops the same replay:
+    // seq 99 about the site is older than the site's state (seq 102).
     let fresh_lines = fresh.wait(4, Duration::from_secs(10)).to_vec();
     assert!(
-        fresh_lines
-            .iter()
-            .any(|l| l.starts_with("ACCEPTED WATCH") && l.contains("seq 99 from gw-1")),
+        fresh_lines.iter().any(|l| l.starts_with(
+            "REJECTED superseded: seq 99 from gateway gw-1 about site is older than its retained state at seq 102"
+        )),
         "{fresh_lines:#?}"
     );
+    assert_eq!(count(&fresh_lines, "ACCEPTED"), 0, "{fresh_lines:#?}");
     drop(fresh);
 
     // Down again, and this time its session is gone (another client id): the retained
@@ -421,5 +423,177 @@ revoked = true
     assert!(
         e.contains("again.toml: key gw-1-2026 is granted twice"),
         "{e}"
+    );
+}
+
+/// Collects `watch`'s lines until one holds `needle`, or `within` passes; that line.
+fn line_with(watch: &mut Watch, needle: &str, within: Duration) -> String {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(l) = watch.lines.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(
+            !left.is_zero(),
+            "no line with {needle:?}: {:#?}",
+            watch.lines
+        );
+        let n = watch.lines.len() + 1;
+        watch.wait(n, left.min(Duration::from_millis(200)));
+    }
+}
+
+/// A live gateway's signed status, off a real Mosquitto: `watch` shows it online, refuses a
+/// forged (unsigned) and an untrusted status, shows the signed will when the gateway is
+/// killed (the broker sends it), refuses the connection's heartbeat sent again after its will,
+/// and, once the gateway is back with a new boot epoch, refuses the old will sent again.
+#[test]
+fn watch_takes_a_live_gateways_signed_status_and_will_and_refuses_forged_or_replayed_ones() {
+    if !peers() || !require_peer("mosquitto_sub") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = SigningKey::generate(KeyId::new("gw-st-2026").unwrap()).unwrap();
+    key.write_pair(d).unwrap();
+    let (_broker, port) = mosquitto(d);
+    let status_topic = "firebreak/v1/paris-1/gateways/gw-st/status";
+    let config = format!(
+        "[site]\nname = \"paris-1\"\ngateway = \"gw-st\"\n[[zones]]\nname = \"battery-room\"\n\
+         [http]\nbind = \"{{HTTP}}\"\n\
+         [[brokers]]\nname = \"local\"\nurl = \"mqtt://127.0.0.1:{port}\"\n\
+         [signing]\nkey_file = \"{}\"\nkey_id = \"gw-st-2026\"\n[outbox]\ndir = \"{}\"\n\
+         [[mqtt_sources]]\nname = \"room-sensor\"\nzone = \"battery-room\"\n\
+         broker = \"mqtt://127.0.0.1:{port}\"\ntopic = \"building/br/env\"\nfreshness_ms = 60000\n\
+         [[mqtt_sources.signals]]\nsignal = \"off-gas\"\nfield = \"voc_ppm\"\n",
+        d.join("gw-st-2026.key").display(),
+        d.join("outbox").display()
+    );
+    let port_s = port.to_string();
+    let mut sub = Sub::start(&["-h", "127.0.0.1", "-p", &port_s], status_topic);
+    let mut gw = Gateway::start(d, &config);
+    let args: Vec<String> = vec![
+        "--broker".into(),
+        format!("mqtt://127.0.0.1:{port}"),
+        "--site".into(),
+        "paris-1".into(),
+        "--trust".into(),
+        d.join("gw-st-2026.pub").display().to_string(),
+    ];
+    let mut watch = Watch::start_with_status(&args, 1, &[]);
+    let online = line_with(
+        &mut watch,
+        "STATUS gateway gw-st ONLINE",
+        Duration::from_secs(10),
+    );
+    assert!(
+        online.contains("session 1 | 0/1 devices healthy (key gw-st-2026)")
+            || online.contains("session 1 | 1/1 devices healthy (key gw-st-2026)"),
+        "{online}"
+    );
+    assert!(sub.wait(Duration::from_secs(10), |g| !g.is_empty()));
+    let heartbeat = sub.got[0].2.clone();
+    let first: serde_json::Value = serde_json::from_str(&heartbeat).unwrap();
+    let epoch = first["epoch"].as_u64().unwrap();
+    assert_eq!(
+        (first["session"].as_u64(), first["beat"].as_u64()),
+        (Some(1), Some(0))
+    );
+
+    // Forged: "gw-st is offline", unsigned; then signed by a key nobody trusts.
+    let mut forged = firebreak_protocols::GatewayStatus::new(
+        GatewayId::new("gw-st").unwrap(),
+        SiteId::new("paris-1").unwrap(),
+        firebreak_protocols::Presence::Offline,
+        "0.1.0",
+        0,
+        1,
+        now_ms(),
+    );
+    forged.epoch = Some(epoch);
+    forged.session = Some(2);
+    forged.beat = Some(0);
+    let unsigned = encode_vec(&forged).unwrap();
+    mosquitto_pub(port, status_topic, &unsigned, false);
+    let stranger = SigningKey::generate(KeyId::new("gw-st-2026x").unwrap()).unwrap();
+    mosquitto_pub(
+        port,
+        status_topic,
+        &signed_vec(&unsigned, &stranger.sign(&unsigned)).unwrap(),
+        false,
+    );
+    let via = format!(" (via mqtt://127.0.0.1:{port} on {status_topic})");
+    assert_eq!(
+        line_with(&mut watch, "REJECTED unsigned", Duration::from_secs(10)),
+        format!("REJECTED unsigned: the message carries no signature{via}")
+    );
+    assert_eq!(
+        line_with(&mut watch, "REJECTED unknown key", Duration::from_secs(10)),
+        format!("REJECTED unknown key: signed by key \"gw-st-2026x\", which is not trusted{via}")
+    );
+    assert!(
+        !watch.lines.iter().any(|l| l.contains("OFFLINE")),
+        "{:#?}",
+        watch.lines
+    );
+
+    // Killed: the broker sends the will the gateway signed at connect (keep-alive 10 s).
+    gw.peer.kill();
+    let offline = line_with(
+        &mut watch,
+        "STATUS gateway gw-st OFFLINE",
+        Duration::from_secs(30),
+    );
+    assert!(
+        offline.contains(&format!("OFFLINE epoch {epoch} session 1 |")),
+        "{offline}"
+    );
+    // The will the broker sent (not the forged offline statuses above).
+    let is_will = |m: &(std::time::Instant, String, String)| {
+        m.2.contains("\"offline\"") && m.2.contains("\"key_id\":\"gw-st-2026\"")
+    };
+    assert!(sub.wait(Duration::from_secs(5), |g| g.iter().any(is_will)));
+    let will = sub.got.iter().find(|m| is_will(m)).unwrap().2.clone();
+    // The connection's first heartbeat sent again: it does not revive the gateway.
+    mosquitto_pub(port, status_topic, heartbeat.as_bytes(), false);
+    assert_eq!(
+        line_with(&mut watch, "REJECTED replayed", Duration::from_secs(10)),
+        format!(
+            "REJECTED replayed: a status of gateway gw-st says online for epoch {epoch} session 1, whose offline was already taken{via}"
+        )
+    );
+
+    // Back, with a higher boot epoch; the old will sent again does not mark it offline.
+    let _gw = Gateway::start(d, &config);
+    let restarted = wait_until(Duration::from_secs(10), || {
+        let n = watch.lines.len() + 1;
+        watch.wait(n, Duration::from_millis(200));
+        watch
+            .lines
+            .iter()
+            .filter(|l| l.contains("STATUS gateway gw-st ONLINE"))
+            .count()
+            >= 2
+    });
+    assert!(restarted.is_some(), "{:#?}", watch.lines);
+    let second = watch
+        .lines
+        .iter()
+        .filter(|l| l.contains("STATUS gateway gw-st ONLINE"))
+        .nth(1)
+        .unwrap()
+        .clone();
+    assert!(
+        !second.contains(&format!("epoch {epoch} ")),
+        "a restart has a new epoch: {second}"
+    );
+    mosquitto_pub(port, status_topic, will.as_bytes(), false);
+    let old = line_with(&mut watch, "REJECTED old session", Duration::from_secs(10));
+    assert!(
+        old.starts_with(&format!(
+            "REJECTED old session: a status of gateway gw-st from epoch {epoch} session 1, after epoch "
+        )),
+        "{old}"
     );
 }

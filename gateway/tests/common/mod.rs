@@ -350,8 +350,19 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// Starts `firebreak watch ARGS` and waits until it subscribed on `brokers` brokers.
+    /// Starts `firebreak watch ARGS` and waits until it subscribed on `brokers` brokers. Its
+    /// lines about the gateways' status (`STATUS …`, `"event":"status"`) are left out: tests
+    /// of triggers need not know when heartbeats come; [`Watch::start_with_status`] keeps them.
     pub fn start(args: &[String], brokers: usize, env: &[(&str, &Path)]) -> Watch {
+        Watch::starting(args, brokers, env, false)
+    }
+
+    /// [`Watch::start`], keeping every line.
+    pub fn start_with_status(args: &[String], brokers: usize, env: &[(&str, &Path)]) -> Watch {
+        Watch::starting(args, brokers, env, true)
+    }
+
+    fn starting(args: &[String], brokers: usize, env: &[(&str, &Path)], status: bool) -> Watch {
         let mut cmd = Command::new(firebreak_bin());
         cmd.arg("watch")
             .args(args)
@@ -366,7 +377,11 @@ impl Watch {
         let stdout = child.stdout.take().unwrap();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
+                let about_status =
+                    line.starts_with("STATUS ") || line.contains("\"event\":\"status\"");
+                if status || !about_status {
+                    let _ = tx.send(line);
+                }
             }
         });
         let (etx, err) = std::sync::mpsc::channel();
