@@ -11,19 +11,21 @@
 //! 5. **key not granted** — the key is revoked, outside its validity dates, or not granted
 //!    the trigger's gateway or site ([`crate::trust`]: a trust file binds each key to what it
 //!    may speak for; a bare public key speaks for the first gateway it is seen signing for);
-//! 6. **wrong site** — a trigger about another site than the one watched;
-//! 7. **duplicate** — the same (`gateway`, `seq`) as one accepted (another broker, a re-send):
+//! 6. **future** — `issued_at_ms` more than [`MAX_SKEW_MS`] ahead of the controller's clock;
+//! 7. **epoch ahead** / **seq ahead** — a boot `epoch` more than [`MAX_EPOCH_AHEAD`] above its
+//!    issue time in seconds, or a `seq` more than [`MAX_SEQ_AHEAD`] above its own
+//!    `issued_at_ms`: taken, it would make every later trigger of the gateway a replay (none is
+//!    ever remembered);
+//! 8. **wrong site** — a trigger about another site than the one watched;
+//! 9. **duplicate** — the same (`gateway`, `seq`) as one accepted (another broker, a re-send):
 //!    not an error, and not acted on twice;
-//! 8. **replayed** — a `seq` at or below the last one accepted from that gateway, and not a
-//!    duplicate: an old trigger published again;
-//! 9. **future** — `issued_at_ms` more than [`MAX_SKEW_MS`] ahead of the controller's clock;
-//! 10. **seq ahead** / **epoch ahead** — a `seq` more than [`MAX_SEQ_AHEAD`] above its own
-//!     `issued_at_ms`, or a boot `epoch` more than [`MAX_EPOCH_AHEAD`] above its issue time in
-//!     seconds: taken, it would make every later trigger of the gateway a replay (none is ever
-//!     remembered);
-//! 11. **old epoch** — a boot `epoch` below one already accepted from that gateway with a
+//! 10. **replayed** — a `seq` at or below the last one accepted from that gateway, and not a
+//!     duplicate: an old trigger published again;
+//! 11. **superseded** — a `seq` below that of a retained state of its scope already taken: its
+//!     level no longer holds;
+//! 12. **old epoch** — a boot `epoch` below one already accepted from that gateway with a
 //!     `seq` above: a genuine gateway's `seq` and `epoch` rise together;
-//! 12. **stale** — `issued_at_ms` older than the maximum age: old news, whatever its `seq`;
+//! 13. **stale** — `issued_at_ms` older than the maximum age: old news, whatever its `seq`;
 //!
 //! and otherwise **accepted**, once. The trigger a controller acts on is decoded from the
 //! **signed bytes** (see [`firebreak_protocols::signed`]), never from anything outside them.
@@ -34,8 +36,8 @@
 //!
 //! A controller that reconnects catches up: [`Verifier::check_state`] verifies a retained
 //! `state` message (never one older than what was seen for its scope), and an accepted
-//! trigger or a state says which `seq`s of its gateway were **missed** — above the last one accepted, never accepted. What was accepted survives a
-//! restart in a [`Ledger`] ([`Verifier::ledger`], [`Verifier::with_ledger`]), so that a replay
+//! trigger or a state says which `seq`s of its gateway were **missed** — above the last one
+//! accepted, never accepted. What was accepted survives a restart in a [`Ledger`] ([`Verifier::ledger`], [`Verifier::with_ledger`]), so that a replay
 //! of an old trigger is still rejected as one after the restart.
 //!
 //! ```

@@ -176,6 +176,8 @@ fn example_trigger() -> Trigger {
         .unwrap();
     }
     t.seconds_to_power_loss = Some(480);
+    // The gateway started at 06:13:00Z that morning.
+    t.epoch = Some(1_665_814_380);
     t
 }
 
@@ -208,7 +210,7 @@ fn example_telemetry() -> Telemetry {
 }
 
 fn example_status() -> GatewayStatus {
-    GatewayStatus::new(
+    let mut s = GatewayStatus::new(
         GatewayId::new("gw-paris-1a").unwrap(),
         SiteId::new("paris-1").unwrap(),
         Presence::Online,
@@ -216,7 +218,12 @@ fn example_status() -> GatewayStatus {
         11,
         12,
         1_665_814_750_000,
-    )
+    );
+    s.epoch = Some(1_665_814_380);
+    s.session = Some(1);
+    s.beat = Some(37);
+    s.heartbeat_s = Some(10);
+    s
 }
 
 fn examples() -> String {
@@ -229,7 +236,9 @@ fn examples() -> String {
          Telemetry (`firebreak.telemetry/1`), on `firebreak/v1/paris-1/telemetry/ups-b1`:\n\n\
          ```json\n{}\n```\n\n\
          Gateway status (`firebreak.status/1`), retained on \
-         `firebreak/v1/paris-1/gateways/gw-paris-1a/status`:\n\n```json\n{}\n```\n",
+         `firebreak/v1/paris-1/gateways/gw-paris-1a/status`:\n\n```json\n{}\n```\n\n\
+         The trigger and the status are shown without their `signature` member: on the wire \
+         each ends with one, as [Signatures](#signatures) shows.\n",
         pretty(&trigger),
         pretty(&telemetry),
         pretty(&status)
