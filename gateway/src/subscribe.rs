@@ -67,7 +67,9 @@ use crate::keys::PublicKey;
 use crate::trust::{Grant, Trust};
 
 mod ledger;
+pub mod merge;
 pub use ledger::{LEDGER_SCHEMA, Ledger, LedgerError};
+pub use merge::{MergeEvent, MergeOptions, Merger};
 
 /// The default maximum age of a trigger: 10 minutes.
 pub const DEFAULT_MAX_AGE_MS: u64 = 600_000;

@@ -31,7 +31,8 @@ use crate::config::{BrokerConfig, PasswordSource, TlsFiles, parse_broker_url};
 use crate::deliver::link::{Link, LinkError};
 use crate::keys::KeyError;
 use crate::subscribe::{
-    Ledger, LedgerError, Rejection, StatusVerdict, Verdict, Verifier, describe,
+    Ledger, LedgerError, MergeEvent, MergeOptions, Merger, Rejection, StatusVerdict, Verdict,
+    Verifier, describe,
 };
 
 /// How long `--exec` may run for one trigger before it is killed.
@@ -55,9 +56,16 @@ pub struct WatchArgs {
     /// One JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Run this shell command for each accepted trigger, with the payload on its stdin.
+    /// Run this shell command for each change of the site's or a zone's merged level (the
+    /// highest any trusted gateway reports), with the payload that changed it on its stdin,
+    /// and when every gateway of the site falls silent during an alarm
+    /// (`FIREBREAK_EVENT=site-silent-during-alarm`).
     #[arg(long)]
     pub exec: Option<String>,
+    /// Report two live gateways that give one scope different levels for this long, in
+    /// seconds.
+    #[arg(long, default_value_t = MergeOptions::default().disagree_after_ms / 1000)]
+    pub disagree_after: u64,
     /// Reject triggers issued longer ago than this, in seconds.
     #[arg(long, default_value_t = crate::subscribe::DEFAULT_MAX_AGE_MS / 1000)]
     pub max_age: u64,
@@ -277,6 +285,21 @@ pub async fn watch(
         .clone()
         .unwrap_or_else(|| default_client_id(&site));
     check_client_id(&client_id)?;
+    let mut merger = Merger::new(
+        site.clone(),
+        MergeOptions {
+            disagree_after_ms: args.disagree_after.saturating_mul(1000),
+            ..MergeOptions::default()
+        },
+    );
+    // The gateways the trust file grants this site are expected: never heard, they turn
+    // stale like silent ones.
+    for grant in trust.grants().iter().filter(|g| !g.revoked) {
+        let for_site = grant.sites.as_ref().is_none_or(|s| s.contains(&site));
+        for gateway in grant.gateways.iter().flatten().filter(|_| for_site) {
+            merger.expect(gateway.clone(), now_ms());
+        }
+    }
     let mut verifier = Verifier::with_trust(trust)
         .site(site.clone())
         .max_age_ms(args.max_age.saturating_mul(1000));
@@ -335,11 +358,19 @@ pub async fn watch(
         ledger: state_dir.as_ref().map(|s| s.ledger.clone()),
         states: HashMap::new(),
         statuses: HashMap::new(),
+        merger,
     };
     tokio::pin!(shutdown);
+    let mut clock = tokio::time::interval(Duration::from_secs(1));
+    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let r = tokio::select! {
             _ = &mut shutdown => break,
+            _ = clock.tick() => {
+                let events = controller.merger.tick(now_ms());
+                controller.merged(events, None, out).await?;
+                continue;
+            }
             r = rx.recv() => match r { Some(r) => r, None => break },
         };
         controller.handle(&r, out).await?;
@@ -364,6 +395,8 @@ struct Controller<'a> {
     /// Per (broker, gateway), what its last status line said: a heartbeat that changes
     /// nothing is not printed.
     statuses: HashMap<(String, GatewayId), String>,
+    /// The site as every gateway reports it.
+    merger: Merger,
 }
 
 impl Controller<'_> {
@@ -372,8 +405,8 @@ impl Controller<'_> {
             Ok(Topic::Triggers(_)) => self.trigger(r, out).await,
             // A state is read when it is retained (sent at subscription: what holds at
             // connect); the same trigger published live also comes on the triggers topic.
-            Ok(Topic::SiteState(_) | Topic::ZoneState(..)) if r.retain => self.state(r, out),
-            Ok(Topic::GatewayStatus(..)) => self.status(r, out),
+            Ok(Topic::SiteState(_) | Topic::ZoneState(..)) if r.retain => self.state(r, out).await,
+            Ok(Topic::GatewayStatus(..)) => self.status(r, out).await,
             _ => {
                 debug!(topic = %r.topic, broker = %r.broker, "not read");
                 Ok(())
@@ -418,9 +451,9 @@ impl Controller<'_> {
                     writeln!(out, "ACCEPTED {} via {}", describe(&a.trigger), r.broker)?;
                 }
                 out.flush()?;
-                if let Some(cmd) = &self.args.exec {
-                    run_exec(cmd, &a.trigger, &a.payload).await;
-                }
+                let events = self.merger.on_trigger(&a.trigger, now_ms());
+                self.merged(events, Some((&a.trigger, &a.payload)), out)
+                    .await?;
             }
             Verdict::Duplicate { gateway, seq } => {
                 debug!(%gateway, seq, broker = %r.broker, "duplicate dropped");
@@ -430,7 +463,7 @@ impl Controller<'_> {
         Ok(())
     }
 
-    fn status(&mut self, r: &Received, out: &mut impl Write) -> Result<(), WatchError> {
+    async fn status(&mut self, r: &Received, out: &mut impl Write) -> Result<(), WatchError> {
         let a = match self.verifier.check_status(&r.broker, &r.payload, now_ms()) {
             StatusVerdict::Accepted(a) => a,
             StatusVerdict::Duplicate { .. } => return Ok(()),
@@ -455,9 +488,10 @@ impl Controller<'_> {
         if a.silent {
             said.push_str(&format!(" | SILENT: last heard {} s ago", a.age_ms / 1000));
         }
+        let events = self.merger.on_status(st, &r.broker, a.silent, now_ms());
         let slot = (r.broker.clone(), st.gateway.clone());
         if self.statuses.get(&slot) == Some(&said) {
-            return Ok(());
+            return self.merged(events, None, out).await;
         }
         self.statuses.insert(slot, said.clone());
         if self.args.json {
@@ -479,10 +513,10 @@ impl Controller<'_> {
             )?;
         }
         out.flush()?;
-        Ok(())
+        self.merged(events, None, out).await
     }
 
-    fn state(&mut self, r: &Received, out: &mut impl Write) -> Result<(), WatchError> {
+    async fn state(&mut self, r: &Received, out: &mut impl Write) -> Result<(), WatchError> {
         let state = match self.verifier.check_state(&r.payload, now_ms()) {
             Ok(s) => s,
             Err(why) => return rejected_line(self.args.json, out, &why, r),
@@ -532,6 +566,155 @@ impl Controller<'_> {
             )?;
         }
         out.flush()?;
+        let events = self.merger.on_state(t, now_ms());
+        self.merged(events, Some((t, &r.payload)), out).await
+    }
+
+    /// Prints what changed in the merged view of the site, and runs `--exec` for a changed
+    /// merged level (with `cause`, the trigger or state that changed it, and its payload) and
+    /// for a site silent during an alarm.
+    async fn merged(
+        &mut self,
+        events: Vec<MergeEvent>,
+        cause: Option<(&firebreak_protocols::Trigger, &[u8])>,
+        out: &mut impl Write,
+    ) -> Result<(), WatchError> {
+        let site = self.merger.site().clone();
+        for event in events {
+            let scope_text = |scope: &Option<firebreak_protocols::ZoneId>| match scope {
+                Some(z) => format!("site {site} zone {z}"),
+                None => format!("site {site}"),
+            };
+            let list = |levels: &[(GatewayId, firebreak_protocols::Level)]| {
+                levels
+                    .iter()
+                    .map(|(g, l)| format!("{g} {l}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let names = |gateways: &[GatewayId]| {
+                gateways
+                    .iter()
+                    .map(GatewayId::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let (text, json) = match &event {
+                MergeEvent::Level {
+                    scope,
+                    level,
+                    previous,
+                    by,
+                    levels,
+                } => (
+                    format!(
+                        "LEVEL {} (was {previous}) {} | {} (changed by {by})",
+                        level.name().to_uppercase(),
+                        scope_text(scope),
+                        list(levels)
+                    ),
+                    serde_json::json!({
+                        "event": "level", "site": site.as_str(),
+                        "zone": scope.as_ref().map(|z| z.as_str()),
+                        "level": level.name(), "previous": previous.name(), "by": by.as_str(),
+                        "gateways": levels.iter().map(|(g, l)| serde_json::json!({"gateway": g.as_str(), "level": l.name()})).collect::<Vec<_>>(),
+                    }),
+                ),
+                MergeEvent::Stale { gateway, why } => (
+                    format!("STALE gateway {gateway}: {why}"),
+                    serde_json::json!({"event": "stale", "gateway": gateway.as_str(), "detail": why}),
+                ),
+                MergeEvent::Live { gateway } => (
+                    format!("LIVE gateway {gateway}: heard again"),
+                    serde_json::json!({"event": "live", "gateway": gateway.as_str()}),
+                ),
+                MergeEvent::SiteSilentDuringAlarm { level, gateways } => (
+                    format!(
+                        "SITE-SILENT-DURING-ALARM site {site} at {}: every gateway is silent ({}); check the site by your own means, and fail over if your runbook says so",
+                        level.name().to_uppercase(),
+                        names(gateways)
+                    ),
+                    serde_json::json!({
+                        "event": "site-silent-during-alarm", "site": site.as_str(),
+                        "level": level.name(),
+                        "gateways": gateways.iter().map(GatewayId::as_str).collect::<Vec<_>>(),
+                    }),
+                ),
+                MergeEvent::SiteHeardAgain { gateway } => (
+                    format!("SITE HEARD AGAIN site {site}: gateway {gateway} is live"),
+                    serde_json::json!({"event": "site-heard-again", "site": site.as_str(), "gateway": gateway.as_str()}),
+                ),
+                MergeEvent::Disagree {
+                    scope,
+                    levels,
+                    for_ms,
+                } => (
+                    format!(
+                        "DISAGREE {} for {} s: {}",
+                        scope_text(scope),
+                        for_ms / 1000,
+                        list(levels)
+                    ),
+                    serde_json::json!({
+                        "event": "disagree", "site": site.as_str(),
+                        "zone": scope.as_ref().map(|z| z.as_str()), "for_ms": for_ms,
+                        "gateways": levels.iter().map(|(g, l)| serde_json::json!({"gateway": g.as_str(), "level": l.name()})).collect::<Vec<_>>(),
+                    }),
+                ),
+                MergeEvent::Agree { scope, level } => (
+                    format!("AGREE {} at {level}", scope_text(scope)),
+                    serde_json::json!({
+                        "event": "agree", "site": site.as_str(),
+                        "zone": scope.as_ref().map(|z| z.as_str()), "level": level.name(),
+                    }),
+                ),
+            };
+            if self.args.json {
+                writeln!(out, "{json}")?;
+            } else {
+                writeln!(out, "{text}")?;
+            }
+            out.flush()?;
+            let Some(cmd) = &self.args.exec else {
+                continue;
+            };
+            match &event {
+                MergeEvent::Level {
+                    scope,
+                    level,
+                    previous,
+                    by,
+                    ..
+                } => {
+                    let (seq, payload) = cause
+                        .filter(|(t, _)| t.gateway == *by)
+                        .map_or((String::new(), &[][..]), |(t, p)| (t.seq.to_string(), p));
+                    let env = Exec {
+                        event: "level",
+                        level: *level,
+                        previous: *previous,
+                        site: site.as_str(),
+                        zone: scope.as_ref().map_or("", |z| z.as_str()),
+                        gateway: by.to_string(),
+                        seq,
+                    };
+                    run_exec(cmd, &env, payload).await;
+                }
+                MergeEvent::SiteSilentDuringAlarm { level, gateways } => {
+                    let env = Exec {
+                        event: "site-silent-during-alarm",
+                        level: *level,
+                        previous: *level,
+                        site: site.as_str(),
+                        zone: "",
+                        gateway: names(gateways),
+                        seq: String::new(),
+                    };
+                    run_exec(cmd, &env, json.to_string().as_bytes()).await;
+                }
+                _ => {}
+            }
+        }
         Ok(())
     }
 }
@@ -586,19 +769,29 @@ fn rejected_line(
     Ok(())
 }
 
-async fn run_exec(cmd: &str, t: &firebreak_protocols::Trigger, payload: &[u8]) {
+/// What `--exec` is told, in its environment.
+struct Exec<'a> {
+    event: &'static str,
+    level: firebreak_protocols::Level,
+    previous: firebreak_protocols::Level,
+    site: &'a str,
+    zone: &'a str,
+    gateway: String,
+    seq: String,
+}
+
+async fn run_exec(cmd: &str, e: &Exec<'_>, payload: &[u8]) {
+    let what = format!("{} {} {}", e.event, e.level, e.zone);
     let child = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(cmd)
-        .env("FIREBREAK_LEVEL", t.level.name())
-        .env("FIREBREAK_PREVIOUS", t.previous.name())
-        .env("FIREBREAK_SITE", t.site.as_str())
-        .env(
-            "FIREBREAK_ZONE",
-            t.zone.as_ref().map(|z| z.as_str()).unwrap_or(""),
-        )
-        .env("FIREBREAK_GATEWAY", t.gateway.as_str())
-        .env("FIREBREAK_SEQ", t.seq.to_string())
+        .env("FIREBREAK_EVENT", e.event)
+        .env("FIREBREAK_LEVEL", e.level.name())
+        .env("FIREBREAK_PREVIOUS", e.previous.name())
+        .env("FIREBREAK_SITE", e.site)
+        .env("FIREBREAK_ZONE", e.zone)
+        .env("FIREBREAK_GATEWAY", &e.gateway)
+        .env("FIREBREAK_SEQ", &e.seq)
         .stdin(Stdio::piped())
         .kill_on_drop(true)
         .spawn();
@@ -615,13 +808,12 @@ async fn run_exec(cmd: &str, t: &firebreak_protocols::Trigger, payload: &[u8]) {
     }
     match tokio::time::timeout(EXEC_TIMEOUT, child.wait()).await {
         Ok(Ok(status)) if status.success() => {}
-        Ok(Ok(status)) => eprintln!("watch: --exec {cmd:?} for seq {}: {status}", t.seq),
+        Ok(Ok(status)) => eprintln!("watch: --exec {cmd:?} for {what}: {status}"),
         Ok(Err(e)) => eprintln!("watch: --exec {cmd:?}: {e}"),
         Err(_) => {
             let _ = child.kill().await;
             eprintln!(
-                "watch: --exec {cmd:?} for seq {} did not finish within {} s: killed",
-                t.seq,
+                "watch: --exec {cmd:?} for {what} did not finish within {} s: killed",
                 EXEC_TIMEOUT.as_secs()
             );
         }

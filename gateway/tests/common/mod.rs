@@ -350,9 +350,10 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// Starts `firebreak watch ARGS` and waits until it subscribed on `brokers` brokers. Its
-    /// lines about the gateways' status (`STATUS …`, `"event":"status"`) are left out: tests
-    /// of triggers need not know when heartbeats come; [`Watch::start_with_status`] keeps them.
+    /// Starts `firebreak watch ARGS` and waits until it subscribed on `brokers` brokers. Only
+    /// its lines about triggers and states are kept (`ACCEPTED`, `REJECTED`, `STATE`,
+    /// `missed:`, and their JSON): tests of triggers need not know when heartbeats come or a
+    /// gateway turns stale; [`Watch::start_with_status`] keeps every line.
     pub fn start(args: &[String], brokers: usize, env: &[(&str, &Path)]) -> Watch {
         Watch::starting(args, brokers, env, false)
     }
@@ -377,9 +378,13 @@ impl Watch {
         let stdout = child.stdout.take().unwrap();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let about_status =
-                    line.starts_with("STATUS ") || line.contains("\"event\":\"status\"");
-                if status || !about_status {
+                let about_triggers = ["ACCEPTED ", "REJECTED ", "STATE ", "missed: "]
+                    .iter()
+                    .any(|p| line.starts_with(p))
+                    || ["accepted", "rejected", "state", "missed"]
+                        .iter()
+                        .any(|e| line.contains(&format!("\"event\":\"{e}\"")));
+                if status || about_triggers {
                     let _ = tx.send(line);
                 }
             }
