@@ -115,7 +115,7 @@ class Verifier:
         self.accepted = {}  # gateway -> set of seqs accepted
         self.epochs = {}  # gateway -> highest epoch accepted
         self.scopes = {}  # (gateway, zone or None) -> highest seq accepted or taken from a state
-        self.statuses = {}  # (via, gateway) -> (epoch, session, beat, state)
+        self.statuses = {}  # gateway -> (latest epoch, {session: (beat, state)})
 
     def signed(self, payload, parse):
         """Steps 1-5 of "What is signed", then the key's grants: (message, key_id)."""
@@ -194,38 +194,43 @@ class Verifier:
         self.scopes[scope] = t["seq"]
         return t
 
-    def check_status(self, via, payload, now_ms):
-        """A gateway status from broker `via`: the status if taken; raises Rejected; None when
-        it says nothing new."""
+    def check_status(self, payload, now_ms):
+        """A gateway status: the status if taken; raises Rejected; None when it says nothing
+        new. Each connection (epoch, session) of the gateway's latest boot is followed on its
+        own: a gateway has one per broker, and their statuses share one topic."""
         s, _ = self.signed(payload, status_fields)
         in_time(s, now_ms)
         self.about_this_site(s)
-        slot = (via, s["gateway"])
-        now = (s["epoch"], s["session"], s["beat"], s["state"])
-        last = self.statuses.get(slot)
+        epoch, sessions = self.statuses.get(s["gateway"], (-1, {}))
+        if s["epoch"] < epoch:
+            raise Rejected("old-session", f"epoch {s['epoch']} is before epoch {epoch} already seen")
+        if s["epoch"] > epoch:
+            epoch, sessions = s["epoch"], {}
+        self.statuses[s["gateway"]] = (epoch, sessions)
+        last = sessions.get(s["session"])
         if last is not None:
-            if now[:2] < last[:2]:
-                raise Rejected("old-session", f"epoch {now[0]} session {now[1]} is before epoch {last[0]} session {last[1]}")
-            if now[:2] == last[:2]:
-                if now == last or (last[3] == "offline" and now[3] == "offline"):
-                    return None
-                if last[3] == "offline":
-                    raise Rejected("replayed", "online after its connection's offline")
-                if now[3] == "online" and now[2] <= last[2]:
-                    raise Rejected("replayed", f"beat {now[2]} is not after beat {last[2]}")
-        self.statuses[slot] = now
+            beat, state = last
+            if state == "offline" and s["state"] == "offline":
+                return None
+            if state == "offline":
+                raise Rejected("replayed", "online after its connection's offline")
+            if s["state"] == "online" and s["beat"] == beat:
+                return None
+            if s["state"] == "online" and s["beat"] < beat:
+                raise Rejected("replayed", f"beat {s['beat']} is not after beat {beat}")
+        sessions[s["session"]] = (s["beat"], s["state"])
         age_ms = max(0, now_ms - s["issued_at_ms"])
         s["silent"] = s["state"] == "online" and age_ms > SILENT_AFTER_HEARTBEATS * 1000 * s.get("heartbeat_s", 10)
         return s
 
 
-def verdict(verifier, kind, payload, now_ms, via="stdin"):
+def verdict(verifier, kind, payload, now_ms):
     """(verdict, detail) for one message of `kind`: trigger, state or status."""
     try:
         if kind == "state":
             m = verifier.check_state(payload, now_ms)
         elif kind == "status":
-            m = verifier.check_status(via, payload, now_ms)
+            m = verifier.check_status(payload, now_ms)
         else:
             m = verifier.check(payload, now_ms)
     except Rejected as r:
@@ -252,7 +257,6 @@ def run_vectors(path):
                 step.get("kind", "trigger"),
                 step["payload"].encode("utf-8"),
                 doc["now_ms"],
-                step.get("via", "broker-a"),
             )
             name = v["name"] if len(steps) == 1 else f"{v['name']} step {i + 1}"
             if kind == step["expect"]:

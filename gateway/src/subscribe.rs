@@ -196,7 +196,8 @@ pub enum Rejection {
         /// The seq of the state taken for that scope.
         seen: u64,
     },
-    /// A status from an earlier connection of its gateway than one seen on the same broker.
+    /// A status from an earlier boot of its gateway than one seen: every connection of that
+    /// boot is gone.
     OldSession {
         /// The gateway.
         gateway: String,
@@ -288,7 +289,7 @@ impl fmt::Display for Rejection {
                 seen,
             } => write!(
                 f,
-                "old session: a status of gateway {gateway} from epoch {} session {}, after epoch {} session {} on this broker (an old status or will sent again)",
+                "old session: a status of gateway {gateway} from epoch {} session {}, after epoch {} session {} was seen (a status or will of an earlier boot sent again)",
                 found.0, found.1, seen.0, seen.1
             ),
             Self::StatusReplayed { gateway, why } => {
@@ -422,14 +423,16 @@ struct Seen {
     scopes: BTreeMap<Option<ZoneId>, u64>,
 }
 
-/// The latest status taken from one gateway on one broker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What was taken of one gateway's statuses: its latest boot epoch, and per connection of
+/// that boot, the last beat and presence.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct StatusSeen {
     epoch: u64,
-    session: u64,
-    beat: u64,
-    presence: Presence,
+    sessions: BTreeMap<u64, (u64, Presence)>,
 }
+
+/// How many connections of one boot are remembered per gateway (the oldest are forgotten).
+const SESSIONS_KEPT: usize = 64;
 
 impl Seen {
     /// The highest `seq` accounted for (accepted or reported missed), once one was accepted.
@@ -475,8 +478,8 @@ pub struct Verifier {
     site: Option<SiteId>,
     max_age_ms: u64,
     seen: HashMap<GatewayId, Seen>,
-    /// By (broker, gateway): each broker holds its own connection, and will, of a gateway.
-    statuses: HashMap<(String, GatewayId), StatusSeen>,
+    /// Per gateway: its connections, whichever broker or bridge their statuses came through.
+    statuses: HashMap<GatewayId, StatusSeen>,
 }
 
 impl Verifier {
@@ -705,15 +708,16 @@ impl Verifier {
         })
     }
 
-    /// Checks a gateway's `status` message received from broker `via` (any name that tells
-    /// the broker apart: each broker holds its own connection, and will, of the gateway), at
-    /// `now_ms` on the controller's clock: signature, key, site, not from the future, and its
-    /// order among the statuses of that gateway on that broker, by (`epoch`, `session`,
-    /// `beat`) — a status of an earlier connection is `old-session`; on the current
-    /// connection, a heartbeat not newer than the last, or `online` after its `offline`, is
-    /// `replayed`. A gateway's first status seen on a broker is taken as it is.
-    pub fn check_status(&mut self, via: &str, payload: &[u8], now_ms: u64) -> StatusVerdict {
-        match self.status_order(via, payload, now_ms) {
+    /// Checks a gateway's `status` message at `now_ms` on the controller's clock: signature,
+    /// key, site, not from the future, and its order among the statuses of that gateway. A
+    /// gateway has one connection per broker at a time, each with its own will, and their
+    /// statuses share one topic (and meet on a broker that bridges several), so each
+    /// connection (`epoch`, `session`) is followed on its own: a status of an earlier boot
+    /// (`epoch` below the latest seen) is `old-session` — every connection of that boot is
+    /// gone; on one connection, a heartbeat not newer than the last, or `online` after its
+    /// `offline`, is `replayed`. The first status of a connection is taken as it is.
+    pub fn check_status(&mut self, payload: &[u8], now_ms: u64) -> StatusVerdict {
+        match self.status_order(payload, now_ms) {
             Ok(Some(a)) => StatusVerdict::Accepted(Box::new(a)),
             Ok(None) => match message::decode::<GatewayStatus>(payload) {
                 Ok(st) => StatusVerdict::Duplicate {
@@ -727,7 +731,6 @@ impl Verifier {
 
     fn status_order(
         &mut self,
-        via: &str,
         payload: &[u8],
         now_ms: u64,
     ) -> Result<Option<StatusAccepted>, Rejection> {
@@ -746,52 +749,53 @@ impl Verifier {
                 expected: site.to_string(),
             });
         }
-        let now = StatusSeen {
-            epoch,
-            session,
-            beat,
-            presence: status.state,
-        };
         let gateway = status.gateway.to_string();
-        let slot = (via.to_string(), status.gateway.clone());
-        if let Some(last) = self.statuses.get(&slot) {
-            let (found, seen) = ((epoch, session), (last.epoch, last.session));
-            if found < seen {
-                return Err(Rejection::OldSession {
-                    gateway,
-                    found,
-                    seen,
-                });
-            }
-            if found == seen {
-                if *last == now {
-                    return Ok(None);
+        let seen = self.statuses.entry(status.gateway.clone()).or_default();
+        if epoch < seen.epoch {
+            return Err(Rejection::OldSession {
+                gateway,
+                found: (epoch, session),
+                seen: (
+                    seen.epoch,
+                    seen.sessions.keys().last().copied().unwrap_or(0),
+                ),
+            });
+        }
+        if epoch > seen.epoch {
+            *seen = StatusSeen {
+                epoch,
+                sessions: BTreeMap::new(),
+            };
+        }
+        if let Some(&(last_beat, last)) = seen.sessions.get(&session) {
+            match (last, status.state) {
+                (Presence::Offline, Presence::Offline) => return Ok(None),
+                (Presence::Offline, Presence::Online) => {
+                    return Err(Rejection::StatusReplayed {
+                        gateway,
+                        why: format!(
+                            "says online for epoch {epoch} session {session}, whose offline was already taken"
+                        ),
+                    });
                 }
-                match (last.presence, now.presence) {
-                    (Presence::Offline, Presence::Online) => {
-                        return Err(Rejection::StatusReplayed {
-                            gateway,
-                            why: format!(
-                                "says online for epoch {epoch} session {session}, whose offline was already taken"
-                            ),
-                        });
-                    }
-                    (Presence::Offline, Presence::Offline) => return Ok(None),
-                    (Presence::Online, Presence::Online) if beat <= last.beat => {
-                        return Err(Rejection::StatusReplayed {
-                            gateway,
-                            why: format!(
-                                "beat {beat} of epoch {epoch} session {session} is not after beat {} already taken",
-                                last.beat
-                            ),
-                        });
-                    }
-                    // The will (beat 0) or a clean stop ends the connection whatever its beat.
-                    _ => {}
+                (Presence::Online, Presence::Online) if beat == last_beat => return Ok(None),
+                (Presence::Online, Presence::Online) if beat < last_beat => {
+                    return Err(Rejection::StatusReplayed {
+                        gateway,
+                        why: format!(
+                            "beat {beat} of epoch {epoch} session {session} is not after beat {last_beat} already taken"
+                        ),
+                    });
                 }
+                // A later heartbeat; or the will (beat 0) or a clean stop, which end the
+                // connection whatever their beat.
+                _ => {}
             }
         }
-        self.statuses.insert(slot, now);
+        seen.sessions.insert(session, (beat, status.state));
+        while seen.sessions.len() > SESSIONS_KEPT {
+            seen.sessions.pop_first();
+        }
         let age_ms = now_ms.saturating_sub(status.issued_at_ms);
         let heartbeat_ms = u64::from(status.heartbeat_s.unwrap_or(10).max(1)) * 1000;
         let silent = status.state == Presence::Online
@@ -1367,66 +1371,63 @@ mod tests {
     }
 
     #[test]
-    fn statuses_are_ordered_by_connection_and_a_replayed_will_or_heartbeat_is_refused() {
+    fn statuses_are_ordered_per_connection_and_a_replayed_will_or_heartbeat_is_refused() {
         let k = key("k1", 1);
         let mut v = verifier();
         let e = 1_700_000_000;
-        let mut check = |via: &str, st: &GatewayStatus| {
-            status_kind(v.check_status(via, &sign_status(st, &k), NOW))
-        };
-        // Session 1's will, captured when it fired, and session 2 online.
+        let mut check = |st: &GatewayStatus| status_kind(v.check_status(&sign_status(st, &k), NOW));
+        // Connection 1's will (it died), and connection 2 online, heart-beating.
         let will_1 = status(Presence::Offline, e, 1, 0, NOW - 60_000);
-        assert_eq!(check("a", &will_1), "accepted Offline");
+        assert_eq!(check(&will_1), "accepted Offline");
         assert_eq!(
-            check("a", &status(Presence::Online, e, 2, 0, NOW - 20_000)),
+            check(&status(Presence::Online, e, 2, 0, NOW - 20_000)),
             "accepted Online"
         );
         assert_eq!(
-            check("a", &status(Presence::Online, e, 2, 2, NOW)),
+            check(&status(Presence::Online, e, 2, 2, NOW)),
             "accepted Online"
         );
-        // The old will sent again: the gateway is not marked offline.
-        assert_eq!(check("a", &will_1), "old-session");
-        // A heartbeat sent again, and the same one twice.
+        // Connection 1's will again (another path, or sent again): nothing new.
+        assert_eq!(check(&will_1), "duplicate");
+        // A heartbeat of connection 2 sent again, and the same one twice.
         assert_eq!(
-            check("a", &status(Presence::Online, e, 2, 1, NOW - 10_000)),
+            check(&status(Presence::Online, e, 2, 1, NOW - 10_000)),
             "replayed"
         );
+        assert_eq!(check(&status(Presence::Online, e, 2, 2, NOW)), "duplicate");
+        // Another connection of the same boot (to another broker), older in number: its own.
         assert_eq!(
-            check("a", &status(Presence::Online, e, 2, 2, NOW)),
-            "duplicate"
+            check(&status(Presence::Online, e, 3, 5, NOW)),
+            "accepted Online"
         );
-        // Session 2's will (beat 0) ends it; a heartbeat of session 2 replayed cannot revive it.
+        // Connection 2's will (beat 0) ends it; a heartbeat of it replayed cannot revive it.
         assert_eq!(
-            check("a", &status(Presence::Offline, e, 2, 0, NOW - 20_000)),
+            check(&status(Presence::Offline, e, 2, 0, NOW - 20_000)),
             "accepted Offline"
         );
+        assert_eq!(check(&status(Presence::Online, e, 2, 3, NOW)), "replayed");
+        // A new start: a higher epoch, connections counted again; then a will of the earlier
+        // boot sent again cannot mark the gateway offline.
         assert_eq!(
-            check("a", &status(Presence::Online, e, 2, 3, NOW)),
-            "replayed"
-        );
-        // Each broker holds its own connection of the gateway.
-        assert_eq!(
-            check("b", &status(Presence::Online, e, 1, 5, NOW)),
+            check(&status(Presence::Online, e + 50, 1, 0, NOW)),
             "accepted Online"
         );
-        // A new start: a higher epoch, sessions counted again.
         assert_eq!(
-            check("a", &status(Presence::Online, e + 50, 1, 0, NOW)),
-            "accepted Online"
+            check(&status(Presence::Offline, e, 3, 0, NOW - 60_000)),
+            "old-session"
         );
         // An online status three heartbeats old is taken, and said to be silent.
         assert_eq!(
-            check("c", &status(Presence::Online, e, 1, 9, NOW - 31_000)),
+            check(&status(Presence::Online, e + 50, 2, 9, NOW - 31_000)),
             "accepted Online silent"
         );
         // From the future, or with an epoch far beyond its time.
         assert_eq!(
-            check("a", &status(Presence::Online, e + 50, 1, 1, NOW + 61_000)),
+            check(&status(Presence::Online, e + 50, 1, 1, NOW + 61_000)),
             "future"
         );
         assert_eq!(
-            check("a", &status(Presence::Online, NOW, 1, 1, NOW)),
+            check(&status(Presence::Online, NOW, 1, 1, NOW)),
             "epoch-ahead"
         );
     }
@@ -1443,10 +1444,10 @@ mod tests {
         .site(SiteId::new("paris-1").unwrap());
         let st = status(Presence::Offline, 1_700_000_000, 1, 0, NOW);
         let unsigned = encode_vec(&st).unwrap();
-        assert_eq!(status_kind(v.check_status("a", &unsigned, NOW)), "unsigned");
+        assert_eq!(status_kind(v.check_status(&unsigned, NOW)), "unsigned");
         // gw-2's key signing that gw-1 is offline.
         assert_eq!(
-            status_kind(v.check_status("a", &sign_status(&st, &other), NOW)),
+            status_kind(v.check_status(&sign_status(&st, &other), NOW)),
             "key-not-granted"
         );
         let mut tampered = sign_status(&st, &k);
@@ -1456,20 +1457,17 @@ mod tests {
             .position(|w| w == field)
             .unwrap();
         tampered[at + field.len() - 1] = b'4';
-        assert_eq!(
-            status_kind(v.check_status("a", &tampered, NOW)),
-            "bad-signature"
-        );
+        assert_eq!(status_kind(v.check_status(&tampered, NOW)), "bad-signature");
         let mut elsewhere = st.clone();
         elsewhere.site = SiteId::new("lyon-2").unwrap();
         assert_eq!(
-            status_kind(v.check_status("a", &sign_status(&elsewhere, &k), NOW)),
+            status_kind(v.check_status(&sign_status(&elsewhere, &k), NOW)),
             "key-not-granted"
         );
         let mut bare = st.clone();
         bare.session = None;
         assert_eq!(
-            status_kind(v.check_status("a", &sign_status(&bare, &k), NOW)),
+            status_kind(v.check_status(&sign_status(&bare, &k), NOW)),
             "malformed"
         );
     }

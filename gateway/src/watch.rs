@@ -392,9 +392,9 @@ struct Controller<'a> {
     /// Per state topic, the (gateway, seq) last shown: a state is shown once, whichever
     /// broker it comes from and however often it is sent again.
     states: HashMap<String, (GatewayId, u64)>,
-    /// Per (broker, gateway), what its last status line said: a heartbeat that changes
-    /// nothing is not printed.
-    statuses: HashMap<(String, GatewayId), String>,
+    /// Per connection of a gateway (`epoch`, `session`), what its last status line said: a
+    /// heartbeat that changes nothing is not printed.
+    statuses: HashMap<(GatewayId, u64, u64), String>,
     /// The site as every gateway reports it.
     merger: Merger,
 }
@@ -464,7 +464,7 @@ impl Controller<'_> {
     }
 
     async fn status(&mut self, r: &Received, out: &mut impl Write) -> Result<(), WatchError> {
-        let a = match self.verifier.check_status(&r.broker, &r.payload, now_ms()) {
+        let a = match self.verifier.check_status(&r.payload, now_ms()) {
             StatusVerdict::Accepted(a) => a,
             StatusVerdict::Duplicate { .. } => return Ok(()),
             StatusVerdict::Rejected(why) => return rejected_line(self.args.json, out, &why, r),
@@ -488,8 +488,13 @@ impl Controller<'_> {
         if a.silent {
             said.push_str(&format!(" | SILENT: last heard {} s ago", a.age_ms / 1000));
         }
-        let events = self.merger.on_status(st, &r.broker, a.silent, now_ms());
-        let slot = (r.broker.clone(), st.gateway.clone());
+        let events = self.merger.on_status(st, a.silent, now_ms());
+        // Per connection: with several brokers (or a bridge) a gateway has several at once.
+        let slot = (
+            st.gateway.clone(),
+            st.epoch.unwrap_or(0),
+            st.session.unwrap_or(0),
+        );
         if self.statuses.get(&slot) == Some(&said) {
             return self.merged(events, None, out).await;
         }

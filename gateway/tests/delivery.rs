@@ -499,8 +499,7 @@ fn mosquitto_sub_sees_the_documented_topics_status_and_will() {
     for (_, topic, payload) in &all.got {
         if topic.ends_with("/status") {
             // Signed, and ordered by connection (docs/contract.md).
-            let StatusVerdict::Accepted(a) =
-                verifier.check_status("local", payload.as_bytes(), now_ms())
+            let StatusVerdict::Accepted(a) = verifier.check_status(payload.as_bytes(), now_ms())
             else {
                 panic!("status not taken: {payload}");
             };
@@ -547,7 +546,7 @@ fn mosquitto_sub_sees_the_documented_topics_status_and_will() {
     // The will was signed at connect, for that connection: a controller takes it.
     let will = late.got.iter().find(|(_, _, p)| offline(p)).unwrap();
     assert!(matches!(
-        verifier.check_status("local", will.2.as_bytes(), now_ms()),
+        verifier.check_status(will.2.as_bytes(), now_ms()),
         StatusVerdict::Accepted(a) if a.status.state == Presence::Offline && a.status.session == Some(1)
     ));
     drop(delivery);

@@ -16,7 +16,7 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use firebreak_gateway::keys::SigningKey;
@@ -35,18 +35,6 @@ fn gateway_config(d: &Path, id: &str, port: u16) -> String {
         d.join(format!("{id}-2026.key")).display(),
         d.join(format!("outbox-{id}")).display()
     )
-}
-
-/// Collects lines until `done` holds for them or `within` passes.
-fn until(watch: &mut Watch, within: Duration, done: impl Fn(&[String]) -> bool) -> Vec<String> {
-    let deadline = Instant::now() + within;
-    while !done(&watch.lines) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "timed out: {:#?}", watch.lines);
-        let n = watch.lines.len() + 1;
-        watch.wait(n, left.min(Duration::from_millis(200)));
-    }
-    watch.lines.clone()
 }
 
 fn count(lines: &[String], prefix: &str) -> usize {
@@ -106,14 +94,14 @@ fn a_controller_merges_two_gateways_and_reports_the_site_silent_during_an_alarm(
             Gateway::start(gd, &gateway_config(d, id, port))
         })
         .collect();
-    until(&mut watch, Duration::from_secs(10), |l| {
+    watch.wait_for(Duration::from_secs(10), |l| {
         count(l, "STATUS gateway gw-a ONLINE") == 1 && count(l, "STATUS gateway gw-b ONLINE") == 1
     });
 
     // Off-gas: both gateways raise the site and the zone to prepare; the merged level rises
     // once per scope, on the first of them.
     publish(r#"{"voc_ppm": 45.0, "smoke": 0}"#);
-    let lines = until(&mut watch, Duration::from_secs(10), |l| {
+    let lines = watch.wait_for(Duration::from_secs(10), |l| {
         count(l, "ACCEPTED PREPARE (was normal) site paris-1") == 4
     });
     assert_eq!(
@@ -132,7 +120,7 @@ fn a_controller_merges_two_gateways_and_reports_the_site_silent_during_an_alarm(
     // Clean air: both lower after their hold; the merged level comes down once, when the
     // last one lowers.
     publish(r#"{"voc_ppm": 1.0, "smoke": 0}"#);
-    let lines = until(&mut watch, Duration::from_secs(15), |l| {
+    let lines = watch.wait_for(Duration::from_secs(15), |l| {
         count(l, "ACCEPTED NORMAL (was prepare) site paris-1") == 4
             && count(l, "LEVEL NORMAL (was prepare) site paris-1") == 2
     });
@@ -161,16 +149,16 @@ fn a_controller_merges_two_gateways_and_reports_the_site_silent_during_an_alarm(
 
     // Off-gas again, then both gateways die during the alarm.
     publish(r#"{"voc_ppm": 45.0, "smoke": 0}"#);
-    until(&mut watch, Duration::from_secs(10), |l| {
+    watch.wait_for(Duration::from_secs(10), |l| {
         count(l, "LEVEL PREPARE (was normal) site paris-1 |") == 2
     });
     gateways[0].peer.kill();
-    let lines = until(&mut watch, Duration::from_secs(20), |l| {
+    let lines = watch.wait_for(Duration::from_secs(20), |l| {
         count(l, "STALE gateway gw-a:") == 1
     });
     assert_eq!(count(&lines, "SITE-SILENT-DURING-ALARM"), 0, "{lines:#?}");
     gateways[1].peer.kill();
-    let lines = until(&mut watch, Duration::from_secs(20), |l| {
+    let lines = watch.wait_for(Duration::from_secs(20), |l| {
         count(l, "SITE-SILENT-DURING-ALARM") == 1
     });
     let silent = lines

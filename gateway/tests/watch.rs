@@ -428,20 +428,8 @@ revoked = true
 
 /// Collects `watch`'s lines until one holds `needle`, or `within` passes; that line.
 fn line_with(watch: &mut Watch, needle: &str, within: Duration) -> String {
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        if let Some(l) = watch.lines.iter().find(|l| l.contains(needle)) {
-            return l.clone();
-        }
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        assert!(
-            !left.is_zero(),
-            "no line with {needle:?}: {:#?}",
-            watch.lines
-        );
-        let n = watch.lines.len() + 1;
-        watch.wait(n, left.min(Duration::from_millis(200)));
-    }
+    let lines = watch.wait_for(within, |l| l.iter().any(|l| l.contains(needle)));
+    lines.into_iter().find(|l| l.contains(needle)).unwrap()
 }
 
 /// A live gateway's signed status, off a real Mosquitto: `watch` shows it online, refuses a

@@ -9,8 +9,8 @@
 //!   lowers a level;
 //! - a gateway is **stale** when nothing was heard from it (an accepted trigger or state, an
 //!   `online` status) for [`MergeOptions::stale_after_heartbeats`] of its heartbeats, or when
-//!   every broker it was seen on says it is `offline` (its will); it is **live** again when
-//!   heard;
+//!   every connection it was seen with (one per broker) is `offline` (its will); it is
+//!   **live** again when heard;
 //! - **every** gateway of the site stale while the site or a zone is at `prepare` or above is
 //!   the verdict [`MergeEvent::SiteSilentDuringAlarm`]: the witness and the patient may both be
 //!   gone, and a runbook can fail over on it;
@@ -135,14 +135,14 @@ struct GatewayView {
     /// The controller's clock when it was last heard (or when the merger learned of it).
     heard_ms: u64,
     heartbeat_ms: Option<u64>,
-    /// Per broker, its latest presence there.
-    brokers: BTreeMap<String, Presence>,
+    /// Per connection (`epoch`, `session`) of its latest boot, its latest presence.
+    sessions: BTreeMap<(u64, u64), Presence>,
     stale: bool,
 }
 
 impl GatewayView {
     fn offline_everywhere(&self) -> bool {
-        !self.brokers.is_empty() && self.brokers.values().all(|p| *p == Presence::Offline)
+        !self.sessions.is_empty() && self.sessions.values().all(|p| *p == Presence::Offline)
     }
 }
 
@@ -246,23 +246,20 @@ impl Merger {
         events
     }
 
-    /// A status accepted from broker `via`; `silent` when the verifier found an `online`
-    /// status older than three heartbeats (a retained one, whose gateway said nothing since):
-    /// it is not a sign of life.
-    pub fn on_status(
-        &mut self,
-        s: &GatewayStatus,
-        via: &str,
-        silent: bool,
-        now_ms: u64,
-    ) -> Vec<MergeEvent> {
+    /// A status accepted; `silent` when the verifier found an `online` status older than
+    /// three heartbeats (a retained one, whose gateway said nothing since): it is not a sign
+    /// of life.
+    pub fn on_status(&mut self, s: &GatewayStatus, silent: bool, now_ms: u64) -> Vec<MergeEvent> {
         if s.site != self.site {
             return Vec::new();
         }
         let mut events = Vec::new();
         self.expect(s.gateway.clone(), now_ms);
         let view = self.gateways.entry(s.gateway.clone()).or_default();
-        view.brokers.insert(via.to_string(), s.state);
+        let connection = (s.epoch.unwrap_or(0), s.session.unwrap_or(0));
+        // A new boot: the connections of the earlier ones are gone.
+        view.sessions.retain(|(epoch, _), _| *epoch >= connection.0);
+        view.sessions.insert(connection, s.state);
         if let Some(h) = s.heartbeat_s {
             view.heartbeat_ms = Some(u64::from(h.max(1)) * 1000);
         }
@@ -282,7 +279,10 @@ impl Merger {
             let after = options.stale_after_heartbeats.saturating_mul(heartbeat);
             let silent_ms = now_ms.saturating_sub(view.heard_ms);
             let why = if view.offline_everywhere() {
-                Some("offline (its will, or a clean stop, on every broker it was seen on)".into())
+                Some(
+                    "offline (its will, or a clean stop, on every connection it was seen with)"
+                        .into(),
+                )
             } else if silent_ms > after {
                 Some(format!(
                     "silent for {} s ({} heartbeats of {} s)",
@@ -426,8 +426,15 @@ mod tests {
     }
 
     fn status(g: &str, state: Presence, at: u64) -> GatewayStatus {
+        connection(g, state, 1, at)
+    }
+
+    fn connection(g: &str, state: Presence, session: u64, at: u64) -> GatewayStatus {
         let mut s = GatewayStatus::new(gw(g), site(), state, "0.1.0", 1, 1, at);
         s.heartbeat_s = Some(10);
+        s.epoch = Some(T0 / 1000);
+        s.session = Some(session);
+        s.beat = Some(0);
         s
     }
 
@@ -482,8 +489,8 @@ mod tests {
         let mut m = Merger::new(site(), MergeOptions::default());
         m.expect(gw("gw-a"), T0);
         m.expect(gw("gw-b"), T0);
-        m.on_status(&status("gw-a", Presence::Online, T0), "x", false, T0);
-        m.on_status(&status("gw-b", Presence::Online, T0), "x", false, T0);
+        m.on_status(&status("gw-a", Presence::Online, T0), false, T0);
+        m.on_status(&status("gw-b", Presence::Online, T0), false, T0);
         m.on_trigger(
             &trigger("gw-a", None, Prepare, Normal, T0 + 1_000),
             T0 + 1_000,
@@ -491,13 +498,8 @@ mod tests {
         // B's heartbeats keep coming; A says nothing for 3 heartbeats.
         for t in (10_000..=30_000).step_by(10_000) {
             assert!(
-                kinds(&m.on_status(
-                    &status("gw-b", Presence::Online, T0 + t),
-                    "x",
-                    false,
-                    T0 + t
-                ))
-                .is_empty()
+                kinds(&m.on_status(&status("gw-b", Presence::Online, T0 + t), false, T0 + t))
+                    .is_empty()
             );
         }
         let e = m.tick(T0 + 31_500);
@@ -505,18 +507,12 @@ mod tests {
         // Silence never lowers: A's prepare holds.
         assert_eq!(m.level(&None), Prepare);
         // B goes silent too (its will): every gateway silent while at prepare.
-        let e = m.on_status(
-            &status("gw-b", Presence::Offline, T0),
-            "x",
-            false,
-            T0 + 32_000,
-        );
+        let e = m.on_status(&status("gw-b", Presence::Offline, T0), false, T0 + 32_000);
         assert_eq!(kinds(&e), ["stale", "site-silent-during-alarm"], "{e:?}");
         assert!(m.tick(T0 + 60_000).is_empty(), "reported once");
         // A is heard again: live, and the site is heard.
         let e = m.on_status(
             &status("gw-a", Presence::Online, T0 + 61_000),
-            "x",
             false,
             T0 + 61_000,
         );
@@ -526,22 +522,12 @@ mod tests {
     #[test]
     fn silence_at_normal_is_not_an_alarm_and_a_gateway_online_elsewhere_is_not_stale() {
         let mut m = Merger::new(site(), MergeOptions::default());
-        m.on_status(&status("gw-a", Presence::Online, T0), "broker-1", false, T0);
-        m.on_status(&status("gw-a", Presence::Online, T0), "broker-2", false, T0);
-        // Its connection to broker-1 died; broker-2 still hears it.
-        let e = m.on_status(
-            &status("gw-a", Presence::Offline, T0),
-            "broker-1",
-            false,
-            T0 + 1,
-        );
+        m.on_status(&connection("gw-a", Presence::Online, 1, T0), false, T0);
+        m.on_status(&connection("gw-a", Presence::Online, 2, T0), false, T0);
+        // Its connection to one broker died (its will); the other still says online.
+        let e = m.on_status(&connection("gw-a", Presence::Offline, 1, T0), false, T0 + 1);
         assert!(e.is_empty(), "{e:?}");
-        let e = m.on_status(
-            &status("gw-a", Presence::Offline, T0),
-            "broker-2",
-            false,
-            T0 + 2,
-        );
+        let e = m.on_status(&connection("gw-a", Presence::Offline, 2, T0), false, T0 + 2);
         assert_eq!(kinds(&e), ["stale"], "silent at normal: no site verdict");
     }
 
@@ -549,8 +535,8 @@ mod tests {
     fn a_disagreement_longer_than_its_time_is_reported_then_its_end() {
         use Level::*;
         let mut m = Merger::new(site(), MergeOptions::default());
-        m.on_status(&status("gw-a", Presence::Online, T0), "x", false, T0);
-        m.on_status(&status("gw-b", Presence::Online, T0), "x", false, T0);
+        m.on_status(&status("gw-a", Presence::Online, T0), false, T0);
+        m.on_status(&status("gw-b", Presence::Online, T0), false, T0);
         m.on_trigger(&trigger("gw-a", None, Prepare, Normal, T0), T0);
         // B follows 5 s later: no disagreement reported.
         m.on_trigger(
@@ -564,7 +550,7 @@ mod tests {
         let mut seen = Vec::new();
         for t in (7_000..=126_000).step_by(1_000) {
             for g in ["gw-a", "gw-b"] {
-                seen.extend(m.on_status(&status(g, Presence::Online, T0 + t), "x", false, T0 + t));
+                seen.extend(m.on_status(&status(g, Presence::Online, T0 + t), false, T0 + t));
             }
         }
         assert_eq!(kinds(&seen), ["disagree"], "{seen:?}");

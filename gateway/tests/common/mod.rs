@@ -423,6 +423,19 @@ impl Watch {
         }
     }
 
+    /// Collects lines until `done` holds for them; fails the test when `within` passes first.
+    /// Every line so far.
+    pub fn wait_for(&mut self, within: Duration, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        while !done(&self.lines) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "timed out: {:#?}", self.lines);
+            let n = self.lines.len() + 1;
+            self.wait(n, left.min(Duration::from_millis(200)));
+        }
+        self.lines.clone()
+    }
+
     /// Collects lines until `count` are there or `within` passes.
     pub fn wait(&mut self, count: usize, within: Duration) -> &[String] {
         let deadline = Instant::now() + within;
