@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use firebreak_firmware::modbus::{FrameTiming, LinkCounters, Registers, RtuServer};
 use firebreak_gateway::acquire::mqtt::map_payload;
-use firebreak_gateway::config::{MqttSignal, SiteConfig};
+use firebreak_gateway::config::{DEFAULT_MAX_PAYLOAD, MqttSignal, SiteConfig};
 use firebreak_gateway::keys::SigningKey;
 use firebreak_gateway::policy::Rules;
 use firebreak_gateway::subscribe::{Verdict, Verifier};
@@ -113,7 +113,7 @@ fn signals() -> &'static Vec<MqttSignal> {
 /// Any payload from an MQTT source through the gateway's JSON mapping: samples or a reason.
 pub fn mqtt_payload(data: &[u8]) {
     let device = DeviceId::new("bms").expect("valid id");
-    if let Ok(mapped) = map_payload(&device, signals(), data, 0) {
+    if let Ok(mapped) = map_payload(&device, signals(), data, DEFAULT_MAX_PAYLOAD, 0) {
         for s in &mapped.samples {
             assert!(s.value.is_finite() || !s.quality.is_evidence());
         }

@@ -547,37 +547,18 @@ fn print_summary(c: &SiteConfig, out: &mut impl Write) -> Result<(), CliError> {
         for s in c.mqtt_sources.iter().filter(|s| &s.zone == zone) {
             writeln!(
                 out,
-                "  mqtt   {:<16} mqtt://{}:{} topic {} ({} signals)",
+                "  mqtt   {:<16} {}{} topic {} ({} signals, payloads up to {} bytes)",
                 s.name.as_str(),
-                s.host,
-                s.port,
+                s.broker.url(),
+                how_connected(&s.broker),
                 s.topic,
-                s.signals.len()
+                s.signals.len(),
+                s.max_payload
             )?;
         }
     }
     for b in &c.brokers {
-        let mut how = Vec::new();
-        if let Some(tls) = &b.tls {
-            how.push(format!("CA {}", tls.ca_file.display()));
-            if tls.client.is_some() {
-                how.push("client certificate".to_string());
-            }
-        }
-        if let Some(user) = &b.username {
-            how.push(format!("user {user}"));
-        }
-        writeln!(
-            out,
-            "broker {:<16} {}{}",
-            b.name,
-            b.url(),
-            if how.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", how.join(", "))
-            }
-        )?;
+        writeln!(out, "broker {:<16} {}{}", b.name, b.url(), how_connected(b))?;
     }
     if let Some(s) = &c.signing {
         writeln!(out, "signing key {}", s.key_file.display())?;
@@ -599,6 +580,25 @@ fn print_summary(c: &SiteConfig, out: &mut impl Write) -> Result<(), CliError> {
         c.zones.len()
     )?;
     Ok(())
+}
+
+/// ` (CA …, client certificate, user …)`, or nothing for a plain anonymous connection.
+fn how_connected(b: &crate::config::BrokerConfig) -> String {
+    let mut how = Vec::new();
+    if let Some(tls) = &b.tls {
+        how.push(format!("CA {}", tls.ca_file.display()));
+        if tls.client.is_some() {
+            how.push("client certificate".to_string());
+        }
+    }
+    if let Some(user) = &b.username {
+        how.push(format!("user {user}"));
+    }
+    if how.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", how.join(", "))
+    }
 }
 
 fn print_profile(

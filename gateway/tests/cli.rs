@@ -110,6 +110,10 @@ fn config_default_passes_config_check() {
     assert!(check.status.success(), "{text}");
     assert!(text.contains("device node-b1"), "{text}");
     assert!(
+        text.contains("mqtt   bms-hall-a       mqtts://192.0.2.50:8883 (CA /etc/firebreak/bms-ca.pem, user gw-paris-1a)"),
+        "{text}"
+    );
+    assert!(
         text.ends_with("ok: 4 devices, 1 mqtt sources, 2 zones\n"),
         "{text}"
     );
@@ -127,6 +131,21 @@ fn config_check_names_file_key_and_problem() {
         String::from_utf8(check.stderr).unwrap(),
         format!(
             "firebreak: {}: devices[2].profile: no profile named \"apc-smt\"\n",
+            path.display()
+        )
+    );
+    // A source's connection keys are checked as a broker's are, and named under the source.
+    std::fs::write(
+        &path,
+        example.replace("ca_file = \"/etc/firebreak/bms-ca.pem\"", ""),
+    )
+    .unwrap();
+    let check = firebreak(&["config", "check", path.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8(check.stderr).unwrap(),
+        format!(
+            "firebreak: {}: mqtt_sources[0].ca_file: required for mqtts://: the CA certificate (PEM) that signed the broker's certificate\n",
             path.display()
         )
     );

@@ -12,6 +12,8 @@
 )] // test code
 
 mod common;
+#[path = "common/pki.rs"]
+mod pki;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -28,6 +30,7 @@ use firebreak_protocols::{
     DeviceId, GatewayStatus, IncidentId, KeyId, Level, Presence, Reason, RuleId, Signal, Trigger,
     ZoneId,
 };
+use pki::{Pki, passwd, secret_file};
 
 const TRIGGERS: &str = "firebreak/v1/paris-1/triggers";
 
@@ -162,12 +165,7 @@ fn strs(v: &[String]) -> Vec<&str> {
 
 /// Starts Mosquitto with `extra` on some free port; retries when the port was taken.
 fn broker_with(dir: &Path, extra: &str) -> (Peer, u16) {
-    for _ in 0..5 {
-        if let Some(started) = mosquitto_with(dir, free_port(), extra) {
-            return started;
-        }
-    }
-    panic!("mosquitto could not start");
+    mosquitto_on_a_free_port(dir, extra)
 }
 
 #[test]
@@ -557,57 +555,20 @@ fn tls_with_a_client_certificate_and_a_password() {
     if !(peers() && require_peer("mosquitto_passwd")) {
         return;
     }
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-    // Distinct names: a certificate whose subject equals its issuer's looks self-signed.
-    let named = |sans: Vec<String>, cn: &str| {
-        let mut p = CertificateParams::new(sans).unwrap();
-        p.distinguished_name.push(DnType::CommonName, cn);
-        p
-    };
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     keys(dir.path());
     let d = dir.path();
-    let write = |name: &str, text: &str| {
-        std::fs::write(d.join(name), text).unwrap();
-        d.join(name).display().to_string()
-    };
-    let mut ca_params = named(Vec::new(), "firebreak test CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let ca_file = write("ca.pem", &ca.pem());
-    let server_key = KeyPair::generate().unwrap();
-    let server = named(vec!["127.0.0.1".into(), "localhost".into()], "localhost")
-        .signed_by(&server_key, &ca)
-        .unwrap();
-    let server_cert = write("server.pem", &server.pem());
-    let server_key = write("server.key", &server_key.serialize_pem());
-    let client_key = KeyPair::generate().unwrap();
-    let client = named(vec!["gw-1".into()], "gw-1")
-        .signed_by(&client_key, &ca)
-        .unwrap();
-    let client_cert = write("client.pem", &client.pem());
-    let client_key = write("client.key", &client_key.serialize_pem());
-    let private = |path: &str| {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    };
-    private(&client_key);
-    let passwd = d.join("passwd");
-    let ok = Command::new("mosquitto_passwd")
-        .args(["-b", "-c"])
-        .arg(&passwd)
-        .args(["gw-1", "s3cret-Passw0rd"])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let password_file = write("gw.password", "s3cret-Passw0rd\n");
-    private(&password_file);
+    let pki = Pki::new(d);
+    let (ca_file, client_cert, client_key) = (&pki.ca_file, &pki.client_cert, &pki.client_key);
+    let passwd = passwd(d, "gw-1", "s3cret-Passw0rd");
+    let password_file = secret_file(d, "gw.password", "s3cret-Passw0rd\n");
     let (_broker, port) = broker_with(
         d,
         &format!(
-            "allow_anonymous false\npassword_file {}\ncafile {ca_file}\ncertfile {server_cert}\nkeyfile {server_key}\nrequire_certificate true\n",
-            passwd.display()
+            "allow_anonymous false\npassword_file {}\n{}require_certificate true\n",
+            passwd.display(),
+            pki.mosquitto_tls()
         ),
     );
     let tls_args = |user: &str, pass: &str| -> Vec<String> {
@@ -615,11 +576,11 @@ fn tls_with_a_client_certificate_and_a_password() {
         a.extend(
             [
                 "--cafile",
-                &ca_file,
+                ca_file,
                 "--cert",
-                &client_cert,
+                client_cert,
                 "--key",
-                &client_key,
+                client_key,
                 "-u",
                 user,
                 "-P",
@@ -650,8 +611,7 @@ fn tls_with_a_client_certificate_and_a_password() {
     drop(delivery);
 
     // A wrong password is refused: the trigger waits, and the error says so without the secret.
-    let wrong = write("wrong.password", "not-it\n");
-    private(&wrong);
+    let wrong = secret_file(d, "wrong.password", "not-it\n");
     let cfg = config(
         d,
         &broker

@@ -108,6 +108,9 @@ pub enum Event {
         device: DeviceId,
         /// Whether it is connected.
         up: bool,
+        /// Why it is down: refused credentials, an untrusted certificate, unreadable
+        /// settings (never a secret).
+        error: Option<String>,
     },
 }
 

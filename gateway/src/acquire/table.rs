@@ -319,12 +319,15 @@ impl SignalTable {
                 }
                 Vec::new()
             }
-            Event::MqttLink { device, up } => {
+            Event::MqttLink { device, up, error } => {
                 let Some(h) = self.devices.get_mut(device) else {
                     return Vec::new();
                 };
                 if *up {
                     return Vec::new();
+                }
+                if let Some(e) = error {
+                    h.last_error = Some(e.clone());
                 }
                 if !h.comm_lost {
                     self.link_changes.push((device.clone(), true));

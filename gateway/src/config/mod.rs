@@ -208,6 +208,13 @@ pub struct MqttSignal {
     pub valid: ValidRange,
 }
 
+/// The default [`MqttSourceConfig::max_payload`]: 64 KiB.
+pub const DEFAULT_MAX_PAYLOAD: usize = 64 * 1024;
+
+/// The values `max_payload` may take: 1 KiB to 1 MiB. A sensor's JSON is a few hundred
+/// bytes; the bound keeps one source from making the gateway parse megabytes.
+pub const MAX_PAYLOAD_RANGE: std::ops::RangeInclusive<usize> = 1024..=1024 * 1024;
+
 /// A device that publishes over MQTT (building sensors).
 #[derive(Debug, Clone)]
 pub struct MqttSourceConfig {
@@ -215,12 +222,13 @@ pub struct MqttSourceConfig {
     pub name: DeviceId,
     /// Its zone.
     pub zone: ZoneId,
-    /// The broker host.
-    pub host: String,
-    /// The broker port.
-    pub port: u16,
+    /// How to reach its broker (named after the source); TLS and password as for
+    /// `[[brokers]]`.
+    pub broker: BrokerConfig,
     /// The topic filter to subscribe to.
     pub topic: String,
+    /// The largest payload read as JSON, in bytes; a larger one is counted as malformed.
+    pub max_payload: usize,
     /// How payload fields map to signals.
     pub signals: Vec<MqttSignal>,
     /// Age after which a value turns `stale`.
@@ -256,10 +264,13 @@ pub struct SiteConfig {
     pub outbox: Option<OutboxConfig>,
 }
 
-/// A broker triggers are delivered to. Holds where secrets are, never a secret itself.
+/// How to reach an MQTT broker: a `[[brokers]]` entry triggers are delivered to, or the
+/// broker an `[[mqtt_sources]]` entry reads from. Holds where secrets are, never a secret
+/// itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerConfig {
-    /// Its name in logs, metrics, the outbox and the MQTT client id.
+    /// Its name in logs, metrics, the outbox and the MQTT client id (a source's: the
+    /// source's name).
     pub name: String,
     /// Host name or address.
     pub host: String,
@@ -640,9 +651,21 @@ impl Validator<'_> {
         let at = format!("brokers[{i}]");
         firebreak_protocols::id::validate_segment(&raw.name)
             .map_err(|e| self.err(format!("{at}.name"), format!("{:?} {e}", raw.name)))?;
+        self.connection(&at, "url", raw)
+    }
+
+    /// The keys `[[brokers]]` and `[[mqtt_sources]]` share to reach a broker: the URL (under
+    /// `url_key`), the TLS files, the user name and where the password is. `raw.name` is
+    /// taken as it is.
+    fn connection(
+        &self,
+        at: &str,
+        url_key: &str,
+        raw: RawBroker,
+    ) -> Result<BrokerConfig, ConfigError> {
         let (tls, host, port) = parse_broker_url(&raw.url).ok_or_else(|| {
             self.err(
-                format!("{at}.url"),
+                format!("{at}.{url_key}"),
                 format!("{:?} is not mqtt://host:port or mqtts://host:port", raw.url),
             )
         })?;
@@ -686,7 +709,7 @@ impl Validator<'_> {
         };
         let password = match (raw.password_file, raw.password_env) {
             (Some(_), Some(_)) => {
-                return Err(self.err(&at, "give password_file or password_env, not both"));
+                return Err(self.err(at, "give password_file or password_env, not both"));
             }
             (Some(f), None) if f.is_empty() => {
                 return Err(self.err(format!("{at}.password_file"), "is empty"));
@@ -1101,18 +1124,29 @@ impl Validator<'_> {
     fn mqtt_source(
         &self,
         i: usize,
-        raw: RawMqttSource,
+        mut raw: RawMqttSource,
         zones: &[ZoneId],
     ) -> Result<MqttSourceConfig, ConfigError> {
         let at = format!("mqtt_sources[{i}]");
         let name: DeviceId = self.id(&format!("{at}.name"), &raw.name)?;
         let zone = self.zone(&format!("{at}.zone"), &raw.zone, zones)?;
-        let (host, port) = parse_mqtt_url(&raw.broker).ok_or_else(|| {
-            self.err(
-                format!("{at}.broker"),
-                format!("{:?} is not mqtt://host:port", raw.broker),
-            )
-        })?;
+        let broker = self.connection(&at, "broker", raw.take_broker())?;
+        let max_payload = match raw.max_payload {
+            None => DEFAULT_MAX_PAYLOAD,
+            Some(n) => usize::try_from(n)
+                .ok()
+                .filter(|n| MAX_PAYLOAD_RANGE.contains(n))
+                .ok_or_else(|| {
+                    self.err(
+                        format!("{at}.max_payload"),
+                        format!(
+                            "{n} bytes is not between {} and {}",
+                            MAX_PAYLOAD_RANGE.start(),
+                            MAX_PAYLOAD_RANGE.end()
+                        ),
+                    )
+                })?,
+        };
         if raw.topic.is_empty() || raw.topic.contains('\0') {
             return Err(self.err(format!("{at}.topic"), "is not an MQTT topic filter"));
         }
@@ -1188,9 +1222,9 @@ impl Validator<'_> {
         Ok(MqttSourceConfig {
             name,
             zone,
-            host,
-            port,
+            broker,
             topic: raw.topic,
+            max_payload,
             signals,
             freshness: Duration::from_millis(freshness_ms),
             witness: self.witness(&at, raw.witness_group, raw.independent_channels)?,
@@ -1212,17 +1246,6 @@ pub fn parse_host_port(s: &str) -> Option<Transport> {
         host: host.to_string(),
         port: port.parse().ok().filter(|p| *p != 0)?,
     })
-}
-
-/// Parses `mqtt://host:port` (port 1883 when absent).
-pub fn parse_mqtt_url(s: &str) -> Option<(String, u16)> {
-    let rest = s.strip_prefix("mqtt://")?;
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    match parse_host_port(rest) {
-        Some(Transport::Tcp { host, port }) => Some((host, port)),
-        _ if !rest.is_empty() && !rest.contains([':', '/', ' ']) => Some((rest.to_string(), 1883)),
-        _ => None,
-    }
 }
 
 /// Parses `mqtt://host:port` or `mqtts://host:port` (ports 1883 and 8883 when absent):

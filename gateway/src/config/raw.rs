@@ -237,12 +237,27 @@ pub struct RawMqttSource {
     pub name: String,
     /// Its zone.
     pub zone: String,
-    /// `mqtt://host:port`.
+    /// `mqtt://host:port` or `mqtts://host:port` (TLS).
     pub broker: String,
+    /// See [`RawBroker::ca_file`].
+    pub ca_file: Option<String>,
+    /// See [`RawBroker::client_cert`].
+    pub client_cert: Option<String>,
+    /// See [`RawBroker::client_key`].
+    pub client_key: Option<String>,
+    /// See [`RawBroker::username`].
+    pub username: Option<String>,
+    /// See [`RawBroker::password_file`].
+    pub password_file: Option<String>,
+    /// See [`RawBroker::password_env`].
+    pub password_env: Option<String>,
     /// The topic filter.
     pub topic: String,
     /// Milliseconds before a value is `stale` (60000).
     pub freshness_ms: Option<u64>,
+    /// The largest payload, in bytes, that is read as JSON; larger ones are counted as
+    /// malformed (65536).
+    pub max_payload: Option<u64>,
     /// `[[mqtt_sources.signals]]`.
     #[serde(default)]
     pub signals: Vec<RawMqttSignal>,
@@ -297,6 +312,24 @@ pub struct RawBroker {
     pub password_file: Option<String>,
     /// The name of an environment variable holding the MQTT password.
     pub password_env: Option<String>,
+}
+
+impl RawMqttSource {
+    /// How to reach its broker, as a `[[brokers]]` entry named after the source, so that one
+    /// validator checks both (serde's `flatten` cannot share the keys: it would lose
+    /// `deny_unknown_fields`). The connection keys are taken out of `self`.
+    pub fn take_broker(&mut self) -> RawBroker {
+        RawBroker {
+            name: self.name.clone(),
+            url: std::mem::take(&mut self.broker),
+            ca_file: self.ca_file.take(),
+            client_cert: self.client_cert.take(),
+            client_key: self.client_key.take(),
+            username: self.username.take(),
+            password_file: self.password_file.take(),
+            password_env: self.password_env.take(),
+        }
+    }
 }
 
 /// `[signing]`.

@@ -123,10 +123,57 @@ fn mqtt_field_is_a_top_level_pointer() {
     );
     let c = parse(&text).unwrap();
     assert_eq!(c.mqtt_sources[0].signals[0].pointer, "/temp~1C");
+    let s = &c.mqtt_sources[0];
+    assert_eq!(s.broker.url(), "mqtt://127.0.0.1:1883");
     assert_eq!(
-        (c.mqtt_sources[0].host.as_str(), c.mqtt_sources[0].port),
-        ("127.0.0.1", 1883)
+        (s.broker.tls.as_ref(), s.broker.username.as_ref()),
+        (None, None)
     );
+    assert_eq!(s.max_payload, DEFAULT_MAX_PAYLOAD);
+}
+
+/// An `[[mqtt_sources]]` entry with `broker = …`, then `extra` keys, then one signal.
+fn source(broker: &str, extra: &str) -> String {
+    format!(
+        "{BASE}[[mqtt_sources]]\nname = \"bms\"\nzone = \"room\"\nbroker = \"{broker}\"\ntopic = \"b/env\"\n{extra}[[mqtt_sources.signals]]\nsignal = \"room-temperature\"\nfield = \"t\"\n"
+    )
+}
+
+#[test]
+fn mqtt_sources_reach_their_broker_as_brokers_do() {
+    let c = parse(&source(
+        "mqtts://bms.example",
+        "ca_file = \"ca.pem\"\nclient_cert = \"gw.pem\"\nclient_key = \"gw.key\"\nusername = \"gw-1\"\npassword_file = \"bms.password\"\nmax_payload = 2048\n",
+    ))
+    .unwrap();
+    let s = &c.mqtt_sources[0];
+    assert_eq!(
+        s.broker,
+        BrokerConfig {
+            name: "bms".into(),
+            host: "bms.example".into(),
+            port: 8883,
+            tls: Some(TlsFiles {
+                ca_file: "ca.pem".into(),
+                client: Some(("gw.pem".into(), "gw.key".into())),
+            }),
+            username: Some("gw-1".into()),
+            password: Some(PasswordSource::File("bms.password".into())),
+        }
+    );
+    assert_eq!(s.max_payload, 2048);
+    let c = parse(&source(
+        "mqtt://[::1]:1884",
+        "username = \"gw-1\"\npassword_env = \"BMS_PW\"\n",
+    ))
+    .unwrap();
+    let b = &c.mqtt_sources[0].broker;
+    assert_eq!(b.url(), "mqtt://[::1]:1884");
+    assert_eq!(b.password, Some(PasswordSource::Env("BMS_PW".into())));
+    // The commented example shows a source over TLS with a password.
+    let c = parse(EXAMPLE).unwrap();
+    assert!(c.mqtt_sources[0].broker.tls.is_some());
+    assert!(c.mqtt_sources[0].broker.password.is_some());
 }
 
 #[test]
@@ -306,7 +353,65 @@ fn bad_configs_name_file_key_and_problem() {
             format!(
                 "{BASE}[[mqtt_sources]]\nname = \"bms\"\nzone = \"room\"\nbroker = \"http://127.0.0.1\"\ntopic = \"b/env\"\n"
             ),
-            "site.toml: mqtt_sources[0].broker: \"http://127.0.0.1\" is not mqtt://host:port",
+            "site.toml: mqtt_sources[0].broker: \"http://127.0.0.1\" is not mqtt://host:port or mqtts://host:port",
+        ),
+        // A source's connection keys follow the rules of [[brokers]], named under the source.
+        (
+            source("mqtt://gw:secret@10.0.0.1", ""),
+            "site.toml: mqtt_sources[0].broker: \"mqtt://gw:secret@10.0.0.1\" is not mqtt://host:port or mqtts://host:port",
+        ),
+        (
+            source("mqtts://bms.example", ""),
+            "site.toml: mqtt_sources[0].ca_file: required for mqtts://: the CA certificate (PEM) that signed the broker's certificate",
+        ),
+        (
+            source("mqtt://bms.example", "ca_file = \"ca.pem\"\n"),
+            "site.toml: mqtt_sources[0].ca_file: only for mqtts:// brokers (TLS)",
+        ),
+        (
+            source("mqtt://bms.example", "client_key = \"gw.key\"\n"),
+            "site.toml: mqtt_sources[0].client_key: only for mqtts:// brokers (TLS)",
+        ),
+        (
+            source(
+                "mqtts://bms.example",
+                "ca_file = \"ca.pem\"\nclient_key = \"gw.key\"\n",
+            ),
+            "site.toml: mqtt_sources[0].client_cert: client_cert and client_key go together",
+        ),
+        (
+            source("mqtt://bms.example", "password_file = \"pw\"\n"),
+            "site.toml: mqtt_sources[0].username: required with password_file or password_env",
+        ),
+        (
+            source(
+                "mqtt://bms.example",
+                "username = \"u\"\npassword_file = \"pw\"\npassword_env = \"PW\"\n",
+            ),
+            "site.toml: mqtt_sources[0]: give password_file or password_env, not both",
+        ),
+        (
+            source(
+                "mqtt://bms.example",
+                "username = \"u\"\npassword_env = \"A=B\"\n",
+            ),
+            "site.toml: mqtt_sources[0].password_env: \"A=B\" is not an environment variable name",
+        ),
+        (
+            source("mqtt://bms.example", "username = \"\"\n"),
+            "site.toml: mqtt_sources[0].username: is empty",
+        ),
+        (
+            source("mqtt://bms.example", "password = \"hunter2\"\n"),
+            "site.toml:21: mqtt_sources[0].password: unknown field `password`",
+        ),
+        (
+            source("mqtt://bms.example", "max_payload = 100\n"),
+            "site.toml: mqtt_sources[0].max_payload: 100 bytes is not between 1024 and 1048576",
+        ),
+        (
+            source("mqtt://bms.example", "max_payload = 2000000\n"),
+            "site.toml: mqtt_sources[0].max_payload: 2000000 bytes is not between 1024 and 1048576",
         ),
         (
             format!(

@@ -1,6 +1,6 @@
 //! How to reach a broker: TCP or TLS (rustls with the ring provider), user name and password.
-//! Shared by delivery and by `firebreak watch`. Secrets are read here, kept in [`Secret`], and
-//! never formatted.
+//! Shared by delivery, the MQTT sources and `firebreak watch`. Secrets are read here, kept in
+//! [`Secret`], and never formatted.
 
 use std::fmt;
 use std::sync::Arc;

@@ -154,12 +154,14 @@ pub fn foreign_ups_tcp(python: &Path, port: u16, args: &[&str]) -> Peer {
 /// against another test's process that took the port, or connect to itself on Linux when the
 /// port is in the ephemeral range. If the port was taken in between, it tries another one.
 pub fn mosquitto(dir: &Path) -> (Peer, u16) {
+    mosquitto_on_a_free_port(dir, "allow_anonymous true\npersistence false\n")
+}
+
+/// Mosquitto with `extra` configuration lines (TLS, passwords) on a free port, as
+/// [`mosquitto`] starts it.
+pub fn mosquitto_on_a_free_port(dir: &Path, extra: &str) -> (Peer, u16) {
     for _ in 0..5 {
-        if let Some(started) = mosquitto_with(
-            dir,
-            free_port(),
-            "allow_anonymous true\npersistence false\n",
-        ) {
+        if let Some(started) = mosquitto_with(dir, free_port(), extra) {
             return started;
         }
     }
@@ -452,7 +454,13 @@ impl Watch {
 
 /// Publishes `payload` on `topic` with QoS 1 (`mosquitto_pub`), retained when `retain`.
 pub fn mosquitto_pub(port: u16, topic: &str, payload: &[u8], retain: bool) {
+    mosquitto_pub_with(port, &[], topic, payload, retain);
+}
+
+/// [`mosquitto_pub`] with more arguments (`--cafile`, `-u`, `-P` …).
+pub fn mosquitto_pub_with(port: u16, args: &[&str], topic: &str, payload: &[u8], retain: bool) {
     let mut cmd = Command::new("mosquitto_pub");
+    cmd.args(args);
     cmd.args([
         "-h",
         "127.0.0.1",
@@ -462,8 +470,9 @@ pub fn mosquitto_pub(port: u16, topic: &str, payload: &[u8], retain: bool) {
         "1",
         "-t",
         topic,
-        "-s",
     ]);
+    // An empty payload (clearing a retained message) is `-n`: `-s` refuses empty input.
+    cmd.arg(if payload.is_empty() { "-n" } else { "-s" });
     if retain {
         cmd.arg("-r");
     }
@@ -511,6 +520,16 @@ impl Gateway {
 
     /// [`Gateway::start`], its warnings and errors written to `log` when given.
     pub fn start_logging(dir: &Path, config: &str, log: Option<&Path>) -> Gateway {
+        Gateway::start_with_env(dir, config, log, &[])
+    }
+
+    /// [`Gateway::start_logging`] with environment variables set for the gateway alone.
+    pub fn start_with_env(
+        dir: &Path,
+        config: &str,
+        log: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> Gateway {
         let http_port = free_port();
         let path = dir.join("site.toml");
         std::fs::write(
@@ -527,6 +546,7 @@ impl Gateway {
             .arg(&path)
             .env("RUST_LOG", "warn")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
