@@ -23,7 +23,7 @@
 use core::fmt::{self, Write};
 
 use crate::image::PROBES;
-use crate::modbus::LinkCounters;
+use crate::modbus::PortCounters;
 use crate::sensors::{GasSample, Inputs, ProbeSample};
 use crate::tmp117::MilliCelsius;
 
@@ -281,29 +281,33 @@ pub struct StatusLine {
     pub faults: u16,
     /// Seconds since boot.
     pub uptime_s: u32,
-    /// The Modbus line counters.
-    pub link: LinkCounters,
+    /// The Modbus line counters of each RTU port.
+    pub links: PortCounters,
 }
 
 impl fmt::Display for StatusLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "status relay={} alarm=0x{:04X} faults=0x{:04X} uptime={} crc={} framing={} answered={}",
+            "status relay={} alarm=0x{:04X} faults=0x{:04X} uptime={} crc={} framing={} answered={} \
+             crc_b={} framing_b={} answered_b={}",
             u8::from(self.relay),
             self.alarm_state,
             self.faults,
             self.uptime_s,
-            self.link.crc_errors,
-            self.link.framing_errors,
-            self.link.answered
+            self.links.a.crc_errors,
+            self.links.a.framing_errors,
+            self.links.a.answered,
+            self.links.b.crc_errors,
+            self.links.b.framing_errors,
+            self.links.b.answered
         )
     }
 }
 
 /// A reply or event line, formatted without allocating: room for the longest status line
 /// (every counter at its maximum, a 20-digit time and a board's extra fields).
-pub type Reply = heapless::String<192>;
+pub type Reply = heapless::String<256>;
 
 /// The reply to a refused line.
 pub fn error_reply(e: FeedError) -> Reply {

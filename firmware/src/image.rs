@@ -9,6 +9,8 @@ use core::fmt;
 use firebreak_protocols::builtin::{FAULT_I16, NO_SENSOR_I16, NO_SENSOR_U16, sensor_node};
 use firebreak_protocols::plan::MAX_READ_REGISTERS;
 
+use crate::modbus::{LinkCounters, PortCounters};
+
 /// Number of rack probes.
 pub const PROBES: usize = 8;
 /// First address of the readings block (rack probes 0..=7, off-gas, room, humidity, contacts).
@@ -17,8 +19,9 @@ const READINGS: u16 = 0;
 const READINGS_LEN: usize = 12;
 /// First address of the status block.
 const STATUS: u16 = sensor_node::FIRMWARE_VERSION;
-/// Registers in the status block (100..=108).
-const STATUS_LEN: usize = 9;
+/// Registers in the status block (100..=120: up to the reset reason, then each RTU port's link
+/// counters).
+const STATUS_LEN: usize = (sensor_node::PORT_B_LINK + sensor_node::LINK_LEN - STATUS) as usize;
 
 /// A temperature in tenths of a degree Celsius, as the registers carry it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -97,10 +100,9 @@ pub struct Status {
     pub uptime_s: u32,
     /// Faulty sensors, see [`sensor_node::FAULTS`].
     pub faults: u16,
-    /// Frames dropped for a bad CRC.
-    pub crc_errors: u16,
-    /// Frames dropped for bad framing.
-    pub framing_errors: u16,
+    /// Each RTU port's line counters; port A's CRC and framing errors are also
+    /// [`sensor_node::CRC_ERRORS`] and [`sensor_node::FRAMING_ERRORS`].
+    pub links: PortCounters,
     /// See [`sensor_node::ALARM_STATE`].
     pub alarm_state: u16,
     /// See [`sensor_node::RESET_REASON`].
@@ -177,16 +179,29 @@ impl InputImage {
 
     /// Sets the status block.
     pub fn set_status(&mut self, s: &Status) {
+        let (a, b) = (link_block(&s.links.a), link_block(&s.links.b));
         self.status = [
             u16::from(s.version.0) << 8 | u16::from(s.version.1),
             s.version.2,
             (s.uptime_s >> 16) as u16,
             s.uptime_s as u16,
             s.faults,
-            s.crc_errors,
-            s.framing_errors,
+            s.links.a.crc_errors,
+            s.links.a.framing_errors,
             s.alarm_state,
             s.reset_reason,
+            a[0],
+            a[1],
+            a[2],
+            a[3],
+            a[4],
+            a[5],
+            b[0],
+            b[1],
+            b[2],
+            b[3],
+            b[4],
+            b[5],
         ];
     }
 
@@ -218,6 +233,18 @@ impl InputImage {
             _ => None,
         }
     }
+}
+
+/// A port's link block, laid out by the `sensor_node::LINK_*` offsets.
+fn link_block(c: &LinkCounters) -> [u16; sensor_node::LINK_LEN as usize] {
+    [
+        c.frames_ok,
+        c.crc_errors,
+        c.framing_errors,
+        c.exceptions,
+        (c.bytes >> 16) as u16,
+        c.bytes as u16,
+    ]
 }
 
 fn encode_temperature(state: ProbeState) -> u16 {
@@ -353,13 +380,33 @@ mod tests {
         image.set_status(&Status {
             version: (1, 2, 3),
             uptime_s: 0x0001_0002,
-            crc_errors: 9,
+            links: PortCounters {
+                a: LinkCounters {
+                    crc_errors: 9,
+                    ..LinkCounters::NONE
+                },
+                b: LinkCounters {
+                    frames_ok: 1,
+                    crc_errors: 2,
+                    framing_errors: 3,
+                    exceptions: 4,
+                    answered: 5,
+                    bytes: 0x0006_0007,
+                },
+            },
             ..Status::default()
         });
         assert_eq!(
             image.read(100, 6).unwrap().as_slice(),
             &[0x0102, 3, 1, 2, 0, 9]
         );
+        // Port A's block repeats its CRC count; port B's follows it, through 120.
+        assert_eq!(
+            image.read(sensor_node::PORT_A_LINK, 12).unwrap().as_slice(),
+            &[0, 9, 0, 0, 0, 0, 1, 2, 3, 4, 6, 7]
+        );
+        assert_eq!(image.read(100, 21).unwrap().len(), 21);
+        assert_eq!(image.read(120, 2), Err(ImageError::Unmapped(121)));
         assert_eq!(image.read(11, 2), Err(ImageError::Unmapped(12)));
         assert_eq!(image.read(0, 0), Err(ImageError::BadCount(0)));
         assert_eq!(image.read(0, 126), Err(ImageError::BadCount(126)));

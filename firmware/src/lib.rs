@@ -15,6 +15,8 @@
 //! - [`image`]: the input register image, encoded as the profile describes;
 //! - [`modbus`]: the RTU server (3.5-character framing, CRC, 03/04/06, exceptions) over any
 //!   `embedded-io` UART;
+//! - [`ports`]: the node's two RTU ports, A and B (one bus per gateway), independent of each
+//!   other, answered from the same registers;
 //! - [`feed`]: the line protocol that plays the sensors on boards without any (QEMU, host);
 //! - [`runner`]: the main loop without its I/O — feed, cycle schedule, fed clock, event
 //!   lines — that every board runs.
@@ -32,9 +34,11 @@ pub mod health;
 pub mod image;
 pub mod modbus;
 pub mod node;
+pub mod ports;
 pub mod runner;
 pub mod sensors;
 pub mod tmp117;
 
 pub use node::{Node, ResetReason, Watchdog};
+pub use ports::{Port, RtuPorts};
 pub use runner::{Action, Board, Runner};

@@ -3,7 +3,8 @@
 //!
 //! Sans-IO: [`RtuServer::receive`] takes each byte with the time it arrived and
 //! [`RtuServer::poll`] the time now; both return the bytes to send, if any. [`serve`] drives it
-//! over any `embedded-io` UART.
+//! over any `embedded-io` UART, a bounded amount of work per call. One server serves one bus;
+//! a node on two buses has two, [`crate::ports::RtuPorts`].
 //!
 //! Framing follows *Modbus over serial line* V1.02 §2.5.1.1: a frame ends after 3.5 character
 //! times of silence (11 bits a character; a fixed 1750 µs above 19200 baud). The 1.5-character
@@ -24,19 +25,62 @@ pub trait Registers {
     fn read_holding(&mut self, start: u16, out: &mut [u16]) -> Result<(), Exception>;
     /// Writes one holding register (06).
     fn write_holding(&mut self, address: u16, value: u16) -> Result<(), Exception>;
-    /// The line counters, before each request is answered (for the status block).
+    /// The line counters of a server on one bus (port A), before each request is answered
+    /// (for the status block).
     fn link_counters(&mut self, _counters: LinkCounters) {}
+    /// Every port's line counters, before a request on any of them is answered: what
+    /// [`crate::ports::RtuPorts`] calls instead of [`Registers::link_counters`]. By default,
+    /// port A's go to [`Registers::link_counters`].
+    fn port_counters(&mut self, counters: &PortCounters) {
+        self.link_counters(counters.a);
+    }
 }
 
 /// What the server counted since boot; every counter saturates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LinkCounters {
+    /// Frames received intact (good CRC, 4..=256 bytes) for this unit or broadcast.
+    pub frames_ok: u16,
     /// Frames dropped for a bad CRC.
     pub crc_errors: u16,
-    /// Frames dropped for bad framing: shorter than 4 bytes or longer than 256.
+    /// Frames dropped for bad framing: shorter than 4 bytes, or longer than 256 (counted
+    /// when the receive buffer overruns, not when the frame ends).
     pub framing_errors: u16,
+    /// Exception responses sent.
+    pub exceptions: u16,
     /// Requests answered (responses and exceptions).
     pub answered: u16,
+    /// Bytes received.
+    pub bytes: u32,
+}
+
+impl LinkCounters {
+    /// Nothing counted (`const`, for statics).
+    pub const NONE: LinkCounters = LinkCounters {
+        frames_ok: 0,
+        crc_errors: 0,
+        framing_errors: 0,
+        exceptions: 0,
+        answered: 0,
+        bytes: 0,
+    };
+}
+
+/// The line counters of both RTU ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PortCounters {
+    /// Port A's (the first bus).
+    pub a: LinkCounters,
+    /// Port B's (the second bus).
+    pub b: LinkCounters,
+}
+
+impl PortCounters {
+    /// Nothing counted on either port.
+    pub const NONE: PortCounters = PortCounters {
+        a: LinkCounters::NONE,
+        b: LinkCounters::NONE,
+    };
 }
 
 /// The silence that ends a frame.
@@ -91,11 +135,7 @@ impl RtuServer {
             rx_overflow: 0,
             last_byte_us: None,
             tx: Frame::new(),
-            counters: LinkCounters {
-                crc_errors: 0,
-                framing_errors: 0,
-                answered: 0,
-            },
+            counters: LinkCounters::NONE,
         }
     }
 
@@ -119,7 +159,13 @@ impl RtuServer {
     /// frame is answered first: the answer is returned.
     pub fn receive<R: Registers>(&mut self, now_us: u64, byte: u8, regs: &mut R) -> Option<&[u8]> {
         let answered = self.end_of_frame_before(now_us, regs);
+        self.counters.bytes = self.counters.bytes.saturating_add(1);
         if self.rx.push(byte).is_err() {
+            // Counted when the buffer overruns, so endless noise shows as it happens; the
+            // rest of the frame is dropped until the silence that ends it.
+            if self.rx_overflow == 0 {
+                self.count_error(FrameError::TooLong(MAX_FRAME + 1));
+            }
             self.rx_overflow = self.rx_overflow.saturating_add(1);
         }
         self.last_byte_us = Some(now_us);
@@ -146,7 +192,7 @@ impl RtuServer {
         let overflow = core::mem::take(&mut self.rx_overflow);
         let frame = core::mem::take(&mut self.rx);
         if overflow > 0 {
-            self.count_error(FrameError::TooLong(MAX_FRAME + overflow));
+            // Counted when it overran.
             return false;
         }
         self.answer(&frame, regs)
@@ -172,6 +218,7 @@ impl RtuServer {
         if unit != self.unit && unit != BROADCAST {
             return false;
         }
+        self.counters.frames_ok = self.counters.frames_ok.saturating_add(1);
         regs.link_counters(self.counters);
         let me = self.unit;
         let reply = match request {
@@ -193,7 +240,10 @@ impl RtuServer {
         }
         self.tx = match reply {
             Ok(frame) => frame,
-            Err(e) => rtu::encode_exception(me, request.function(), e),
+            Err(e) => {
+                self.counters.exceptions = self.counters.exceptions.saturating_add(1);
+                rtu::encode_exception(me, request.function(), e)
+            }
         };
         self.counters.answered = self.counters.answered.saturating_add(1);
         true
@@ -231,8 +281,14 @@ pub trait Clock {
     fn now_us(&mut self) -> u64;
 }
 
-/// Serves over an `embedded-io` UART: reads every byte that is ready, answers complete frames.
-/// Call it often (at least every few hundred µs at 19200 baud).
+/// The most bytes [`serve`] reads in one call: a bus that never falls silent (noise, a
+/// flooding master) costs its caller at most this much work a call, so a main loop serving
+/// several buses, or other work, is never starved by one.
+pub const SERVE_BYTES_PER_CALL: usize = 32;
+
+/// Serves over an `embedded-io` UART: reads what is ready, at most [`SERVE_BYTES_PER_CALL`]
+/// bytes, and answers complete frames. Call it often (at least every few hundred µs at 19200
+/// baud); bytes left in the UART wait for the next call.
 pub fn serve<U, R, C>(
     server: &mut RtuServer,
     uart: &mut U,
@@ -244,12 +300,9 @@ where
     R: Registers,
     C: Clock,
 {
-    let mut buf = [0u8; 32];
-    while uart.read_ready()? {
+    let mut buf = [0u8; SERVE_BYTES_PER_CALL];
+    if uart.read_ready()? {
         let n = uart.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
         let now = clock.now_us();
         for &b in buf.get(..n).unwrap_or(&[]) {
             if let Some(answer) = server.receive(now, b, regs) {
@@ -445,7 +498,15 @@ mod tests {
         };
         assert!(exchange(&mut s, &mut regs, &mut t, &encode_request(0, &w).unwrap()).is_none());
         assert_eq!(regs.holding, 9, "a broadcast write is obeyed");
-        assert_eq!(s.counters(), LinkCounters::default());
+        assert_eq!(
+            s.counters(),
+            LinkCounters {
+                frames_ok: 1,
+                bytes: 16,
+                ..LinkCounters::NONE
+            },
+            "the broadcast was received, nothing was answered"
+        );
     }
 
     #[test]
@@ -465,13 +526,59 @@ mod tests {
             LinkCounters {
                 crc_errors: 1,
                 framing_errors: 2,
-                answered: 0
+                bytes: 8 + 2 + 300,
+                ..LinkCounters::NONE
             }
         );
         // The status block sees the counters as they were when a request came in.
         let good = encode_request(1, &Request::ReadInputRegisters { start: 0, count: 1 }).unwrap();
         assert!(exchange(&mut s, &mut regs, &mut t, &good).is_some());
         assert_eq!(regs.counters.crc_errors, 1);
+        assert_eq!((s.counters().frames_ok, s.counters().answered), (1, 1));
+    }
+
+    #[test]
+    fn endless_noise_is_counted_once_as_it_overruns() {
+        let mut s = RtuServer::new(1, FrameTiming::for_baud(19_200));
+        let mut regs = Ten::default();
+        for i in 0..(MAX_FRAME as u64 + 1) {
+            assert!(s.receive(i * 100, 0x55, &mut regs).is_none());
+        }
+        assert_eq!(s.counters().framing_errors, 1, "counted at the overrun");
+        // The noise goes on, never a silence.
+        for i in (MAX_FRAME as u64 + 1)..(MAX_FRAME as u64 + 1_001) {
+            assert!(s.receive(i * 100, 0xAA, &mut regs).is_none());
+        }
+        assert!(s.poll(1_000_000, &mut regs).is_none());
+        assert_eq!(s.counters().framing_errors, 1, "and not again at its end");
+        assert_eq!(s.counters().bytes, MAX_FRAME as u32 + 1 + 1_000);
+        // The next frame is whole again.
+        let good = encode_request(1, &Request::ReadInputRegisters { start: 0, count: 1 }).unwrap();
+        let mut t = 2_000_000;
+        assert!(exchange(&mut s, &mut regs, &mut t, &good).is_some());
+    }
+
+    #[test]
+    fn exceptions_and_frames_are_counted() {
+        let mut s = RtuServer::new(7, FrameTiming::for_baud(19_200));
+        let mut regs = Ten::default();
+        let mut t = 0;
+        let bad = Request::ReadInputRegisters { start: 9, count: 2 };
+        let good = Request::ReadInputRegisters { start: 0, count: 2 };
+        for r in [bad, good, bad] {
+            assert!(exchange(&mut s, &mut regs, &mut t, &encode_request(7, &r).unwrap()).is_some());
+        }
+        let w = Request::WriteSingleRegister {
+            address: 5,
+            value: 1,
+        };
+        assert!(exchange(&mut s, &mut regs, &mut t, &encode_request(0, &w).unwrap()).is_none());
+        let c = s.counters();
+        assert_eq!(
+            (c.frames_ok, c.answered, c.exceptions, c.crc_errors),
+            (4, 3, 2, 0)
+        );
+        assert_eq!(c.bytes, 4 * 8);
     }
 
     #[test]

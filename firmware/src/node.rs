@@ -15,7 +15,7 @@ use firebreak_protocols::{SENSOR_NODE, Signal};
 use crate::detect::{Causes, Detector, Evidence, Limits};
 use crate::health::{HealthLimits, ProbeHealth, profile_range};
 use crate::image::{ImageError, InputImage, PROBES, ProbeState, Status};
-use crate::modbus::{LinkCounters, Registers};
+use crate::modbus::{LinkCounters, PortCounters, Registers};
 use crate::sensors::{GasSample, Inputs};
 use crate::tmp117::MilliCelsius;
 
@@ -87,7 +87,7 @@ pub struct Node<R> {
     faults: u16,
     reset_reason: ResetReason,
     uptime_s: u32,
-    link: LinkCounters,
+    links: PortCounters,
 }
 
 impl<R: OutputPin> Node<R> {
@@ -113,11 +113,7 @@ impl<R: OutputPin> Node<R> {
             faults: 0,
             reset_reason: ResetReason::Unknown,
             uptime_s: 0,
-            link: LinkCounters {
-                crc_errors: 0,
-                framing_errors: 0,
-                answered: 0,
-            },
+            links: PortCounters::NONE,
         }
     }
 
@@ -173,8 +169,7 @@ impl<R: OutputPin> Node<R> {
             version: VERSION,
             uptime_s: self.uptime_s,
             faults: self.faults,
-            crc_errors: self.link.crc_errors,
-            framing_errors: self.link.framing_errors,
+            links: self.links,
             alarm_state: self.alarm_state(),
             reset_reason: self.reset_reason.code(),
         });
@@ -320,7 +315,12 @@ impl<R: OutputPin> Registers for Node<R> {
     }
 
     fn link_counters(&mut self, counters: LinkCounters) {
-        self.link = counters;
+        self.links.a = counters;
+        self.refresh_status();
+    }
+
+    fn port_counters(&mut self, counters: &PortCounters) {
+        self.links = *counters;
         self.refresh_status();
     }
 }

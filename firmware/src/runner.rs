@@ -41,8 +41,8 @@
 //! - `relay on` / `relay off` when the relay pin reads back changed, after the `alarm` line of
 //!   the same change.
 //!
-//! The status line is `status relay= alarm= faults= uptime= crc= framing= answered=`, the
-//! board's own fields ([`Board::status_fields`]), then `at=<ms> reset=<code>`; `uptime` is node
+//! The status line is `status relay= alarm= faults= uptime= crc= framing= answered= crc_b=
+//! framing_b= answered_b=` (RTU port A's counters, then port B's), the board's own fields ([`Board::status_fields`]), then `at=<ms> reset=<code>`; `uptime` is node
 //! time in seconds.
 
 use core::fmt::Write as _;
@@ -50,7 +50,7 @@ use core::fmt::Write as _;
 use embedded_hal::digital::StatefulOutputPin;
 
 use crate::feed::{Command, Feed, FeedError, LineBuffer, Reply, StatusLine, error_reply};
-use crate::modbus::LinkCounters;
+use crate::modbus::PortCounters;
 use crate::node::{Node, ResetReason};
 use crate::sensors::Inputs;
 
@@ -65,8 +65,8 @@ pub const CYCLES_PER_POLL: u32 = 25;
 pub trait Board {
     /// Writes one line, without its line ending, to the feed output.
     fn say(&mut self, line: &str);
-    /// The Modbus line counters, for the status line.
-    fn link_counters(&mut self) -> LinkCounters;
+    /// Each RTU port's line counters, for the status line.
+    fn link_counters(&mut self) -> PortCounters;
     /// Appends the board's own status fields, each as ` name=value` (QEMU: `stack_peak=`).
     fn status_fields(&mut self, _status: &mut Reply) {}
 }
@@ -357,7 +357,7 @@ impl<R: StatefulOutputPin> Runner<R> {
             alarm_state: self.node.alarm_state(),
             faults: self.node.faults(),
             uptime_s: u32::try_from(self.node_ms(own_ms) / 1000).unwrap_or(u32::MAX),
-            link: board.link_counters(),
+            links: board.link_counters(),
         };
         let mut line = Reply::new();
         let _ = write!(line, "{status}");
@@ -375,7 +375,7 @@ impl<R: StatefulOutputPin> Runner<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modbus::Registers;
+    use crate::modbus::{LinkCounters, Registers};
     use crate::sensors::ProbeSample;
     use crate::tmp117::MilliCelsius;
     use core::convert::Infallible;
@@ -423,11 +423,20 @@ mod tests {
         fn say(&mut self, line: &str) {
             self.said.push(line.to_string());
         }
-        fn link_counters(&mut self) -> LinkCounters {
-            LinkCounters {
-                crc_errors: 1,
-                framing_errors: 2,
-                answered: 3,
+        fn link_counters(&mut self) -> PortCounters {
+            PortCounters {
+                a: LinkCounters {
+                    crc_errors: 1,
+                    framing_errors: 2,
+                    answered: 3,
+                    ..LinkCounters::NONE
+                },
+                b: LinkCounters {
+                    crc_errors: 4,
+                    framing_errors: 5,
+                    answered: 6,
+                    ..LinkCounters::NONE
+                },
             }
         }
         fn status_fields(&mut self, status: &mut Reply) {
@@ -577,7 +586,7 @@ mod tests {
             send(&mut r, &mut out, 4_321, "status"),
             [
                 "status relay=0 alarm=0x0000 faults=0x0000 uptime=4 crc=1 framing=2 answered=3 \
-              stack_peak=1234 at=4321 reset=1"
+              crc_b=4 framing_b=5 answered_b=6 stack_peak=1234 at=4321 reset=1"
             ]
         );
         assert_eq!(send(&mut r, &mut out, 7_000, "clock 120000"), ["ok"]);
@@ -585,7 +594,7 @@ mod tests {
             send(&mut r, &mut out, 7_500, "status"),
             [
                 "status relay=0 alarm=0x0000 faults=0x0000 uptime=127 crc=1 framing=2 answered=3 \
-              stack_peak=1234 at=120000 reset=1"
+              crc_b=4 framing_b=5 answered_b=6 stack_peak=1234 at=120000 reset=1"
             ]
         );
     }

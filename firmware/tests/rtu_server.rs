@@ -45,7 +45,7 @@ fn node() -> Node<Relay> {
 }
 
 fn input_mapped(a: u32) -> bool {
-    a < 12 || (100..=108).contains(&a)
+    a < 12 || (100..=120).contains(&a)
 }
 
 fn holding_mapped(a: u32) -> bool {
@@ -111,7 +111,7 @@ fn ask(
 }
 
 fn request_strategy() -> impl Strategy<Value = Request> {
-    let address = prop_oneof![0u16..20, 95u16..115, 195u16..210, any::<u16>()];
+    let address = prop_oneof![0u16..20, 95u16..125, 195u16..210, any::<u16>()];
     let count = prop_oneof![0u16..20, 120u16..130, any::<u16>()];
     prop_oneof![
         (address.clone(), count.clone())

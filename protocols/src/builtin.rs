@@ -18,7 +18,8 @@ pub const NO_SENSOR_U32: u32 = 0xFFFF_FFFF;
 /// The Firebreak battery-room sensor node's own map (the firmware serves it over Modbus RTU).
 ///
 /// Readings are input registers 0..=11; the node's status block is input registers
-/// 100..=108 and its writable settings holding registers 200..=203 (see [`sensor_node`]).
+/// 100..=120 (108 and below as before the node had two RTU ports; 109..=120 each port's link
+/// counters) and its writable settings holding registers 200..=203 (see [`sensor_node`]).
 /// Of the status block, the alarm relay (107), the uptime (102..=103) and the reset reason
 /// (108) are mapped as signals: the gateway sees the node's own alarm and its reboots.
 pub const SENSOR_NODE: DeviceProfile<'static> = DeviceProfile {
@@ -129,9 +130,11 @@ pub mod sensor_node {
     /// Input register: bit n set = probe n (0..=7) faulty; bit 8 off-gas, bit 9 room
     /// temperature, bit 10 humidity sensor faulty.
     pub const FAULTS: u16 = 104;
-    /// Input register: frames dropped for a bad CRC since boot (saturates at 65535).
+    /// Input register: frames dropped for a bad CRC since boot on RTU port A (saturates at
+    /// 65535); the same count as port A's [`LINK_CRC_ERRORS`].
     pub const CRC_ERRORS: u16 = 105;
-    /// Input register: frames dropped for bad framing or length since boot (saturates).
+    /// Input register: frames dropped for bad framing or length since boot on RTU port A
+    /// (saturates); the same count as port A's [`LINK_FRAMING_ERRORS`].
     pub const FRAMING_ERRORS: u16 = 106;
     /// Input register: local alarm state; bit [`ALARM_LATCHED`] is the relay, bits 1..=4 the
     /// causes ([`ALARM_CAUSE_TEMPERATURE`] …).
@@ -149,6 +152,28 @@ pub mod sensor_node {
     /// Input register: why the node last reset (0 power-on, 1 watchdog, 2 software,
     /// 3 external pin, 4 brown-out, 0xFFFF unknown).
     pub const RESET_REASON: u16 = 108;
+
+    /// First input register of RTU port A's link counters (109..=114). The node has two RTU
+    /// ports, one RS-485 bus per gateway; each port's block is [`LINK_LEN`] registers, laid
+    /// out by the `LINK_*` offsets. Diagnostics only: no signal, no policy reads them.
+    pub const PORT_A_LINK: u16 = 109;
+    /// First input register of RTU port B's link counters (115..=120).
+    pub const PORT_B_LINK: u16 = 115;
+    /// Offset in a port's block: frames received intact (good CRC, 4..=256 bytes) addressed
+    /// to the node or broadcast (saturates).
+    pub const LINK_FRAMES_OK: u16 = 0;
+    /// Offset in a port's block: frames dropped for a bad CRC (saturates).
+    pub const LINK_CRC_ERRORS: u16 = 1;
+    /// Offset in a port's block: frames dropped for bad framing — shorter than 4 bytes, or
+    /// longer than 256 (the receive buffer overran) — (saturates).
+    pub const LINK_FRAMING_ERRORS: u16 = 2;
+    /// Offset in a port's block: exception responses sent (saturates).
+    pub const LINK_EXCEPTIONS: u16 = 3;
+    /// Offset in a port's block: bytes received, u32 high word first (offsets 4..=5;
+    /// saturates).
+    pub const LINK_BYTES: u16 = 4;
+    /// Registers in a port's block.
+    pub const LINK_LEN: u16 = 6;
 
     /// Holding register, write-only in effect: writing [`ALARM_RESET_KEY`] clears a latched
     /// alarm whose causes are gone. Reads 0.
@@ -206,13 +231,13 @@ pub mod sensor_node {
             super::Table::Input,
             CRC_ERRORS,
             "crc-errors",
-            "frames dropped for a bad CRC (saturating)",
+            "port A: frames dropped for a bad CRC (saturating; = 110)",
         ),
         (
             super::Table::Input,
             FRAMING_ERRORS,
             "framing-errors",
-            "frames dropped for bad framing (saturating)",
+            "port A: frames dropped for bad framing (saturating; = 111)",
         ),
         (
             super::Table::Input,
@@ -225,6 +250,66 @@ pub mod sensor_node {
             RESET_REASON,
             "reset-reason",
             "0 power-on, 1 watchdog, 2 software, 3 external, 4 brown-out, 0xFFFF unknown: signal `reset-reason`",
+        ),
+        (
+            super::Table::Input,
+            PORT_A_LINK,
+            "port-a-frames-ok",
+            "RTU port A: frames received intact for this unit or broadcast (saturating)",
+        ),
+        (
+            super::Table::Input,
+            PORT_A_LINK + 1,
+            "port-a-crc-errors",
+            "RTU port A: frames dropped for a bad CRC (saturating)",
+        ),
+        (
+            super::Table::Input,
+            PORT_A_LINK + 2,
+            "port-a-framing-errors",
+            "RTU port A: frames dropped as shorter than 4 or longer than 256 bytes (saturating)",
+        ),
+        (
+            super::Table::Input,
+            PORT_A_LINK + 3,
+            "port-a-exceptions",
+            "RTU port A: exception responses sent (saturating)",
+        ),
+        (
+            super::Table::Input,
+            PORT_A_LINK + 4,
+            "port-a-bytes",
+            "RTU port A: bytes received, u32, high word first (113-114; saturating)",
+        ),
+        (
+            super::Table::Input,
+            PORT_B_LINK,
+            "port-b-frames-ok",
+            "RTU port B: frames received intact for this unit or broadcast (saturating)",
+        ),
+        (
+            super::Table::Input,
+            PORT_B_LINK + 1,
+            "port-b-crc-errors",
+            "RTU port B: frames dropped for a bad CRC (saturating)",
+        ),
+        (
+            super::Table::Input,
+            PORT_B_LINK + 2,
+            "port-b-framing-errors",
+            "RTU port B: frames dropped as shorter than 4 or longer than 256 bytes (saturating)",
+        ),
+        (
+            super::Table::Input,
+            PORT_B_LINK + 3,
+            "port-b-exceptions",
+            "RTU port B: exception responses sent (saturating)",
+        ),
+        (
+            super::Table::Input,
+            PORT_B_LINK + 4,
+            "port-b-bytes",
+            "RTU port B: bytes received, u32, high word first (119-120; saturating)",
         ),
         (
             super::Table::Holding,
@@ -457,6 +542,34 @@ mod tests {
                     assert_eq!(ResetReason::from_code(s.value), Some(ResetReason::Unknown))
                 }
                 _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn the_port_link_blocks_extend_the_status_block_without_gaps_or_signals() {
+        use sensor_node::*;
+        // Port A's block follows the reset reason, port B's follows A's: 100..=120 reads in
+        // one request.
+        assert_eq!(PORT_A_LINK, RESET_REASON + 1);
+        assert_eq!(PORT_B_LINK, PORT_A_LINK + LINK_LEN);
+        assert_eq!(LINK_BYTES + 2, LINK_LEN);
+        // Documented once each, and none of them a signal: the gateway never reads them.
+        for port in [PORT_A_LINK, PORT_B_LINK] {
+            for a in port..port + LINK_LEN {
+                let documented = REGISTERS
+                    .iter()
+                    .filter(|(t, address, _, _)| *t == Table::Input && *address == a)
+                    .count();
+                let expected = usize::from(a != port + LINK_BYTES + 1);
+                assert_eq!(documented, expected, "input {a}");
+                assert!(
+                    SENSOR_NODE
+                        .registers
+                        .iter()
+                        .all(|d| d.address != a || d.table != Table::Input),
+                    "input {a} is a signal"
+                );
             }
         }
     }

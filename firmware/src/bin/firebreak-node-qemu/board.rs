@@ -1,8 +1,11 @@
 //! The mps2-an386 board: CMSDK UARTs, SysTick, the FPGA LEDs, the CMSDK watchdog.
 //!
-//! Addresses and interrupt numbers from Arm's *Application Note AN386* (as QEMU models it):
-//! UART0 0x4000_4000 (RX interrupt 0), UART1 0x4000_5000 (RX interrupt 2), watchdog
-//! 0x4000_8000, FPGA I/O (LEDs) 0x4002_8000; the system clock is 25 MHz.
+//! Addresses and interrupt numbers from Arm's *Application Note AN386* (as QEMU models it,
+//! `hw/arm/mps2.c`): UART0 0x4000_4000 (RX interrupt 0), UART1 0x4000_5000 (RX interrupt 2),
+//! UART2 0x4000_6000 (RX interrupt 4), watchdog 0x4000_8000, FPGA I/O (LEDs) 0x4002_8000; the
+//! system clock is 25 MHz. UART0 carries the feed, UART1 RTU port A, UART2 RTU port B: QEMU
+//! gives the first `-serial` to UART0, the second to UART1, the third to UART2 (a UART with
+//! no `-serial` is there, silent).
 
 use core::convert::Infallible;
 use core::fmt::Write as _;
@@ -16,9 +19,9 @@ use cortex_m_rt::{entry, exception};
 use embedded_hal::digital::{ErrorType as PinErrorType, OutputPin, StatefulOutputPin};
 use embedded_io::{ErrorType, Read, ReadReady, Write};
 use firebreak_firmware::feed::Reply;
-use firebreak_firmware::modbus::{Clock, FrameTiming, LinkCounters, RtuServer, serve};
+use firebreak_firmware::modbus::{Clock, FrameTiming, PortCounters, RtuServer};
 use firebreak_firmware::node::VERSION;
-use firebreak_firmware::{Action, Board, ResetReason, Runner, Watchdog};
+use firebreak_firmware::{Action, Board, Port, ResetReason, RtuPorts, Runner, Watchdog};
 use panic_halt as _;
 
 /// The system clock.
@@ -34,6 +37,7 @@ const EMULATED_GAP_US: u32 = 20_000;
 
 const UART0: usize = 0x4000_4000;
 const UART1: usize = 0x4000_5000;
+const UART2: usize = 0x4000_6000;
 const WATCHDOG: usize = 0x4000_8000;
 const FPGAIO_LED: usize = 0x4002_8000;
 
@@ -201,17 +205,20 @@ unsafe fn NonMaskableInt() {}
 unsafe fn DefaultHandler(_irqn: i16) {
     write_reg(UART0 + INTCLEAR, INT_RX);
     write_reg(UART1 + INTCLEAR, INT_RX);
+    write_reg(UART2 + INTCLEAR, INT_RX);
 }
 
-/// UART receive interrupts, for the NVIC.
+/// UART receive interrupts, for the NVIC: UART0's (the feed), UART1's (RTU port A), UART2's
+/// (RTU port B).
 #[derive(Clone, Copy)]
-enum Irq {
-    Uart0Rx = 0,
-    Uart1Rx = 2,
+enum UartRx {
+    Feed = 0,
+    RtuA = 2,
+    RtuB = 4,
 }
 
 // SAFETY: the numbers are the board's device interrupt numbers.
-unsafe impl cortex_m::interrupt::InterruptNumber for Irq {
+unsafe impl cortex_m::interrupt::InterruptNumber for UartRx {
     fn number(self) -> u16 {
         self as u16
     }
@@ -306,7 +313,7 @@ fn say(uart: &mut Uart, line: &str) {
 /// The feed UART as the runner writes to it, with the Modbus counters of the moment.
 struct Console<'a> {
     uart: &'a mut Uart,
-    link: LinkCounters,
+    link: PortCounters,
 }
 
 impl Board for Console<'_> {
@@ -314,7 +321,7 @@ impl Board for Console<'_> {
         say(self.uart, line);
     }
 
-    fn link_counters(&mut self) -> LinkCounters {
+    fn link_counters(&mut self) -> PortCounters {
         self.link
     }
 
@@ -337,14 +344,17 @@ fn hang() -> ! {
 /// about on the stack.
 struct State {
     runner: Runner<Relay>,
-    server: RtuServer,
+    ports: RtuPorts,
 }
 
 /// Everything the node keeps, built at compile time into a static: nothing large is built
 /// or moved on the stack, and the RAM figures count it.
 static mut NODE_STATE: State = State {
     runner: Runner::new(Relay),
-    server: RtuServer::new(UNIT, FrameTiming::from_gap_us(EMULATED_GAP_US)),
+    ports: RtuPorts::new(
+        RtuServer::new(UNIT, FrameTiming::from_gap_us(EMULATED_GAP_US)),
+        RtuServer::new(UNIT, FrameTiming::from_gap_us(EMULATED_GAP_US)),
+    ),
 };
 
 #[entry]
@@ -362,11 +372,13 @@ fn main() -> ! {
     cp.SYST.enable_counter();
 
     let mut feed_uart = Uart::new(UART0);
-    let mut rtu_uart = Uart::new(UART1);
+    let mut rtu_a = Uart::new(UART1);
+    let mut rtu_b = Uart::new(UART2);
     // SAFETY: the handler for these interrupts (DefaultHandler) only clears them.
     unsafe {
-        NVIC::unmask(Irq::Uart0Rx);
-        NVIC::unmask(Irq::Uart1Rx);
+        NVIC::unmask(UartRx::Feed);
+        NVIC::unmask(UartRx::RtuA);
+        NVIC::unmask(UartRx::RtuB);
     }
     let mut watchdog = CmsdkWatchdog::start();
     let mut clock = SysClock {
@@ -378,7 +390,7 @@ fn main() -> ! {
     // this is the only reference to it, ever. (A raw pointer first: a direct `&mut` to a
     // `static mut` is refused by the 2024 edition.)
     #[allow(clippy::deref_addrof)]
-    let State { runner, server } = unsafe { &mut *(&raw mut NODE_STATE) };
+    let State { runner, ports } = unsafe { &mut *(&raw mut NODE_STATE) };
     let Ok(()) = runner.start(reason);
 
     let mut banner = Reply::new();
@@ -400,24 +412,30 @@ fn main() -> ! {
         {
             let mut console = Console {
                 uart: &mut feed_uart,
-                link: server.counters(),
+                link: ports.counters(),
             };
             if runner.push(b, clock.now_ms(), &mut console) == Action::Hang {
                 hang();
             }
         }
 
-        let Ok(()) = serve(server, &mut rtu_uart, &mut clock, runner.node_mut());
+        // Each RTU port gets its turn every pass, a bounded one: a bus that never falls
+        // silent cannot keep the other waiting (firebreak_firmware::ports).
+        let Ok(()) = ports.serve(Port::A, &mut rtu_a, &mut clock, runner.node_mut());
+        let Ok(()) = ports.serve(Port::B, &mut rtu_b, &mut clock, runner.node_mut());
 
         let mut console = Console {
             uart: &mut feed_uart,
-            link: server.counters(),
+            link: ports.counters(),
         };
         runner.poll(clock.now_ms(), &mut console);
         watchdog.feed();
-        // Until the next millisecond tick or a received byte, unless cycles or feed bytes
-        // are waiting.
-        if !runner.busy() && !feed_uart.read_ready().unwrap_or(true) {
+        // Until the next millisecond tick or a received byte, unless cycles or bytes are
+        // waiting.
+        let waiting = [&mut feed_uart, &mut rtu_a, &mut rtu_b]
+            .into_iter()
+            .any(|u| u.read_ready().unwrap_or(true));
+        if !runner.busy() && !waiting {
             cortex_m::asm::wfi();
         }
     }
