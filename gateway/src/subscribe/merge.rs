@@ -260,6 +260,10 @@ impl Merger {
         // A new boot: the connections of the earlier ones are gone.
         view.sessions.retain(|(epoch, _), _| *epoch >= connection.0);
         view.sessions.insert(connection, s.state);
+        // Bounded: a gateway that reconnected often keeps its latest connections only.
+        while view.sessions.len() > 64 {
+            view.sessions.pop_first();
+        }
         if let Some(h) = s.heartbeat_s {
             view.heartbeat_ms = Some(u64::from(h.max(1)) * 1000);
         }
