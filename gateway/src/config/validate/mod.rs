@@ -1,0 +1,138 @@
+//! The checks types cannot make, one module per section of the configuration: the site and
+//! its zones here; [`delivery`] (brokers, signing, outbox, HTTP), [`policy`], [`devices`]
+//! (profiles, devices, transports, shared RS-485 lines) and [`sources`] (MQTT sources). Every
+//! error names the file, the key path and the problem.
+
+mod delivery;
+mod devices;
+mod policy;
+mod sources;
+
+use super::*;
+
+pub(super) struct Validator<'a> {
+    pub(super) origin: &'a str,
+}
+
+impl Validator<'_> {
+    pub(super) fn err(&self, path: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+        ConfigError {
+            origin: self.origin.to_string(),
+            line: None,
+            path: path.into(),
+            problem: problem.into(),
+        }
+    }
+
+    pub(super) fn id<T: std::str::FromStr<Err = IdError>>(
+        &self,
+        path: &str,
+        s: &str,
+    ) -> Result<T, ConfigError> {
+        s.parse()
+            .map_err(|e: IdError| self.err(path, format!("{s:?} {e}")))
+    }
+
+    pub(super) fn site(&self, raw: RawSiteConfig) -> Result<SiteConfig, ConfigError> {
+        let site: SiteId = self.id("site.name", &raw.site.name)?;
+        let gateway: GatewayId = self.id("site.gateway", &raw.site.gateway)?;
+
+        let mut zones = Vec::new();
+        for (i, z) in raw.zones.iter().enumerate() {
+            let zone: ZoneId = self.id(&format!("zones[{i}].name"), &z.name)?;
+            if zones.contains(&zone) {
+                return Err(self.err(
+                    format!("zones[{i}].name"),
+                    format!("zone {zone:?} is declared twice"),
+                ));
+            }
+            zones.push(zone);
+        }
+
+        let http_bind = match &raw.http {
+            Some(h) => h.bind.parse::<SocketAddr>().map_err(|_| {
+                self.err(
+                    "http.bind",
+                    format!(
+                        "{:?} is not an address:port such as \"127.0.0.1:9186\"",
+                        h.bind
+                    ),
+                )
+            })?,
+            None => DEFAULT_HTTP_BIND
+                .parse()
+                .map_err(|_| self.err("http.bind", "bad built-in default"))?,
+        };
+
+        let mut profiles: BTreeMap<String, Arc<OwnedProfile>> = BUILTIN_PROFILES
+            .iter()
+            .map(|p| (p.name.to_string(), Arc::new(OwnedProfile::from_builtin(p))))
+            .collect();
+        for (i, p) in raw.profiles.into_iter().enumerate() {
+            let profile = self.profile(i, p)?;
+            let path = format!("profiles[{i}].name");
+            if BUILTIN_PROFILES.iter().any(|b| b.name == profile.name) {
+                return Err(self.err(
+                    path,
+                    format!(
+                        "{:?} is a built-in profile; choose another name",
+                        profile.name
+                    ),
+                ));
+            }
+            if profiles.contains_key(&profile.name) {
+                return Err(self.err(path, format!("profile {:?} is defined twice", profile.name)));
+            }
+            profiles.insert(profile.name.clone(), Arc::new(profile));
+        }
+
+        let defaults = raw.defaults.unwrap_or_default();
+        let mut devices: Vec<DeviceConfig> = Vec::new();
+        for (i, d) in raw.devices.into_iter().enumerate() {
+            let device = self.device(i, d, &defaults, &zones, &profiles)?;
+            if devices.iter().any(|o| o.name == device.name) {
+                return Err(self.err(
+                    format!("devices[{i}].name"),
+                    format!("device {:?} is defined twice", device.name.as_str()),
+                ));
+            }
+            self.shared_line(i, &device, &devices)?;
+            devices.push(device);
+        }
+
+        let mut mqtt_sources: Vec<MqttSourceConfig> = Vec::new();
+        for (i, s) in raw.mqtt_sources.into_iter().enumerate() {
+            let source = self.mqtt_source(i, s, &zones)?;
+            if devices.iter().any(|d| d.name == source.name)
+                || mqtt_sources.iter().any(|o| o.name == source.name)
+            {
+                return Err(self.err(
+                    format!("mqtt_sources[{i}].name"),
+                    format!("device {:?} is defined twice", source.name.as_str()),
+                ));
+            }
+            mqtt_sources.push(source);
+        }
+        if devices.is_empty() && mqtt_sources.is_empty() {
+            return Err(self.err(
+                "devices",
+                "the site has no devices and no mqtt_sources: nothing to watch",
+            ));
+        }
+        let policy = self.policy(raw.policy.unwrap_or_default())?;
+        let (brokers, signing, outbox) = self.delivery(raw.brokers, raw.signing, raw.outbox)?;
+        Ok(SiteConfig {
+            site,
+            gateway,
+            zones,
+            http_bind,
+            devices,
+            mqtt_sources,
+            profiles,
+            policy,
+            brokers,
+            signing,
+            outbox,
+        })
+    }
+}
