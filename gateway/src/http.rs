@@ -37,6 +37,8 @@ pub struct Shared {
     pub delivery: Option<crate::deliver::Delivery>,
     /// What the run loop and the acquisition tasks report.
     pub health: Arc<Health>,
+    /// Telemetry's counters, when it is published.
+    pub telemetry: Option<Arc<crate::telemetry::TelemetryStats>>,
 }
 
 /// The routes.
@@ -146,6 +148,14 @@ async fn metrics(State(s): State<Shared>) -> Response {
     }
     if let Some(d) = &s.delivery {
         text.push_str(&d.stats().prometheus());
+    }
+    if let Some(t) = &s.telemetry {
+        let _ = writeln!(
+            text,
+            "# HELP firebreak_telemetry_published_total Telemetry messages handed to a broker's connection.\n# TYPE firebreak_telemetry_published_total counter\nfirebreak_telemetry_published_total {}\n# HELP firebreak_telemetry_dropped_total Telemetry messages dropped (a full queue or a broker not connected): never in the way of a trigger.\n# TYPE firebreak_telemetry_dropped_total counter\nfirebreak_telemetry_dropped_total {}",
+            t.published.load(std::sync::atomic::Ordering::Relaxed),
+            t.dropped.load(std::sync::atomic::Ordering::Relaxed)
+        );
     }
     let healthy = s.health.check(s.delivery.as_ref(), mono_ms()).healthy;
     let _ = writeln!(

@@ -16,5 +16,6 @@ pub mod probe;
 pub mod run;
 pub mod secrets;
 pub mod subscribe;
+pub mod telemetry;
 pub mod trust;
 pub mod watch;

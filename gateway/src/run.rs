@@ -18,6 +18,7 @@ use crate::health::Health;
 use crate::http;
 use crate::policy::view::LevelsView;
 use crate::policy::{Engine, Topology, Transition};
+use crate::telemetry::{self, Telemetry};
 
 /// How often the table ages its values.
 pub const TICK: Duration = Duration::from_millis(250);
@@ -171,6 +172,21 @@ pub async fn run_with_delivery(
     let health = Health::new(mono_ms());
     let mut wall_watch = WallClockWatch::default();
     let mut tasks = JoinSet::new();
+    // Telemetry: its own connections and queue per broker, so it never delays a trigger.
+    let telemetry_out = (config.telemetry.enabled && !config.brokers.is_empty()).then(|| {
+        telemetry::start(
+            &config.brokers,
+            &config.gateway,
+            config.telemetry.queue,
+            &mut tasks,
+        )
+    });
+    let mut telemetry = Telemetry::new(
+        config.telemetry.clone(),
+        config.site.clone(),
+        config.gateway.clone(),
+        telemetry::zones_of(&config),
+    );
 
     let listener = tokio::net::TcpListener::bind(config.http_bind)
         .await
@@ -190,6 +206,7 @@ pub async fn run_with_delivery(
         levels: levels.clone(),
         delivery: publisher.clone(),
         health: health.clone(),
+        telemetry: telemetry_out.as_ref().map(|t| t.stats.clone()),
     });
     tasks.spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -270,6 +287,14 @@ pub async fn run_with_delivery(
         }
         let transitions = engine.step(clock.at(now), &input);
         health.stepped(now);
+        if let Some(out) = &telemetry_out {
+            telemetry.offer(&input);
+            if ticked {
+                for m in telemetry.due(wall) {
+                    out.send(&m);
+                }
+            }
+        }
         for f in engine.drain_fault_events() {
             warn!(
                 device = %f.device,

@@ -17,7 +17,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -101,15 +100,8 @@ fn a_controller_behind_bridges_gets_every_trigger_once_while_a_broker_dies_mid_f
         d.join("gw-a-2026.key").display(),
         d.join("outbox").display()
     );
-    let publish = |payload: &str| {
-        let ok = Command::new("mosquitto_pub")
-            .args(["-h", "127.0.0.1", "-p", &port_b.to_string(), "-q", "1"])
-            .args(["-t", "building/br/env", "-m", payload])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "mosquitto_pub");
-    };
+    let publish =
+        |payload: &str| mosquitto_pub(port_b, "building/br/env", payload.as_bytes(), false);
     // Every copy that reaches site C, to show that de-duplication had work to do.
     let c = port_c.to_string();
     let mut copies = Sub::start(

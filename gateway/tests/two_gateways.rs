@@ -15,7 +15,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -63,15 +62,7 @@ fn a_controller_merges_two_gateways_and_reports_the_site_silent_during_an_alarm(
     .unwrap();
     std::fs::write(d.join("rules.toml"), FIRE_RULES).unwrap();
     let (_broker, port) = mosquitto(d);
-    let publish = |payload: &str| {
-        let ok = Command::new("mosquitto_pub")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-            .args(["-t", "building/br/env", "-m", payload])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "mosquitto_pub");
-    };
+    let publish = |payload: &str| mosquitto_pub(port, "building/br/env", payload.as_bytes(), false);
     let exec_log = d.join("exec.log");
     let args: Vec<String> = vec![
         "--broker".into(),

@@ -25,7 +25,8 @@ mod raw;
 
 pub use raw::{
     RawBroker, RawDefaults, RawDevice, RawHttp, RawMqttSignal, RawMqttSource, RawOutbox, RawPolicy,
-    RawProfile, RawRegister, RawSigning, RawSite, RawSiteConfig, RawType, RawZone, TransportKind,
+    RawProfile, RawRegister, RawSigning, RawSite, RawSiteConfig, RawTelemetry, RawType, RawZone,
+    TransportKind,
 };
 
 /// A commented example configuration that passes `firebreak config check`.
@@ -262,6 +263,8 @@ pub struct SiteConfig {
     pub signing: Option<SigningConfig>,
     /// The outbox; present whenever brokers are.
     pub outbox: Option<OutboxConfig>,
+    /// Telemetry out to the brokers.
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 /// How to reach an MQTT broker: a `[[brokers]]` entry triggers are delivered to, or the

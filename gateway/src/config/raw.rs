@@ -36,6 +36,8 @@ pub struct RawSiteConfig {
     pub signing: Option<RawSigning>,
     /// `[outbox]`: where triggers wait for each broker's acknowledgement.
     pub outbox: Option<RawOutbox>,
+    /// `[telemetry]`: devices' values out to the brokers.
+    pub telemetry: Option<RawTelemetry>,
 }
 
 /// `[site]`.
@@ -352,4 +354,21 @@ pub struct RawOutbox {
     pub capacity: Option<u32>,
     /// Waiting triggers at which a broker's outbox is reported near full (80 % of capacity).
     pub warn_at: Option<u32>,
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    /// Whether telemetry is published (true).
+    pub enabled: Option<bool>,
+    /// A device is published at least this often, in seconds (60).
+    pub every_s: Option<u64>,
+    /// A device is published at most this often, in milliseconds (1000).
+    pub min_interval_ms: Option<u64>,
+    /// Messages waiting per broker before more are dropped (256).
+    pub queue: Option<usize>,
+    /// Per signal name, the change worth publishing at once.
+    #[serde(default)]
+    pub deadbands: std::collections::BTreeMap<String, f32>,
 }

@@ -1,12 +1,14 @@
 //! The checks types cannot make, one module per section of the configuration: the site and
 //! its zones here; [`delivery`] (brokers, signing, outbox, HTTP), [`policy`], [`devices`]
-//! (profiles, devices, transports, shared RS-485 lines) and [`sources`] (MQTT sources). Every
+//! (profiles, devices, transports, shared RS-485 lines), [`sources`] (MQTT sources) and
+//! [`telemetry`]. Every
 //! error names the file, the key path and the problem.
 
 mod delivery;
 mod devices;
 mod policy;
 mod sources;
+mod telemetry;
 
 use super::*;
 
@@ -121,6 +123,7 @@ impl Validator<'_> {
         }
         let policy = self.policy(raw.policy.unwrap_or_default())?;
         let (brokers, signing, outbox) = self.delivery(raw.brokers, raw.signing, raw.outbox)?;
+        let telemetry = self.telemetry(raw.telemetry)?;
         Ok(SiteConfig {
             site,
             gateway,
@@ -133,6 +136,7 @@ impl Validator<'_> {
             brokers,
             signing,
             outbox,
+            telemetry,
         })
     }
 }
