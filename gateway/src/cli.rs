@@ -556,6 +556,18 @@ fn print_summary(c: &SiteConfig, out: &mut impl Write) -> Result<(), CliError> {
                 s.max_payload
             )?;
         }
+        for s in c.nut_sources.iter().filter(|s| &s.zone == zone) {
+            writeln!(
+                out,
+                "  nut    {:<16} {}{} every {} ms",
+                s.name.as_str(),
+                s.url(),
+                s.username
+                    .as_ref()
+                    .map_or(String::new(), |u| format!(" (user {u})")),
+                s.poll_interval.as_millis()
+            )?;
+        }
     }
     for b in &c.brokers {
         writeln!(out, "broker {:<16} {}{}", b.name, b.url(), how_connected(b))?;
@@ -574,9 +586,10 @@ fn print_summary(c: &SiteConfig, out: &mut impl Write) -> Result<(), CliError> {
     }
     writeln!(
         out,
-        "ok: {} devices, {} mqtt sources, {} zones",
+        "ok: {} devices, {} mqtt sources, {} nut sources, {} zones",
         c.devices.len(),
         c.mqtt_sources.len(),
+        c.nut_sources.len(),
         c.zones.len()
     )?;
     Ok(())

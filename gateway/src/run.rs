@@ -10,7 +10,7 @@ use tracing::{debug, info, warn};
 
 use crate::acquire::table::{RebootEvent, SignalTable};
 use crate::acquire::{
-    EVENT_CHANNEL_CAPACITY, Event, WallClockWatch, modbus, mono_ms, mqtt, now_ms,
+    EVENT_CHANNEL_CAPACITY, Event, WallClockWatch, modbus, mono_ms, mqtt, now_ms, nut,
 };
 use crate::config::{SiteConfig, Transport};
 use crate::deliver::{Delivery, DeliveryOptions, TriggerDraft};
@@ -230,6 +230,9 @@ pub async fn run_with_delivery(
             devices.into_iter().cloned().collect(),
             tx.clone(),
         )));
+    }
+    for s in &config.nut_sources {
+        tasks.spawn(health.acquisition(nut::run_source(s.clone(), tx.clone())));
     }
     for s in &config.mqtt_sources {
         tasks.spawn(health.acquisition(mqtt::run_source(

@@ -321,6 +321,9 @@ pub fn zones_of(config: &crate::config::SiteConfig) -> BTreeMap<DeviceId, Option
     for s in &config.mqtt_sources {
         zones.insert(s.name.clone(), Some(s.zone.clone()));
     }
+    for s in &config.nut_sources {
+        zones.insert(s.name.clone(), Some(s.zone.clone()));
+    }
     zones
 }
 

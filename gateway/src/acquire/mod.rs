@@ -12,6 +12,7 @@ use firebreak_protocols::{DeviceId, ReadRequest, Sample};
 
 pub mod modbus;
 pub mod mqtt;
+pub mod nut;
 pub mod reboot;
 pub mod table;
 
@@ -175,10 +176,18 @@ pub enum RequestError {
         /// What is wrong.
         problem: String,
     },
+    /// A source that is not Modbus (a NUT server) answered with an error, not in time, or not
+    /// as its protocol says.
+    #[error("{problem}")]
+    Source {
+        /// What went wrong.
+        problem: String,
+    },
 }
 
 impl RequestError {
-    /// A short label for metrics: `exception`, `timeout`, `transport`, `connect`, `decode`.
+    /// A short label for metrics: `exception`, `timeout`, `transport`, `connect`, `decode`,
+    /// `source`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Exception { .. } => "exception",
@@ -186,6 +195,7 @@ impl RequestError {
             Self::Transport { .. } => "transport",
             Self::Connect { .. } => "connect",
             Self::Decode { .. } => "decode",
+            Self::Source { .. } => "source",
         }
     }
 }

@@ -246,6 +246,12 @@ impl SignalTable {
                 DeviceHealth::new(s.zone.clone(), "mqtt", s.freshness, 1),
             );
         }
+        for s in &config.nut_sources {
+            devices.insert(
+                s.name.clone(),
+                DeviceHealth::new(s.zone.clone(), "nut", s.freshness, s.comm_lost_after),
+            );
+        }
         SignalTable {
             entries: BTreeMap::new(),
             devices,

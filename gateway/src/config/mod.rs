@@ -24,9 +24,9 @@ use serde::Deserialize;
 mod raw;
 
 pub use raw::{
-    RawBroker, RawDefaults, RawDevice, RawHttp, RawMqttSignal, RawMqttSource, RawOutbox, RawPolicy,
-    RawProfile, RawRegister, RawSigning, RawSite, RawSiteConfig, RawTelemetry, RawType, RawZone,
-    TransportKind,
+    RawBroker, RawDefaults, RawDevice, RawHttp, RawMqttSignal, RawMqttSource, RawNutSource,
+    RawOutbox, RawPolicy, RawProfile, RawRegister, RawSigning, RawSite, RawSiteConfig,
+    RawTelemetry, RawType, RawZone, TransportKind,
 };
 
 /// A commented example configuration that passes `firebreak config check`.
@@ -253,6 +253,8 @@ pub struct SiteConfig {
     pub devices: Vec<DeviceConfig>,
     /// The MQTT sources.
     pub mqtt_sources: Vec<MqttSourceConfig>,
+    /// The NUT sources.
+    pub nut_sources: Vec<NutSourceConfig>,
     /// Every profile by name: the built-ins and the user-defined ones.
     pub profiles: BTreeMap<String, Arc<OwnedProfile>>,
     /// The policy: evacuation budget, hold time and rules.
@@ -315,6 +317,67 @@ pub enum PasswordSource {
     File(std::path::PathBuf),
     /// This environment variable.
     Env(String),
+}
+
+impl PasswordSource {
+    /// Reads the password: the file's first line (the file must be readable by its owner
+    /// only) or the variable's value; else what failed and why, never the secret.
+    pub fn read(&self) -> Result<String, (String, String)> {
+        match self {
+            PasswordSource::File(path) => {
+                let what = format!("password_file {}", path.display());
+                crate::secrets::check_secret_file(path).map_err(|p| (what.clone(), p))?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| (what.clone(), format!("cannot read: {e}")))?;
+                let line = text.lines().next().unwrap_or_default();
+                if line.is_empty() {
+                    return Err((what, "the first line is empty".into()));
+                }
+                Ok(line.to_string())
+            }
+            PasswordSource::Env(name) => match std::env::var(name) {
+                Ok(v) if !v.is_empty() => Ok(v),
+                Ok(_) => Err((format!("password_env {name}"), "is empty".into())),
+                Err(_) => Err((format!("password_env {name}"), "is not set".into())),
+            },
+        }
+    }
+}
+
+/// A UPS served by Network UPS Tools' `upsd` (`[[nut_sources]]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NutSourceConfig {
+    /// Its device id.
+    pub name: DeviceId,
+    /// Its zone.
+    pub zone: ZoneId,
+    /// The upsd host.
+    pub host: String,
+    /// The upsd port (3493).
+    pub port: u16,
+    /// The UPS's name on that upsd.
+    pub ups: String,
+    /// The upsd user, when it asks for a login.
+    pub username: Option<String>,
+    /// Where its password is.
+    pub password: Option<PasswordSource>,
+    /// Time between polls.
+    pub poll_interval: Duration,
+    /// How long connecting, logging in or one `LIST VAR` may take.
+    pub timeout: Duration,
+    /// Missed polls after which its signals turn `comm-lost`.
+    pub comm_lost_after: u32,
+    /// Age after which a value turns `stale`.
+    pub freshness: Duration,
+    /// What it fails together with.
+    pub witness: Witness,
+}
+
+impl NutSourceConfig {
+    /// `nut://host:port/ups`: no user name, no secret.
+    pub fn url(&self) -> String {
+        format!("nut://{}:{}/{}", self.host, self.port, self.ups)
+    }
 }
 
 /// `[signing]`, checked.
@@ -426,7 +489,7 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(
 mod url;
 mod validate;
 
-pub use url::{parse_broker_url, parse_host_port};
+pub use url::{parse_broker_url, parse_host_port, parse_nut_url};
 use validate::Validator;
 
 #[cfg(test)]

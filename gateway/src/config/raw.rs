@@ -38,6 +38,9 @@ pub struct RawSiteConfig {
     pub outbox: Option<RawOutbox>,
     /// `[telemetry]`: devices' values out to the brokers.
     pub telemetry: Option<RawTelemetry>,
+    /// `[[nut_sources]]`: UPSes served by Network UPS Tools' `upsd`.
+    #[serde(default)]
+    pub nut_sources: Vec<RawNutSource>,
 }
 
 /// `[site]`.
@@ -371,4 +374,32 @@ pub struct RawTelemetry {
     /// Per signal name, the change worth publishing at once.
     #[serde(default)]
     pub deadbands: std::collections::BTreeMap<String, f32>,
+}
+
+/// `[[nut_sources]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNutSource {
+    /// The device id.
+    pub name: String,
+    /// Its zone.
+    pub zone: String,
+    /// `nut://host[:port]/ups` (port 3493 when absent).
+    pub url: String,
+    /// The upsd user (`upsd.users`), when it asks for a login.
+    pub username: Option<String>,
+    /// A file whose first line is the password (mode 0600).
+    pub password_file: Option<String>,
+    /// An environment variable holding the password.
+    pub password_env: Option<String>,
+    /// See [`RawDefaults`].
+    pub poll_interval_ms: Option<u64>,
+    /// See [`RawDefaults`].
+    pub timeout_ms: Option<u64>,
+    /// See [`RawDefaults`].
+    pub comm_lost_after: Option<u32>,
+    /// See [`RawDefaults`].
+    pub freshness_ms: Option<u64>,
+    /// What it fails together with (docs/policy.md, "Evidence").
+    pub witness_group: Option<String>,
 }

@@ -10,7 +10,7 @@ use rumqttc::{MqttOptions, TlsConfiguration, Transport};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::{BrokerConfig, PasswordSource, TlsFiles};
+use crate::config::{BrokerConfig, TlsFiles};
 
 /// The largest packet a link sends or accepts.
 pub const MAX_PACKET: usize = 64 * 1024;
@@ -87,22 +87,11 @@ impl Link {
         };
         let password = match &broker.password {
             None => None,
-            Some(PasswordSource::File(path)) => {
-                let what = format!("password_file {}", path.display());
-                crate::secrets::check_secret_file(path).map_err(|p| err(what.clone(), p))?;
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| err(what.clone(), format!("cannot read: {e}")))?;
-                let line = text.lines().next().unwrap_or_default();
-                if line.is_empty() {
-                    return Err(err(what, "the first line is empty".into()));
-                }
-                Some(Secret(line.to_string()))
-            }
-            Some(PasswordSource::Env(name)) => match std::env::var(name) {
-                Ok(v) if !v.is_empty() => Some(Secret(v)),
-                Ok(_) => return Err(err(format!("password_env {name}"), "is empty".into())),
-                Err(_) => return Err(err(format!("password_env {name}"), "is not set".into())),
-            },
+            Some(source) => Some(Secret(
+                source
+                    .read()
+                    .map_err(|(what, problem)| err(what, problem))?,
+            )),
         };
         let tls = match &broker.tls {
             None => None,

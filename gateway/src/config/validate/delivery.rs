@@ -164,7 +164,32 @@ impl Validator<'_> {
             }
             None
         };
-        let password = match (raw.password_file, raw.password_env) {
+        let password = self.credentials(
+            at,
+            raw.username.as_deref(),
+            raw.password_file,
+            raw.password_env,
+        )?;
+        Ok(BrokerConfig {
+            name: raw.name,
+            host,
+            port,
+            tls,
+            username: raw.username,
+            password,
+        })
+    }
+
+    /// A user name and where its password is (a file or an environment variable, never the
+    /// password itself): both or neither, each well-formed.
+    pub(super) fn credentials(
+        &self,
+        at: &str,
+        username: Option<&str>,
+        password_file: Option<String>,
+        password_env: Option<String>,
+    ) -> Result<Option<PasswordSource>, ConfigError> {
+        let password = match (password_file, password_env) {
             (Some(_), Some(_)) => {
                 return Err(self.err(at, "give password_file or password_env, not both"));
             }
@@ -181,22 +206,15 @@ impl Validator<'_> {
             (None, Some(v)) => Some(PasswordSource::Env(v)),
             (None, None) => None,
         };
-        if password.is_some() && raw.username.is_none() {
+        if password.is_some() && username.is_none() {
             return Err(self.err(
                 format!("{at}.username"),
                 "required with password_file or password_env",
             ));
         }
-        if raw.username.as_deref() == Some("") {
+        if username == Some("") {
             return Err(self.err(format!("{at}.username"), "is empty"));
         }
-        Ok(BrokerConfig {
-            name: raw.name,
-            host,
-            port,
-            tls,
-            username: raw.username,
-            password,
-        })
+        Ok(password)
     }
 }

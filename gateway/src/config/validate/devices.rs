@@ -137,45 +137,21 @@ impl Validator<'_> {
                 format!("no profile named {:?}", raw.profile),
             )
         })?;
-        let poll_ms = raw
-            .poll_interval_ms
-            .or(defaults.poll_interval_ms)
-            .unwrap_or(1000);
-        if poll_ms < 10 {
-            return Err(self.err(
-                format!("{at}.poll_interval_ms"),
-                format!("{poll_ms} is less than 10"),
-            ));
-        }
-        let timeout_ms = raw
-            .timeout_ms
-            .or(defaults.timeout_ms)
-            .unwrap_or(poll_ms.min(1000) / 2);
-        if timeout_ms == 0 || timeout_ms >= poll_ms {
-            return Err(self.err(
-                format!("{at}.timeout_ms"),
-                format!(
-                    "{timeout_ms} must be more than 0 and less than poll_interval_ms ({poll_ms})"
-                ),
-            ));
-        }
-        let comm_lost_after = raw
-            .comm_lost_after
-            .or(defaults.comm_lost_after)
-            .unwrap_or(3);
-        if comm_lost_after == 0 {
-            return Err(self.err(
-                format!("{at}.comm_lost_after"),
-                "must be at least 1 missed poll",
-            ));
-        }
-        let freshness_ms = raw
-            .freshness_ms
-            .or(defaults.freshness_ms)
-            .unwrap_or(poll_ms.saturating_mul(3));
-        if freshness_ms < poll_ms {
-            return Err(self.err(format!("{at}.freshness_ms"), format!("{freshness_ms} is less than poll_interval_ms ({poll_ms}): every value would be stale")));
-        }
+        let timing = self.timing(
+            &at,
+            Timing {
+                poll_interval_ms: raw.poll_interval_ms.or(defaults.poll_interval_ms),
+                timeout_ms: raw.timeout_ms.or(defaults.timeout_ms),
+                comm_lost_after: raw.comm_lost_after.or(defaults.comm_lost_after),
+                freshness_ms: raw.freshness_ms.or(defaults.freshness_ms),
+            },
+        )?;
+        let (poll_ms, timeout_ms, comm_lost_after, freshness_ms) = (
+            timing.poll_interval_ms.unwrap_or_default(),
+            timing.timeout_ms.unwrap_or_default(),
+            timing.comm_lost_after.unwrap_or_default(),
+            timing.freshness_ms.unwrap_or_default(),
+        );
         let plan = PlanOptions {
             max_gap: raw
                 .max_gap
@@ -336,4 +312,51 @@ impl Validator<'_> {
         }
         Ok(())
     }
+
+    /// A polled device's timing, with the defaults filled in (poll 1 s, timeout half the poll
+    /// up to 500 ms, comm-lost after 3 missed polls, stale after 3 polls) and checked.
+    pub(super) fn timing(&self, at: &str, raw: Timing) -> Result<Timing, ConfigError> {
+        let poll_ms = raw.poll_interval_ms.unwrap_or(1000);
+        if poll_ms < 10 {
+            return Err(self.err(
+                format!("{at}.poll_interval_ms"),
+                format!("{poll_ms} is less than 10"),
+            ));
+        }
+        let timeout_ms = raw.timeout_ms.unwrap_or(poll_ms.min(1000) / 2);
+        if timeout_ms == 0 || timeout_ms >= poll_ms {
+            return Err(self.err(
+                format!("{at}.timeout_ms"),
+                format!(
+                    "{timeout_ms} must be more than 0 and less than poll_interval_ms ({poll_ms})"
+                ),
+            ));
+        }
+        let comm_lost_after = raw.comm_lost_after.unwrap_or(3);
+        if comm_lost_after == 0 {
+            return Err(self.err(
+                format!("{at}.comm_lost_after"),
+                "must be at least 1 missed poll",
+            ));
+        }
+        let freshness_ms = raw.freshness_ms.unwrap_or(poll_ms.saturating_mul(3));
+        if freshness_ms < poll_ms {
+            return Err(self.err(format!("{at}.freshness_ms"), format!("{freshness_ms} is less than poll_interval_ms ({poll_ms}): every value would be stale")));
+        }
+        Ok(Timing {
+            poll_interval_ms: Some(poll_ms),
+            timeout_ms: Some(timeout_ms),
+            comm_lost_after: Some(comm_lost_after),
+            freshness_ms: Some(freshness_ms),
+        })
+    }
+}
+
+/// A polled device's timing keys, as configured (`None`: not given).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Timing {
+    pub(super) poll_interval_ms: Option<u64>,
+    pub(super) timeout_ms: Option<u64>,
+    pub(super) comm_lost_after: Option<u32>,
+    pub(super) freshness_ms: Option<u64>,
 }

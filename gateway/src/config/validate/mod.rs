@@ -115,10 +115,24 @@ impl Validator<'_> {
             }
             mqtt_sources.push(source);
         }
-        if devices.is_empty() && mqtt_sources.is_empty() {
+        let mut nut_sources: Vec<NutSourceConfig> = Vec::new();
+        for (i, s) in raw.nut_sources.into_iter().enumerate() {
+            let source = self.nut_source(i, s, &zones)?;
+            if devices.iter().any(|d| d.name == source.name)
+                || mqtt_sources.iter().any(|o| o.name == source.name)
+                || nut_sources.iter().any(|o| o.name == source.name)
+            {
+                return Err(self.err(
+                    format!("nut_sources[{i}].name"),
+                    format!("device {:?} is defined twice", source.name.as_str()),
+                ));
+            }
+            nut_sources.push(source);
+        }
+        if devices.is_empty() && mqtt_sources.is_empty() && nut_sources.is_empty() {
             return Err(self.err(
                 "devices",
-                "the site has no devices and no mqtt_sources: nothing to watch",
+                "the site has no devices, mqtt_sources or nut_sources: nothing to watch",
             ));
         }
         let policy = self.policy(raw.policy.unwrap_or_default())?;
@@ -131,6 +145,7 @@ impl Validator<'_> {
             http_bind,
             devices,
             mqtt_sources,
+            nut_sources,
             profiles,
             policy,
             brokers,

@@ -1,4 +1,5 @@
-//! MQTT sources: their broker connection, topic, fields and freshness.
+//! MQTT sources (their broker connection, topic, fields and freshness) and NUT sources (a
+//! UPS on a Network UPS Tools server).
 
 use super::*;
 
@@ -110,6 +111,55 @@ impl Validator<'_> {
             signals,
             freshness: Duration::from_millis(freshness_ms),
             witness: self.witness(&at, raw.witness_group, raw.independent_channels)?,
+        })
+    }
+
+    pub(super) fn nut_source(
+        &self,
+        i: usize,
+        raw: RawNutSource,
+        zones: &[ZoneId],
+    ) -> Result<NutSourceConfig, ConfigError> {
+        let at = format!("nut_sources[{i}]");
+        let name: DeviceId = self.id(&format!("{at}.name"), &raw.name)?;
+        let zone = self.zone(&format!("{at}.zone"), &raw.zone, zones)?;
+        let (host, port, ups) = parse_nut_url(&raw.url).ok_or_else(|| {
+            self.err(
+                format!("{at}.url"),
+                format!(
+                    "{:?} is not nut://host[:port]/ups (the UPS name as in upsd's ups.conf; no user@ in the URL: give username and password_file)",
+                    raw.url
+                ),
+            )
+        })?;
+        let password = self.credentials(
+            &at,
+            raw.username.as_deref(),
+            raw.password_file,
+            raw.password_env,
+        )?;
+        let timing = self.timing(
+            &at,
+            super::devices::Timing {
+                poll_interval_ms: raw.poll_interval_ms,
+                timeout_ms: raw.timeout_ms,
+                comm_lost_after: raw.comm_lost_after,
+                freshness_ms: raw.freshness_ms,
+            },
+        )?;
+        Ok(NutSourceConfig {
+            name,
+            zone,
+            host,
+            port,
+            ups,
+            username: raw.username,
+            password,
+            poll_interval: Duration::from_millis(timing.poll_interval_ms.unwrap_or(1000)),
+            timeout: Duration::from_millis(timing.timeout_ms.unwrap_or(500)),
+            comm_lost_after: timing.comm_lost_after.unwrap_or(3),
+            freshness: Duration::from_millis(timing.freshness_ms.unwrap_or(3000)),
+            witness: self.witness(&at, raw.witness_group, None)?,
         })
     }
 }

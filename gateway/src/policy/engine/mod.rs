@@ -109,6 +109,11 @@ impl Topology {
                         .iter()
                         .map(|s| (s.name.clone(), s.zone.clone())),
                 )
+                .chain(
+                    c.nut_sources
+                        .iter()
+                        .map(|s| (s.name.clone(), s.zone.clone())),
+                )
                 .collect(),
             witnesses: c
                 .devices
@@ -116,6 +121,11 @@ impl Topology {
                 .map(|d| (d.name.clone(), d.witness.clone()))
                 .chain(
                     c.mqtt_sources
+                        .iter()
+                        .map(|s| (s.name.clone(), s.witness.clone())),
+                )
+                .chain(
+                    c.nut_sources
                         .iter()
                         .map(|s| (s.name.clone(), s.witness.clone())),
                 )
