@@ -1,6 +1,8 @@
 //! Scenario checks: a table of bad inputs with the exact errors they give, and what a good
 //! scenario turns into.
 
+use firebreak_protocols::{DeviceId, Signal};
+
 use super::*;
 
 const HEAD: &str = r#"name = "t"
