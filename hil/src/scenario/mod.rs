@@ -26,13 +26,14 @@ mod read;
 mod types;
 
 pub use raw::{
-    NodeBackendKind, RawChange, RawDevice, RawEvent, RawEventKind, RawExpect, RawFault,
-    RawFaultKind, RawLine, RawScenario, RawValue, RebootReason,
+    ControllerVerdict, NodeBackendKind, RawChange, RawDevice, RawEvent, RawEventKind, RawExpect,
+    RawFault, RawFaultKind, RawGateway, RawLine, RawScenario, RawValue, RebootReason,
 };
 pub use read::{Loaded, load_dir, parse_raw};
 pub use types::{
-    Device, DeviceKind, Event, EventKind, Expectation, Fault, FaultScope, FaultWindow, LineNoise,
-    MAX_LINE_NOISE, NodeExpectation, ScriptedSignal, Window, nominal,
+    Bus, ControllerExpectation, Device, DeviceKind, Event, EventKind, Expectation, Fault,
+    FaultScope, FaultWindow, GatewaySpec, LineNoise, MAX_LINE_NOISE, NodeExpectation,
+    ScriptedSignal, Window, nominal,
 };
 
 /// A scenario that cannot be used: where, and why.
@@ -92,6 +93,13 @@ pub struct Scenario {
     pub node_expect: Option<NodeExpectation>,
     /// `[line] noise`.
     pub line_noise: Option<LineNoise>,
+    /// The gateway processes: one implicit gateway, or the `[[gateways]]` entries.
+    pub gateways: Vec<GatewaySpec>,
+    /// Whether the scenario has `[[gateways]]`: the rig then runs a controller
+    /// (`firebreak watch`) merging them.
+    pub with_controller: bool,
+    /// `[expect] controller_*`.
+    pub controller_expect: ControllerExpectation,
 }
 
 impl Scenario {
@@ -141,6 +149,9 @@ impl Scenario {
         if let Some(node) = self.node_expect {
             text.push_str(&format!(", {node}"));
         }
+        if !self.controller_expect.is_empty() {
+            text.push_str(&format!(", {}", self.controller_expect));
+        }
         text
     }
 
@@ -179,6 +190,15 @@ pub const MAX_DELAY_MS: u64 = 60_000;
 
 /// The longest replay: a day.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// The most `[[gateways]]` a scenario may run.
+pub const MAX_GATEWAYS: usize = 4;
+
+/// The longest `[[gateways]] name`: the gateway id `gw-<scenario>-<name>` must stay an id.
+pub const MAX_GATEWAY_NAME: usize = 12;
+
+/// The range of `[[gateways]] poll_factor`.
+pub const POLL_FACTORS: std::ops::RangeInclusive<f64> = 0.25..=4.0;
 
 /// The longest `hold_s`: the gateway's own limit, a day.
 pub const MAX_HOLD_S: u64 = 86_400;

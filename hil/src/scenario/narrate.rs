@@ -84,6 +84,19 @@ impl Scenario {
                         names.join(", ")
                     )
                 }
+                kind if kind.names_a_gateway() => {
+                    let ids: Vec<&str> = e
+                        .gateways
+                        .iter()
+                        .filter_map(|&g| self.gateways.get(g).map(|g| g.id.as_str()))
+                        .collect();
+                    let by = if kind.is_simulated() {
+                        "the simulators"
+                    } else {
+                        "the rig"
+                    };
+                    format!("{kind} of {} (carried out by {by})", ids.join(", "))
+                }
                 kind => format!("{kind} (carried out by the rig, not the simulators)"),
             };
             out.push((e.at, text));

@@ -9,7 +9,7 @@ use firebreak_protocols::{
 };
 use serde::Deserialize;
 
-use super::raw::{RawEventKind, RebootReason};
+use super::raw::{ControllerVerdict, RawEventKind, RebootReason};
 use crate::time::ScenarioTime;
 use crate::timeline::Timeline;
 
@@ -269,13 +269,33 @@ impl RawEventKind {
             Self::NetworkCut => "network-cut",
             Self::NetworkRestore => "network-restore",
             Self::NodeReboot => "node-reboot",
+            Self::GatewayNetworkCut => "gateway-network-cut",
+            Self::GatewayNetworkRestore => "gateway-network-restore",
+            Self::BusCut => "bus-cut",
+            Self::BusRestore => "bus-restore",
         }
     }
 
     /// Whether the simulators carry it out (a network cut silences devices) rather than the
     /// rig (brokers and the gateway are the rig's processes).
     pub const fn is_simulated(self) -> bool {
-        matches!(self, Self::NetworkCut | Self::NetworkRestore)
+        matches!(
+            self,
+            Self::NetworkCut | Self::NetworkRestore | Self::BusCut | Self::BusRestore
+        )
+    }
+
+    /// Whether the event acts on gateways (and takes `gateway`).
+    pub const fn names_a_gateway(self) -> bool {
+        matches!(
+            self,
+            Self::GatewayKill
+                | Self::GatewayRestart
+                | Self::GatewayNetworkCut
+                | Self::GatewayNetworkRestore
+                | Self::BusCut
+                | Self::BusRestore
+        )
     }
 }
 
@@ -296,6 +316,83 @@ pub struct Event {
     pub devices: Vec<DeviceId>,
     /// `node-reboot`: why.
     pub reason: Option<RebootReason>,
+    /// Gateway events: the gateways it acts on (indices into [`Scenario::gateways`](super::Scenario::gateways)).
+    pub gateways: Vec<usize>,
+}
+
+/// Which RS-485 port of the dual-homed sensor node a gateway reads (docs/deployment.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Bus {
+    /// Port A (`--serial`): the first gateway's.
+    A,
+    /// Port B (`--rtu-b`): the second gateway's.
+    B,
+}
+
+impl fmt::Display for Bus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Bus::A => "A",
+            Bus::B => "B",
+        })
+    }
+}
+
+/// A gateway process of the scenario: the one implicit gateway, or a `[[gateways]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewaySpec {
+    /// Its name in the scenario (`a`); empty for the implicit gateway.
+    pub name: String,
+    /// Its gateway id: `gw-<scenario>` (implicit) or `gw-<scenario>-<name>`.
+    pub id: String,
+    /// Its poll period as a multiple of the rig's.
+    pub poll_factor: f64,
+    /// The node port it reads: A for the first gateway, B for the second.
+    pub bus: Bus,
+    /// When its RS-485 bus is cut (`bus-cut` … `bus-restore`).
+    pub bus_cuts: Vec<Window>,
+    /// When its network to the broker is cut (`gateway-network-cut` … `restore`).
+    pub network_cuts: Vec<Window>,
+}
+
+/// What a scenario expects of the controller's merged view (`firebreak watch`), with
+/// `[[gateways]]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ControllerExpectation {
+    /// The merged site level reaches `evacuate` by then.
+    pub evacuate_by: Option<ScenarioTime>,
+    /// This verdict by then.
+    pub verdict: Option<(ControllerVerdict, ScenarioTime)>,
+    /// The merged level never goes down and then up again.
+    pub never_flaps: bool,
+    /// The merged level (site or zone) never goes above this one.
+    pub max_level: Option<Level>,
+}
+
+impl ControllerExpectation {
+    /// Whether it expects anything.
+    pub fn is_empty(&self) -> bool {
+        *self == ControllerExpectation::default()
+    }
+}
+
+impl fmt::Display for ControllerExpectation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(by) = self.evacuate_by {
+            parts.push(format!("controller evacuate by {by}"));
+        }
+        if let Some((v, by)) = self.verdict {
+            parts.push(format!("controller {v} by {by}"));
+        }
+        if self.never_flaps {
+            parts.push("controller never flaps".to_string());
+        }
+        if let Some(l) = self.max_level {
+            parts.push(format!("controller never above {l}"));
+        }
+        f.write_str(&parts.join(", "))
+    }
 }
 
 /// What a scenario expects of the firmware nodes' own alarm (judged only when the nodes run

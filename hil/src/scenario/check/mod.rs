@@ -13,6 +13,7 @@ mod devices;
 mod events;
 mod expect;
 mod faults;
+mod gateways;
 mod node;
 mod timeline;
 
@@ -111,7 +112,9 @@ impl Validator<'_> {
         let mut devices = self.devices(&raw.devices)?;
         self.timeline(&raw, &mut devices)?;
         self.faults(&raw, &mut devices)?;
-        let events = self.events(&raw, &mut devices)?;
+        let mut gateways = self.gateways(&raw, &devices)?;
+        let controller_expect = self.controller_expect(&raw, evacuation_budget)?;
+        let events = self.events(&raw, &mut devices, &mut gateways)?;
         let node_expect = self.node_expect(&raw, &devices)?;
         let line_noise = self.line(&raw, &devices)?;
         Ok(Scenario {
@@ -132,6 +135,9 @@ impl Validator<'_> {
             node: raw.node,
             node_expect,
             line_noise,
+            with_controller: !raw.gateways.is_empty(),
+            gateways,
+            controller_expect,
         })
     }
 
