@@ -11,6 +11,14 @@
 //! scenario time) after the power loss. Broker and gateway events of a scenario (a broker
 //! outage, the gateway killed) need separate processes: the demo says so and leaves them
 //! out; `firebreak-hil run` carries them out.
+//!
+//! A scenario with `[[gateways]]` (`two-gateways-one-killed`) runs one gateway pipeline per
+//! gateway, each with its own id, key, outbox and status port, and the controller merges
+//! them ([`Merger`]: the highest level any gateway reports; statuses and wills make a
+//! gateway stale) and prints each change of the merged level. Its `gateway-kill` events are
+//! carried out in the process: the gateway's pipeline is aborted (no clean stop, its broker
+//! connection dropped without a DISCONNECT, so the broker sends its will) — a crash of the
+//! pipeline, not of a process; `firebreak-hil run` kills a real one with SIGKILL.
 
 use std::io::Write;
 use std::time::Duration;
@@ -18,7 +26,7 @@ use std::time::Duration;
 use firebreak_hil::broker::EmbeddedBroker;
 use firebreak_hil::rig::peers::wait_polled;
 use firebreak_hil::scenario::builtin::{builtin, names};
-use firebreak_hil::scenario::{Expectation, Scenario};
+use firebreak_hil::scenario::{EventKind, Expectation, Scenario};
 use firebreak_hil::sim::{Broker, SimOptions, Simulation};
 use firebreak_hil::site::{SiteOptions, site_config_with};
 use firebreak_hil::time::ScenarioTime;
@@ -30,7 +38,8 @@ use crate::acquire::now_ms;
 use crate::config::SiteConfig;
 use crate::keys::SigningKey;
 use crate::run::{RunOptions, run_with};
-use crate::subscribe::{Verdict, Verifier};
+use crate::subscribe::merge::{MergeEvent, MergeOptions, Merger};
+use crate::subscribe::{StatusVerdict, Verdict, Verifier};
 
 /// Scenario seconds per real second unless `--time-scale` says otherwise: the 30-minute
 /// battery fire in about 25 seconds.
@@ -140,6 +149,67 @@ struct Arrival {
     trigger: Trigger,
 }
 
+/// What the controller tells the demo's loop.
+enum Seen {
+    /// A trigger it accepted.
+    Trigger(Box<Arrival>),
+    /// A change of its merged view (several gateways), as a line.
+    Merged(ScenarioTime, String),
+}
+
+/// One gateway pipeline of the demo, running in this process.
+struct DemoGateway {
+    id: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), crate::run::RunError>>,
+}
+
+/// A merged-view event as the controller prints it.
+fn merged_line(e: &MergeEvent) -> Option<String> {
+    let list = |levels: &[(firebreak_protocols::GatewayId, Level)]| {
+        levels
+            .iter()
+            .map(|(g, l)| format!("{g} {l}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Some(match e {
+        MergeEvent::Level {
+            scope: None,
+            level,
+            previous,
+            by,
+            levels,
+        } => format!(
+            "MERGED {} (was {previous}) site | {} (changed by {by})",
+            level.name().to_uppercase(),
+            list(levels)
+        ),
+        MergeEvent::Level { .. } => return None,
+        MergeEvent::Stale { gateway, why } => format!("STALE gateway {gateway}: {why}"),
+        MergeEvent::Live { gateway } => format!("LIVE gateway {gateway}"),
+        MergeEvent::SiteSilentDuringAlarm { level, gateways } => format!(
+            "SITE-SILENT-DURING-ALARM at {}: every gateway is silent ({})",
+            level.name().to_uppercase(),
+            gateways
+                .iter()
+                .map(|g| g.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        MergeEvent::SiteHeardAgain { gateway } => format!("SITE HEARD AGAIN: {gateway}"),
+        MergeEvent::Disagree {
+            scope: None,
+            levels,
+            for_ms,
+        } => {
+            format!("DISAGREE site for {} s: {}", for_ms / 1000, list(levels))
+        }
+        MergeEvent::Agree { scope: None, level } => format!("AGREE site at {level}"),
+        _ => return None,
+    })
+}
+
 async fn replay(scenario: Scenario, scale: f64, out: &mut impl Write) -> Result<(), DemoError> {
     let work = tempfile::Builder::new()
         .prefix("firebreak-demo-")
@@ -166,32 +236,54 @@ async fn replay(scenario: Scenario, scale: f64, out: &mut impl Write) -> Result<
     .map_err(|e| DemoError::Setup(format!("simulators: {e}")))?;
     let clock = sim.clock().clone();
 
-    // A signing key of its own, and the site configuration for the simulated devices.
-    let key_id = KeyId::new("demo").map_err(|e| DemoError::Setup(e.to_string()))?;
-    let key = SigningKey::generate(key_id).map_err(|e| setup("keygen")(e.to_string()))?;
-    let (key_file, _) = key
-        .write_pair(&work.path().join("keys"))
-        .map_err(|e| setup("keygen")(e.to_string()))?;
-    let http_port =
-        firebreak_hil::rig::peers::free_port().map_err(|e| DemoError::Setup(e.to_string()))?;
+    // One gateway, or one per `[[gateways]]`: each its own signing key, id, outbox and
+    // status port; the site configuration for the simulated devices.
+    let site_name = format!("demo-{}", scenario.name);
     let poll_ms = ((2000.0 / scale).round() as u64).clamp(250, 1000);
-    let options = SiteOptions {
-        site: Some(format!("demo-{}", scenario.name)),
-        gateway: "gw-demo".into(),
-        http_bind: format!("127.0.0.1:{http_port}"),
-        poll_interval_ms: poll_ms,
-        timeout_ms: poll_ms * 4 / 5,
-        freshness_ms: (poll_ms * 3).max(1000),
-        brokers: vec![("embedded".into(), broker.url())],
-        signing: Some((key_file, "demo".into())),
-        outbox_dir: Some(work.path().join("outbox")),
-        ..SiteOptions::default()
+    let mut configs = Vec::new();
+    let mut public_keys = Vec::new();
+    for g in &scenario.gateways {
+        let (id, key_name, suffix) = if scenario.with_controller {
+            (
+                format!("gw-demo-{}", g.name),
+                format!("demo-{}", g.name),
+                format!("-{}", g.name),
+            )
+        } else {
+            ("gw-demo".to_string(), "demo".to_string(), String::new())
+        };
+        let key_id = KeyId::new(&key_name).map_err(|e| DemoError::Setup(e.to_string()))?;
+        let key = SigningKey::generate(key_id).map_err(|e| setup("keygen")(e.to_string()))?;
+        let (key_file, _) = key
+            .write_pair(&work.path().join("keys"))
+            .map_err(|e| setup("keygen")(e.to_string()))?;
+        public_keys.push(key.public());
+        let http_port =
+            firebreak_hil::rig::peers::free_port().map_err(|e| DemoError::Setup(e.to_string()))?;
+        let gw_poll = ((poll_ms as f64) * g.poll_factor).round() as u64;
+        let options = SiteOptions {
+            site: Some(site_name.clone()),
+            gateway: id.clone(),
+            http_bind: format!("127.0.0.1:{http_port}"),
+            poll_interval_ms: gw_poll,
+            timeout_ms: (gw_poll * 4 / 5).min(poll_ms * 8 / 5),
+            freshness_ms: (gw_poll * 3).max(1000),
+            brokers: vec![("embedded".into(), broker.url())],
+            signing: Some((key_file, key_name.clone())),
+            outbox_dir: Some(work.path().join(format!("outbox{suffix}"))),
+            bus: g.bus,
+            ..SiteOptions::default()
+        };
+        let text = site_config_with(&scenario, sim.addresses(), &options);
+        let config = SiteConfig::parse(&text, "generated demo site")
+            .map_err(|e| DemoError::Setup(format!("the generated site configuration: {e}")))?;
+        configs.push((id, config, http_port));
+    }
+    let Some((_, first, _)) = configs.first() else {
+        return Err(DemoError::Setup("the scenario has no gateway".into()));
     };
-    let text = site_config_with(&scenario, sim.addresses(), &options);
-    let config = SiteConfig::parse(&text, "generated demo site")
-        .map_err(|e| DemoError::Setup(format!("the generated site configuration: {e}")))?;
-    let site = config.site.clone();
-    let kinds: Kinds = config
+    let site = first.site.clone();
+    let kinds: Kinds = first
         .policy
         .rules
         .rules
@@ -199,12 +291,23 @@ async fn replay(scenario: Scenario, scale: f64, out: &mut impl Write) -> Result<
         .map(|r| (r.id.to_string(), RuleKindName::of(&r.kind)))
         .collect();
 
-    // The controller: subscribes, verifies, forwards what it accepts.
-    let mut verifier = Verifier::new(vec![key.public()]).site(site.clone());
-    let (tx, mut rx) = mpsc::channel::<Arrival>(64);
+    // The controller: subscribes, verifies, forwards what it accepts; with several gateways
+    // it merges them and follows their statuses (and wills).
+    let mut verifier = Verifier::new(public_keys).site(site.clone());
+    let mut merger = scenario.with_controller.then(|| {
+        let mut m = Merger::new(site.clone(), MergeOptions::default());
+        for (id, _, _) in &configs {
+            if let Ok(g) = id.parse() {
+                m.expect(g, now_ms());
+            }
+        }
+        m
+    });
+    let (tx, mut rx) = mpsc::channel::<Seen>(64);
     let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel::<()>();
     let sub_clock = clock.clone();
     let filter = topic::triggers(&site).to_string();
+    let statuses = topic::gateway_statuses_filter(&site).to_string();
     let mut options = MqttOptions::new(
         format!("firebreak-demo-controller-{}", std::process::id()),
         broker.host.clone(),
@@ -214,25 +317,55 @@ async fn replay(scenario: Scenario, scale: f64, out: &mut impl Write) -> Result<
     let (client, mut eventloop) = AsyncClient::new(options, 32);
     let controller = tokio::spawn(async move {
         let mut subscribed_tx = Some(subscribed_tx);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
-            match eventloop.poll().await {
+            let polled = tokio::select! {
+                p = eventloop.poll() => p,
+                _ = tick.tick() => {
+                    if let Some(m) = merger.as_mut() {
+                        for e in m.tick(now_ms()) {
+                            if let Some(line) = merged_line(&e)
+                                && tx.send(Seen::Merged(sub_clock.now(), line)).await.is_err()
+                            {
+                                return;
+                            }
+                        }
+                    }
+                    continue;
+                }
+            };
+            let mut merged = Vec::new();
+            match polled {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     let _ = client.try_subscribe(filter.clone(), QoS::AtLeastOnce);
+                    if merger.is_some() {
+                        let _ = client.try_subscribe(statuses.clone(), QoS::AtLeastOnce);
+                    }
                 }
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
                     if let Some(t) = subscribed_tx.take() {
                         let _ = t.send(());
                     }
                 }
+                Ok(Event::Incoming(Packet::Publish(p))) if is_status_topic(&p.topic) => {
+                    if let (Some(m), StatusVerdict::Accepted(a)) =
+                        (merger.as_mut(), verifier.check_status(&p.payload, now_ms()))
+                    {
+                        merged = m.on_status(&a.status, a.silent, now_ms());
+                    }
+                }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     let at = sub_clock.now();
                     match verifier.check(&p.payload, now_ms()) {
                         Verdict::Accepted(a) => {
+                            if let Some(m) = merger.as_mut() {
+                                merged = m.on_trigger(&a.trigger, now_ms());
+                            }
                             if tx
-                                .send(Arrival {
+                                .send(Seen::Trigger(Box::new(Arrival {
                                     at,
                                     trigger: a.trigger,
-                                })
+                                })))
                                 .await
                                 .is_err()
                             {
@@ -246,6 +379,13 @@ async fn replay(scenario: Scenario, scale: f64, out: &mut impl Write) -> Result<
                 Ok(_) => {}
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
+            for e in merged {
+                if let Some(line) = merged_line(&e)
+                    && tx.send(Seen::Merged(sub_clock.now(), line)).await.is_err()
+                {
+                    return;
+                }
+            }
         }
     });
     tokio::time::timeout(Duration::from_secs(10), subscribed)
@@ -253,43 +393,51 @@ async fn replay(scenario: Scenario, scale: f64, out: &mut impl Write) -> Result<
         .map_err(|_| DemoError::Setup("the controller could not subscribe within 10 s".into()))?
         .map_err(|_| DemoError::Setup("the controller stopped".into()))?;
 
-    // The gateway pipeline, in this process. Its status port was picked free; if something
+    // The gateway pipelines, in this process. A status port was picked free; if something
     // took it since, move to another.
-    let (mut config, mut http_port) = (config, http_port);
-    let mut attempts = 0;
-    let (stop_tx, gateway) = loop {
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let mut gateway = tokio::spawn(run_with(
-            config.clone(),
-            RunOptions { time_scale: scale },
-            async {
-                let _ = stop_rx.await;
-            },
-        ));
-        tokio::select! {
-            ready = wait_polled(http_port, Duration::from_secs(10)) => {
-                if !ready {
-                    return Err(DemoError::Setup(
-                        "the gateway did not read every simulated device within 10 s".into(),
-                    ));
-                }
-                break (stop_tx, gateway);
-            }
-            ended = &mut gateway => {
-                attempts += 1;
-                match ended {
-                    Ok(Err(crate::run::RunError::Bind { .. })) if attempts < 5 => {
-                        http_port = firebreak_hil::rig::peers::free_port()
-                            .map_err(|e| DemoError::Setup(e.to_string()))?;
-                        config.http_bind = std::net::SocketAddr::from(([127, 0, 0, 1], http_port));
+    let mut gateways: Vec<DemoGateway> = Vec::new();
+    for (id, config, http_port) in configs {
+        let (mut config, mut http_port) = (config, http_port);
+        let mut attempts = 0;
+        let (stop_tx, task) = loop {
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let mut task = tokio::spawn(run_with(
+                config.clone(),
+                RunOptions { time_scale: scale },
+                async {
+                    let _ = stop_rx.await;
+                },
+            ));
+            tokio::select! {
+                ready = wait_polled(http_port, Duration::from_secs(10)) => {
+                    if !ready {
+                        return Err(DemoError::Setup(format!(
+                            "the gateway {id} did not read every simulated device within 10 s"
+                        )));
                     }
-                    Ok(Err(e)) => return Err(DemoError::Setup(format!("the gateway: {e}"))),
-                    Ok(Ok(())) => return Err(DemoError::Setup("the gateway stopped at once".into())),
-                    Err(e) => return Err(DemoError::Setup(format!("the gateway task: {e}"))),
+                    break (stop_tx, task);
+                }
+                ended = &mut task => {
+                    attempts += 1;
+                    match ended {
+                        Ok(Err(crate::run::RunError::Bind { .. })) if attempts < 5 => {
+                            http_port = firebreak_hil::rig::peers::free_port()
+                                .map_err(|e| DemoError::Setup(e.to_string()))?;
+                            config.http_bind = std::net::SocketAddr::from(([127, 0, 0, 1], http_port));
+                        }
+                        Ok(Err(e)) => return Err(DemoError::Setup(format!("the gateway {id}: {e}"))),
+                        Ok(Ok(())) => return Err(DemoError::Setup(format!("the gateway {id} stopped at once"))),
+                        Err(e) => return Err(DemoError::Setup(format!("the gateway task {id}: {e}"))),
+                    }
                 }
             }
-        }
-    };
+        };
+        gateways.push(DemoGateway {
+            id,
+            stop: Some(stop_tx),
+            task,
+        });
+    }
 
     let stop_at = scenario
         .power_loss_at
@@ -299,13 +447,35 @@ async fn replay(scenario: Scenario, scale: f64, out: &mut impl Write) -> Result<
         .happenings()
         .into_iter()
         .filter(|(at, _)| *at <= stop_at)
+        // The demo tells its own gateway kills (below), with its gateways' ids.
+        .filter(|(_, what)| !(scenario.with_controller && what.starts_with("gateway-kill")))
         .peekable();
     let mut arrivals: Vec<Arrival> = Vec::new();
+    // Gateway kills the demo carries out (several gateways): the pipeline is aborted.
+    let mut kills = scenario
+        .events
+        .iter()
+        .filter(|e| scenario.with_controller && e.kind == EventKind::GatewayKill)
+        .peekable();
     clock.resume();
     loop {
         let now = clock.now();
         while let Some((at, what)) = happenings.next_if(|(at, _)| *at <= now) {
             writeln!(out, "{:>10}  . {what}", second(at))?;
+        }
+        while let Some(e) = kills.next_if(|e| e.at <= now) {
+            for &g in &e.gateways {
+                if let Some(gw) = gateways.get_mut(g) {
+                    gw.task.abort();
+                    gw.stop = None;
+                    writeln!(
+                        out,
+                        "{:>10}  . {} killed: its pipeline aborted, no clean stop (the broker sends its will)",
+                        second(now),
+                        gw.id
+                    )?;
+                }
+            }
         }
         if now >= stop_at {
             break;
@@ -320,10 +490,11 @@ async fn replay(scenario: Scenario, scale: f64, out: &mut impl Write) -> Result<
             .clamp(Duration::from_millis(1), Duration::from_millis(200));
         tokio::select! {
             a = rx.recv() => match a {
-                Some(a) => {
+                Some(Seen::Trigger(a)) => {
                     print_trigger(&a, &scenario, &kinds, out)?;
-                    arrivals.push(a);
+                    arrivals.push(*a);
                 }
+                Some(Seen::Merged(at, line)) => writeln!(out, "{:>10}  {line}", second(at))?,
                 None => break,
             },
             _ = tokio::time::sleep(wait) => {}
@@ -332,15 +503,25 @@ async fn replay(scenario: Scenario, scale: f64, out: &mut impl Write) -> Result<
     }
     // Triggers decided just before the end may still be on their way.
     let drain = tokio::time::Instant::now() + Duration::from_millis(500);
-    while let Ok(Some(a)) = tokio::time::timeout_at(drain, rx.recv()).await {
-        print_trigger(&a, &scenario, &kinds, out)?;
-        arrivals.push(a);
+    while let Ok(Some(seen)) = tokio::time::timeout_at(drain, rx.recv()).await {
+        if let Seen::Trigger(a) = seen {
+            print_trigger(&a, &scenario, &kinds, out)?;
+            arrivals.push(*a);
+        }
     }
-    let _ = stop_tx.send(());
-    match tokio::time::timeout(Duration::from_secs(5), gateway).await {
-        Ok(Ok(Err(e))) => return Err(DemoError::Setup(format!("the gateway stopped: {e}"))),
-        Ok(Err(e)) => return Err(DemoError::Setup(format!("the gateway task: {e}"))),
-        _ => {}
+    for gw in gateways {
+        let Some(stop) = gw.stop else { continue };
+        let _ = stop.send(());
+        match tokio::time::timeout(Duration::from_secs(5), gw.task).await {
+            Ok(Ok(Err(e))) => {
+                return Err(DemoError::Setup(format!(
+                    "the gateway {} stopped: {e}",
+                    gw.id
+                )));
+            }
+            Ok(Err(e)) => return Err(DemoError::Setup(format!("the gateway task {}: {e}", gw.id))),
+            _ => {}
+        }
     }
     controller.abort();
     drop(sim);
@@ -365,8 +546,18 @@ fn header(
     }
     writeln!(
         out,
-        "  in one process: an embedded MQTT broker, {} simulated devices, the gateway and a controller that verifies signed triggers",
-        scenario.devices.len()
+        "  in one process: an embedded MQTT broker, {} simulated devices, {} and a controller that verifies signed triggers{}",
+        scenario.devices.len(),
+        if scenario.with_controller {
+            format!("{} gateways", scenario.gateways.len())
+        } else {
+            "the gateway".to_string()
+        },
+        if scenario.with_controller {
+            " and merges the gateways (MERGED: the highest level any of them reports)"
+        } else {
+            ""
+        }
     )?;
     writeln!(
         out,
@@ -377,6 +568,7 @@ fn header(
         .events
         .iter()
         .filter(|e| !e.kind.is_simulated())
+        .filter(|e| !(scenario.with_controller && e.kind == EventKind::GatewayKill))
         .map(|e| format!("{} at {}", e.kind, e.at))
         .collect();
     if !left_out.is_empty() {
@@ -446,11 +638,12 @@ fn print_trigger(
         .map_or_else(|| format!("site {}", t.site), |z| format!("zone {z}"));
     writeln!(
         out,
-        "{:>10}  TRIGGER {:<8} {scope} (was {}), seq {}, signed by {}",
+        "{:>10}  TRIGGER {:<8} {scope} (was {}), seq {} from {}, signed by {}",
         second(a.at),
         t.level.name().to_uppercase(),
         t.previous,
         t.seq,
+        t.gateway,
         t.signature.as_ref().map_or("nobody", |s| s.key_id.as_str())
     )?;
     for r in &t.reasons {
@@ -589,4 +782,9 @@ fn summary(
             found,
         }),
     }
+}
+
+/// Whether a topic is a gateway's status (`firebreak/v1/{site}/gateways/{gateway}/status`).
+fn is_status_topic(topic: &str) -> bool {
+    topic.ends_with("/status") && topic.contains("/gateways/")
 }

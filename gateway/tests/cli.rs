@@ -52,6 +52,56 @@ fn demo_lists_its_scenarios_and_refuses_unknown_ones() {
     );
 }
 
+/// The demo with two gateways, one killed at T-2m in a fire: the controller marks it stale
+/// at once (its will), and the merged level reaches evacuate from the other alone, in time.
+#[test]
+fn demo_shows_two_gateways_with_one_killed() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_firebreak"))
+        .args(["demo", "--scenario", "two-gateways-one-killed"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(180) {
+            let _ = child.kill();
+            panic!("demo did not finish within 180 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |needle: &str| {
+        text.lines()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?}:\n{text}"))
+    };
+    let killed = line("gw-demo-a killed");
+    let stale = line("STALE gateway gw-demo-a: offline");
+    let merged = line("MERGED EVACUATE (was watch) site");
+    assert!(killed < stale && stale < merged, "{text}");
+    assert!(
+        text.lines()
+            .nth(merged)
+            .unwrap()
+            .contains("(changed by gw-demo-b)"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .enumerate()
+            .all(|(i, l)| !l.contains("from gw-demo-a") || i < killed),
+        "nothing from the killed gateway after its death:\n{text}"
+    );
+    assert!(text.contains("expectation met: evacuate by T+3m"), "{text}");
+}
+
 /// The demo in one process: a short scenario (16 minutes at x60, about 20 s) must print an
 /// evacuate as a controller receives it and the lead time.
 #[test]

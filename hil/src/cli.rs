@@ -336,6 +336,9 @@ where
         if let Some(node) = &one.node {
             write!(out, "{}", crate::rig::outcome::node_lines(node))?;
         }
+        if let Some(c) = &one.controller {
+            write!(out, "{}", crate::rig::outcome::controller_lines(c))?;
+        }
         for n in &one.notes {
             writeln!(out, "  note: {n}")?;
         }

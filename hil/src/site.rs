@@ -8,7 +8,7 @@
 use std::fmt::Write;
 use std::path::PathBuf;
 
-use crate::scenario::{DeviceKind, Scenario};
+use crate::scenario::{Bus, DeviceKind, Scenario};
 use crate::sim::device::published_signals;
 use crate::sim::{Endpoint, SimAddresses, mqtt_field};
 
@@ -35,6 +35,8 @@ pub struct SiteOptions {
     pub signing: Option<(PathBuf, String)>,
     /// `[outbox] dir`: where the gateway keeps triggers until brokers acknowledge them.
     pub outbox_dir: Option<PathBuf>,
+    /// The sensor nodes' bus this gateway reads them on (A unless it is a second gateway).
+    pub bus: Bus,
 }
 
 impl Default for SiteOptions {
@@ -51,6 +53,7 @@ impl Default for SiteOptions {
             brokers: Vec::new(),
             signing: None,
             outbox_dir: None,
+            bus: Bus::A,
         }
     }
 }
@@ -114,7 +117,7 @@ pub fn site_config_with(
     for device in &scenario.devices {
         let name = device.name.as_str();
         let zone = s(device.zone.as_str());
-        match addresses.get(name) {
+        match addresses.get_on(name, options.bus) {
             Some(Endpoint::ModbusTcp { addr, unit }) => {
                 let profile = device.kind.profile().map(|p| p.name).unwrap_or_default();
                 let _ = writeln!(

@@ -152,6 +152,7 @@ fn site_configs_pass_firebreak_config_check() {
                     (d.name.clone(), endpoint)
                 })
                 .collect(),
+            bus_b: Vec::new(),
         };
         let text = site_config_for(&scenario, &addresses);
         let summary = config_check(&bin, &text, dir.path(), &scenario.name);

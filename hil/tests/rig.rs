@@ -109,6 +109,41 @@ fn the_suite_meets_its_expectations_time_scaled() {
                 );
             }
         }
+        // Several gateways: the controller ran and merged them.
+        if name.starts_with("two-gateways-") {
+            assert_eq!(r["gateways"].as_array().unwrap().len(), 2, "{name}");
+            let c = &r["controller"];
+            assert_eq!(c["gateways"].as_array().unwrap().len(), 2, "{name}: {c}");
+            assert_eq!(c["flaps"], 0, "{name}: {c}");
+            match name {
+                "two-gateways-one-killed" => {
+                    // The survivor brought the merged evacuate; the killed one went stale.
+                    let by = c["evacuate_by_gateway"].as_str().unwrap_or("");
+                    assert!(by.ends_with("-b"), "{name}: {c}");
+                    assert!(
+                        c["notes"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|n| n["event"] == "stale"
+                                && n["detail"].as_str().unwrap_or("").contains("-a,")),
+                        "{name}: {c}"
+                    );
+                }
+                "two-gateways-network-cut" => {
+                    assert!(c["site_silent"].is_object(), "{name}: {c}");
+                    assert!(c["first_evacuate"].is_object(), "{name}: {c}");
+                }
+                "two-gateways-bus-a-cut" => {
+                    assert_eq!(c["highest"], "watch", "{name}: {c}");
+                    let b = &r["gateways"][1];
+                    assert_eq!(b["bus"], "B", "{name}");
+                    assert!(b["rtu"]["polls"].as_u64().unwrap() > 0, "{name}: {b}");
+                    assert_eq!(b["rtu"]["errors"], serde_json::json!({}), "{name}: {b}");
+                }
+                _ => {}
+            }
+        }
         if !passed {
             unexpected.push(format!("{name}: {}", r["failures"]));
         }

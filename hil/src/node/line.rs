@@ -29,7 +29,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::clock::ScenarioClock;
-use crate::scenario::{Fault, LineNoise};
+use crate::scenario::{Fault, LineNoise, Window};
 use crate::sim::SimDevice;
 
 use super::feed::device_fault;
@@ -259,20 +259,25 @@ fn cuts(fault: Option<Fault>) -> bool {
 }
 
 impl Line {
-    /// Makes the gateway's PTY (`dir/rtu`) and connects the nodes.
+    /// Makes the gateway's PTY (`dir/NAME`: `rtu` for bus A, `rtu-b` for bus B) and
+    /// connects the nodes; during `cuts` the whole line is cut (a gateway's bus cut: no node
+    /// hears or is heard on it).
     pub async fn start(
         dir: &Path,
+        name: &str,
         nodes: Vec<LineNode>,
         clock: ScenarioClock,
         noise: Option<LineNoise>,
         seed: u64,
+        bus_cuts: Vec<Window>,
     ) -> Result<Line, String> {
         let pty = PtyPair::start(
-            dir.join("rtu"),
-            dir.join("rtu.line"),
-            &dir.join("socat-rtu.log"),
+            dir.join(name),
+            dir.join(format!("{name}.line")),
+            &dir.join(format!("socat-{name}.log")),
         )
         .await?;
+        let bus_cuts = Arc::new(bus_cuts);
         let master = open_serial(&pty.b, 19_200, Parity::None)
             .map_err(|e| format!("{}: {e}", pty.b.display()))?;
         let (mut master_rx, mut master_tx) = tokio::io::split(master);
@@ -311,6 +316,11 @@ impl Line {
             let up = up.clone();
             let stats = stats.clone();
             let clock = clock.clone();
+            let bus_cuts = bus_cuts.clone();
+            let cut = move |clock: &ScenarioClock, fault: Option<Fault>| {
+                let now = clock.now();
+                cuts(fault) || bus_cuts.iter().any(|w| w.contains(now))
+            };
             let mangle = |k: u64| Mangler {
                 rng: fastrand::Rng::with_seed(seed ^ (i as u64) << 8 ^ k),
                 noise,
@@ -340,7 +350,7 @@ impl Line {
                                     Err(broadcast::error::RecvError::Lagged(_)) => continue,
                                     Err(broadcast::error::RecvError::Closed) => return,
                                 };
-                                if cuts(device_fault(&node.device, clock.now())) {
+                                if cut(&clock, device_fault(&node.device, clock.now())) {
                                     stats.withheld.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                                     continue;
                                 }
@@ -357,7 +367,7 @@ impl Line {
                                 };
                                 let mut bytes = buf.get(..n).unwrap_or_default().to_vec();
                                 let fault = device_fault(&node.device, clock.now());
-                                if cuts(fault) {
+                                if cut(&clock, fault) {
                                     stats.withheld.fetch_add(n as u64, Ordering::Relaxed);
                                     continue;
                                 }

@@ -36,7 +36,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::clock::ScenarioClock;
-use crate::scenario::{Fault, RebootReason, Scenario};
+use crate::scenario::{Bus, Fault, RebootReason, Scenario};
 use crate::sim::SimDevice;
 use crate::time::ScenarioTime;
 use feed::{Output, StatusCounters, inputs, parse_output, reading};
@@ -319,8 +319,10 @@ pub struct NodeReport {
     pub backend: String,
     /// Each node.
     pub nodes: Vec<NodeRecord>,
-    /// The RS-485 line.
+    /// The RS-485 line (bus A).
     pub line: LineFigures,
+    /// Bus B's line, when a second gateway read the nodes on it.
+    pub line_b: Option<LineFigures>,
 }
 
 enum Request {
@@ -334,6 +336,8 @@ enum Launch {
     Host {
         program: PathBuf,
         serial: PathBuf,
+        /// Port B (`--rtu-b`), when a second gateway reads the node.
+        serial_b: Option<PathBuf>,
         unit: u8,
     },
     Qemu {
@@ -398,12 +402,16 @@ impl Launch {
             Launch::Host {
                 program,
                 serial,
+                serial_b,
                 unit,
             } => {
                 let mut c = Command::new(program);
                 c.arg("--serial")
                     .arg(serial)
                     .args(["--unit", &unit.to_string()]);
+                if let Some(b) = serial_b {
+                    c.arg("--rtu-b").arg(b);
+                }
                 if let Some(r) = reset {
                     c.args(["--reset-reason", r]);
                 }
@@ -715,6 +723,7 @@ impl Driver {
 pub struct FirmwareNodes {
     backend: NodeBackend,
     line: Line,
+    line_b: Option<Line>,
     drivers: Vec<(String, mpsc::Sender<Request>, Arc<Mutex<NodeRecord>>)>,
     tasks: Vec<JoinHandle<()>>,
     _ptys: Vec<PtyPair>,
@@ -782,8 +791,17 @@ impl FirmwareNodes {
             }
             _ => {}
         }
+        // A second gateway reads the nodes on their port B, on a line of its own.
+        let two_buses = scenario.gateways.iter().any(|g| g.bus == Bus::B);
+        if two_buses && !matches!(backend, NodeBackend::Host { .. }) {
+            return Err(format!(
+                "two gateways read the nodes on two RS-485 buses, which the rig wires for --node host only (it gives the {} one port)",
+                backend.name()
+            ));
+        }
         let mut ptys = Vec::new();
         let mut on_line = Vec::new();
+        let mut on_line_b = Vec::new();
         let mut launches = Vec::new();
         for (i, (d, sd)) in nodes.iter().enumerate() {
             let (port, launch) = match backend {
@@ -797,9 +815,27 @@ impl FirmwareNodes {
                         &dir.join(format!("socat-node{i}.log")),
                     )
                     .await?;
+                    let serial_b = if two_buses {
+                        let b = PtyPair::start(
+                            dir.join(format!("node{i}b")),
+                            dir.join(format!("node{i}b.line")),
+                            &dir.join(format!("socat-node{i}b.log")),
+                        )
+                        .await?;
+                        on_line_b.push(LineNode {
+                            device: sd.clone(),
+                            port: PortSpec::Pty(b.b.clone()),
+                        });
+                        let a = b.a.clone();
+                        ptys.push(b);
+                        Some(a)
+                    } else {
+                        None
+                    };
                     let launch = Launch::Host {
                         program: program.clone(),
                         serial: pair.a.clone(),
+                        serial_b,
                         unit: d.unit,
                     };
                     let port = PortSpec::Pty(pair.b.clone());
@@ -836,14 +872,40 @@ impl FirmwareNodes {
             });
             launches.push((d.name.to_string(), d.unit, sd.clone(), launch));
         }
+        let cuts_of = |bus: Bus| {
+            scenario
+                .gateways
+                .iter()
+                .find(|g| g.bus == bus)
+                .map(|g| g.bus_cuts.clone())
+                .unwrap_or_default()
+        };
         let line = Line::start(
             dir,
+            "rtu",
             on_line,
             clock.clone(),
             scenario.line_noise,
             seed(&scenario.name),
+            cuts_of(Bus::A),
         )
         .await?;
+        let line_b = if two_buses {
+            Some(
+                Line::start(
+                    dir,
+                    "rtu-b",
+                    on_line_b,
+                    clock.clone(),
+                    scenario.line_noise,
+                    seed(&scenario.name) ^ 0xB,
+                    cuts_of(Bus::B),
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
 
         let mut drivers = Vec::new();
         let mut tasks = Vec::new();
@@ -925,15 +987,21 @@ impl FirmwareNodes {
         Ok(FirmwareNodes {
             backend: backend.clone(),
             line,
+            line_b,
             drivers,
             tasks,
             _ptys: ptys,
         })
     }
 
-    /// The serial device the gateway reads the nodes on.
+    /// The serial device the gateway reads the nodes on (bus A).
     pub fn gateway_port(&self) -> &Path {
         self.line.gateway_port()
+    }
+
+    /// The serial device a second gateway reads the nodes' port B on, when there is one.
+    pub fn gateway_port_b(&self) -> Option<&Path> {
+        self.line_b.as_ref().map(Line::gateway_port)
     }
 
     /// Reboots `node`; what was done.
@@ -966,6 +1034,7 @@ impl FirmwareNodes {
                 .map(|(_, _, r)| lock(r).clone())
                 .collect(),
             line: self.line.figures(),
+            line_b: self.line_b.as_ref().map(Line::figures),
         }
     }
 }

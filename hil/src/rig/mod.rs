@@ -19,13 +19,16 @@
 //! duration, and people (or a bench) make the timeline happen.
 
 pub mod cause;
+pub mod controller;
 pub mod node_outcome;
 pub mod outcome;
 pub mod peers;
+pub mod proxy;
 pub mod subscriber;
 pub mod svg;
 pub mod verify;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,13 +39,15 @@ use firebreak_protocols::{Level, SiteId, topic};
 use crate::broker::EmbeddedBroker;
 use crate::clock::ScenarioClock;
 use crate::node::{NodeBackend, NodeChoice, NodePrograms};
-use crate::scenario::{EventKind, RebootReason, Scenario, Window, load_dir};
+use crate::scenario::{EventKind, GatewaySpec, RebootReason, Scenario, Window, load_dir};
 use crate::sim::{Broker, SimOptions, Simulation};
 use crate::site::{SiteOptions, site_config_with};
 use crate::time::ScenarioTime;
 use cause::Rules;
-use outcome::{EventRecord, Moment, Observed, ScenarioResult, judge, not_run};
+use controller::{Controller, trust_file};
+use outcome::{EventRecord, GatewayRecord, Moment, Observed, ScenarioResult, judge, not_run};
 use peers::{Gateway, Mosquitto, find_mosquitto, free_port};
+use proxy::NetProxy;
 use subscriber::Subscriber;
 use verify::TrustedKey;
 
@@ -328,7 +333,10 @@ impl Rig {
             .iter()
             .any(|e| matches!(e.kind, EventKind::BrokerStop | EventKind::BrokerRestart));
         let mut mosquitto = None;
-        let broker = if stops_broker {
+        // Several gateways and a controller get a Mosquitto of their own too: the will a
+        // broker sends for a dead or partitioned gateway is what the controller judges.
+        let managed = stops_broker || (scenario.with_controller && self.options.broker.is_none());
+        let broker = if managed {
             if self.options.broker.is_some() {
                 return Err(RigError::Setup(
                     "the scenario stops and restarts the broker; the rig cannot do that to an external one: run it without --broker (the rig then manages a Mosquitto)".into(),
@@ -339,7 +347,7 @@ impl Rig {
                 .mosquitto
                 .clone()
                 .or_else(find_mosquitto)
-                .ok_or_else(|| RigError::Setup("the scenario stops and restarts the broker, which needs Mosquitto (apt-get install mosquitto, or --mosquitto PATH)".into()))?;
+                .ok_or_else(|| RigError::Setup("the scenario stops and restarts the broker, or merges [[gateways]] in a controller that needs their wills, which needs Mosquitto (apt-get install mosquitto, or --mosquitto PATH)".into()))?;
             let mdir = dir.join("mosquitto");
             std::fs::create_dir_all(&mdir)
                 .map_err(|e| RigError::Setup(format!("{}: {e}", mdir.display())))?;
@@ -356,16 +364,50 @@ impl Rig {
             self.embedded().await?
         };
 
-        // The devices and the site configuration.
-        let brokers = vec![("hil".to_string(), broker.url())];
-        let signing = Some((self.key_file.clone(), self.key_id.clone()));
-        let outbox_dir = Some(dir.join("outbox"));
+        // The devices and the site configuration of each gateway.
+        if real_devices && scenario.with_controller {
+            return Err(RigError::Setup(
+                "[[gateways]] need simulated devices: the rig cannot give real devices to several gateways of its own".into(),
+            ));
+        }
         let backend = match self.options.site {
             Some(_) => NodeBackend::StandIn,
             None => NodeBackend::resolve(&self.options.node, scenario, &self.options.node_programs)
                 .map_err(RigError::Setup)?,
         };
-        let (sim, clock, site_text, site_id, http_port) = match &self.options.site {
+        // Keys: the rig's for the one implicit gateway; one per gateway (made here) with a
+        // controller, which trusts each for its own gateway id.
+        let keys: Vec<(PathBuf, String, TrustedKey)> = if scenario.with_controller {
+            let kdir = dir.join("keys");
+            std::fs::create_dir_all(&kdir)
+                .map_err(|e| RigError::Setup(format!("{}: {e}", kdir.display())))?;
+            let mut keys = Vec::new();
+            for g in &scenario.gateways {
+                let key_id = format!("key-{}", g.name);
+                output(
+                    &self.options.gateway_bin,
+                    &[
+                        "keygen",
+                        "--out",
+                        &kdir.to_string_lossy(),
+                        "--key-id",
+                        &key_id,
+                    ],
+                )
+                .await?;
+                let trusted = TrustedKey::load(&kdir.join(format!("{key_id}.pub")))
+                    .map_err(RigError::Setup)?;
+                keys.push((kdir.join(format!("{key_id}.key")), key_id, trusted));
+            }
+            keys
+        } else {
+            vec![(
+                self.key_file.clone(),
+                self.key_id.clone(),
+                self.trusted.clone(),
+            )]
+        };
+        let (sim, clock) = match &self.options.site {
             None => {
                 let nodes_dir = dir.join("nodes");
                 std::fs::create_dir_all(&nodes_dir)
@@ -383,61 +425,91 @@ impl Rig {
                 )
                 .await
                 .map_err(|e| RigError::Setup(format!("simulators: {e}")))?;
-                // After the simulators took their ports.
-                let http_port = free_port()?;
-                let poll_ms = ((2000.0 / scale).round() as u64).clamp(250, 1000);
-                let options = SiteOptions {
-                    // Unique per scenario: replays that share a broker must not share
-                    // MQTT client ids.
-                    gateway: format!("gw-{}", scenario.name),
-                    http_bind: format!("127.0.0.1:{http_port}"),
-                    poll_interval_ms: poll_ms,
-                    timeout_ms: poll_ms * 4 / 5,
-                    freshness_ms: (poll_ms * 3).max(1000),
-                    brokers,
-                    signing,
-                    outbox_dir,
-                    ..SiteOptions::default()
-                };
-                let text = site_config_with(scenario, sim.addresses(), &options);
-                let site = options
-                    .site
-                    .clone()
-                    .unwrap_or_else(|| format!("hil-{}", scenario.name));
                 let clock = sim.clock().clone();
-                (Some(sim), clock, text, site, http_port)
+                (Some(sim), clock)
             }
-            Some(file) => {
-                let http_port = free_port()?;
-                let (text, site) = real_site(
-                    file,
-                    scenario,
-                    http_port,
-                    &brokers,
-                    signing.as_ref(),
-                    outbox_dir.as_deref(),
-                )?;
-                (
-                    None,
-                    ScenarioClock::paused(scenario.start),
-                    text,
-                    site,
-                    http_port,
-                )
-            }
+            Some(_) => (None, ScenarioClock::paused(scenario.start)),
         };
-        let config = dir.join("site.toml");
-        std::fs::write(&config, &site_text)
-            .map_err(|e| RigError::Setup(format!("{}: {e}", config.display())))?;
+        let base_poll_ms = ((2000.0 / scale).round() as u64).clamp(250, 1000);
+        let mut site_id = format!("hil-{}", scenario.name);
+        let mut runs: Vec<GatewayRun> = Vec::new();
+        for (g, (key_file, key_id, _)) in scenario.gateways.iter().zip(&keys) {
+            let suffix = if g.name.is_empty() {
+                String::new()
+            } else {
+                format!("-{}", g.name)
+            };
+            // A gateway whose network the scenario cuts reaches the broker through a relay
+            // the rig can cut.
+            let proxy = if g.network_cuts.is_empty() {
+                None
+            } else {
+                Some(NetProxy::start((broker.host.clone(), broker.port)).await?)
+            };
+            let url = match &proxy {
+                Some(p) => format!("mqtt://127.0.0.1:{}", p.port()),
+                None => broker.url(),
+            };
+            let brokers = vec![("hil".to_string(), url)];
+            let signing = Some((key_file.clone(), key_id.clone()));
+            let outbox_dir = Some(dir.join(format!("outbox{suffix}")));
+            // After the simulators took their ports.
+            let http_port = free_port()?;
+            let poll_ms = ((base_poll_ms as f64) * g.poll_factor).round() as u64;
+            let text = match (&self.options.site, &sim) {
+                (None, Some(sim)) => {
+                    let options = SiteOptions {
+                        // Unique per scenario: replays that share a broker must not share
+                        // MQTT client ids.
+                        gateway: g.id.clone(),
+                        http_bind: format!("127.0.0.1:{http_port}"),
+                        poll_interval_ms: poll_ms,
+                        timeout_ms: (poll_ms * 4 / 5).min(base_poll_ms * 4 / 5 * 2),
+                        freshness_ms: (poll_ms * 3).max(1000),
+                        brokers,
+                        signing,
+                        outbox_dir,
+                        bus: g.bus,
+                        ..SiteOptions::default()
+                    };
+                    site_config_with(scenario, sim.addresses(), &options)
+                }
+                (Some(file), _) => {
+                    let (text, site) = real_site(
+                        file,
+                        scenario,
+                        http_port,
+                        &brokers,
+                        signing.as_ref(),
+                        outbox_dir.as_deref(),
+                    )?;
+                    site_id = site;
+                    text
+                }
+                (None, None) => return Err(RigError::Setup("no simulation".into())),
+            };
+            let config = dir.join(format!("site{suffix}.toml"));
+            std::fs::write(&config, &text)
+                .map_err(|e| RigError::Setup(format!("{}: {e}", config.display())))?;
+            let log = dir.join(format!("gateway{suffix}.log"));
+            runs.push(GatewayRun {
+                spec: g.clone(),
+                process: Gateway::new(&self.options.gateway_bin, &config, &log, scale, http_port),
+                log,
+                proxy,
+                down: false,
+                poll_ms,
+            });
+        }
         let site: SiteId = site_id
             .parse()
             .map_err(|e| RigError::Setup(format!("site id {site_id:?}: {e}")))?;
 
-        // The controller, then the gateway.
+        // The controllers, then the gateways.
         let mut sub = Subscriber::start(
             &broker,
             topic::triggers(&site).to_string(),
-            self.trusted.clone(),
+            keys.iter().map(|(_, _, k)| k.clone()).collect(),
             clock.clone(),
             mosquitto.is_some(),
         );
@@ -447,17 +519,53 @@ impl Rig {
                 broker.url()
             )));
         }
-        let log = dir.join("gateway.log");
-        let mut gateway = Gateway::new(&self.options.gateway_bin, &config, &log, scale, http_port);
-        gateway.start(GATEWAY_START).await?;
-        peers::wait_polled(gateway.http_port(), Duration::from_secs(10)).await;
+        let mut controller = if scenario.with_controller {
+            let trust = dir.join("trust.toml");
+            let pairs: Vec<(String, PathBuf)> = runs
+                .iter()
+                .zip(&keys)
+                .map(|(r, (key, _, _))| (r.spec.id.clone(), key.with_extension("pub")))
+                .collect();
+            std::fs::write(&trust, trust_file(site.as_str(), &pairs))
+                .map_err(|e| RigError::Setup(format!("{}: {e}", trust.display())))?;
+            Some(Controller::start(
+                &self.options.gateway_bin,
+                &broker.url(),
+                site.as_str(),
+                &trust,
+                &format!(
+                    "firebreak-hil-watch-{}-{}",
+                    std::process::id(),
+                    fastrand::u32(..)
+                ),
+                clock.clone(),
+                &dir.join("controller.log"),
+            )?)
+        } else {
+            None
+        };
+        for run in &mut runs {
+            run.process.start(GATEWAY_START).await?;
+        }
+        for run in &runs {
+            peers::wait_polled(run.process.http_port(), Duration::from_secs(10)).await;
+        }
+        if let Some(c) = &controller {
+            let ids: Vec<String> = runs.iter().map(|r| r.spec.id.clone()).collect();
+            if !c.wait_for_statuses(&ids, Duration::from_secs(10)).await {
+                return Err(RigError::Setup(format!(
+                    "the controller (firebreak watch) did not hear every gateway's status within 10 s; its log: {}",
+                    dir.join("controller.log").display()
+                )));
+            }
+        }
 
         // The replay.
         let mut progress = Progress::new(self.options.progress, scenario);
         let mut problems = Vec::new();
         let mut events = Vec::new();
         let mut pending = scenario.events.iter().peekable();
-        let mut gateway_down_on_purpose = false;
+        let mut controller_died = false;
         clock.resume();
         loop {
             let now = clock.now();
@@ -481,26 +589,56 @@ impl Rig {
                         None => "no broker the rig manages".to_string(),
                     },
                     EventKind::GatewayKill => {
-                        gateway.kill().await;
-                        gateway_down_on_purpose = true;
-                        "gateway killed (SIGKILL)".to_string()
+                        let mut done = Vec::new();
+                        for run in targets(&mut runs, &e.gateways) {
+                            run.process.kill().await;
+                            run.down = true;
+                            done.push(format!("{} killed (SIGKILL)", run.spec.id));
+                        }
+                        done.join("; ")
                     }
                     EventKind::GatewayRestart => {
-                        let t = Instant::now();
-                        match gateway.start(GATEWAY_START).await {
-                            Ok(()) => {
-                                gateway_down_on_purpose = false;
-                                format!(
-                                    "gateway restarted, /healthz after {} ms (at {})",
-                                    t.elapsed().as_millis(),
-                                    clock.now()
-                                )
-                            }
-                            Err(err) => {
-                                problems.push(format!("gateway-restart at {}: {err}", e.at));
-                                err.to_string()
+                        let mut done = Vec::new();
+                        for run in targets(&mut runs, &e.gateways) {
+                            let t = Instant::now();
+                            match run.process.start(GATEWAY_START).await {
+                                Ok(()) => {
+                                    run.down = false;
+                                    done.push(format!(
+                                        "{} restarted, /healthz after {} ms (at {})",
+                                        run.spec.id,
+                                        t.elapsed().as_millis(),
+                                        clock.now()
+                                    ));
+                                }
+                                Err(err) => {
+                                    problems.push(format!("gateway-restart at {}: {err}", e.at));
+                                    done.push(err.to_string());
+                                }
                             }
                         }
+                        done.join("; ")
+                    }
+                    EventKind::GatewayNetworkCut | EventKind::GatewayNetworkRestore => {
+                        let cut = e.kind == EventKind::GatewayNetworkCut;
+                        let mut done = Vec::new();
+                        for run in targets(&mut runs, &e.gateways) {
+                            match &run.proxy {
+                                Some(p) if cut => {
+                                    p.cut();
+                                    done.push(format!("{}: network to the broker cut (no byte passes, nothing closed)", run.spec.id));
+                                }
+                                Some(p) => {
+                                    p.restore();
+                                    done.push(format!(
+                                        "{}: network restored (held connections closed)",
+                                        run.spec.id
+                                    ));
+                                }
+                                None => done.push(format!("{}: no relay", run.spec.id)),
+                            }
+                        }
+                        done.join("; ")
                     }
                     EventKind::NodeReboot => {
                         let reason = e.reason.unwrap_or(RebootReason::Watchdog);
@@ -524,15 +662,25 @@ impl Rig {
                         }
                         outcomes.join("; ")
                     }
-                    EventKind::NetworkCut | EventKind::NetworkRestore => {
+                    EventKind::NetworkCut
+                    | EventKind::NetworkRestore
+                    | EventKind::BusCut
+                    | EventKind::BusRestore => {
                         if real_devices {
                             problems.push(format!(
-                                "{} at {}: the rig cannot cut the network of real devices",
+                                "{} at {}: the rig cannot cut the network or bus of real devices",
                                 e.kind, e.at
                             ));
                             "not carried out (real devices)".to_string()
-                        } else {
+                        } else if e.gateways.is_empty() {
                             "carried out by the simulators".to_string()
+                        } else {
+                            let ids: Vec<&str> = e
+                                .gateways
+                                .iter()
+                                .filter_map(|&g| runs.get(g).map(|r| r.spec.id.as_str()))
+                                .collect();
+                            format!("carried out by the simulators (bus of {})", ids.join(", "))
                         }
                     }
                 };
@@ -545,13 +693,26 @@ impl Rig {
             if now >= scenario.end {
                 break;
             }
-            if !gateway_down_on_purpose && !gateway.running() {
+            for run in &mut runs {
+                if !run.down && !run.process.running() {
+                    problems.push(format!(
+                        "the gateway {} died at {now} without being asked; its log: {}\n{}",
+                        run.spec.id,
+                        run.log.display(),
+                        peers::tail(&run.log, 8)
+                    ));
+                    run.down = true;
+                }
+            }
+            if let Some(c) = controller.as_mut()
+                && !controller_died
+                && !c.running()
+            {
                 problems.push(format!(
-                    "the gateway died at {now} without being asked; its log: {}\n{}",
-                    log.display(),
-                    peers::tail(&log, 8)
+                    "the controller (firebreak watch) died at {now}; its log: {}",
+                    dir.join("controller.log").display()
                 ));
-                gateway_down_on_purpose = true;
+                controller_died = true;
             }
             progress.draw(now, &sub);
             let next = pending
@@ -566,25 +727,65 @@ impl Rig {
         progress.finish(&sub);
 
         // Triggers still on their way.
+        let issued = |runs: &[GatewayRun]| -> BTreeMap<String, BTreeSet<u64>> {
+            runs.iter()
+                .map(|r| (r.spec.id.clone(), r.process.issued()))
+                .collect()
+        };
         let drain = Instant::now();
         while drain.elapsed() < DRAIN {
-            let got: std::collections::BTreeSet<u64> = sub
+            let got: BTreeSet<(String, u64)> = sub
                 .received()
                 .iter()
-                .filter_map(|r| r.trigger.as_ref().ok().map(|t| t.seq))
+                .filter_map(|r| {
+                    r.trigger
+                        .as_ref()
+                        .ok()
+                        .map(|t| (t.gateway.to_string(), t.seq))
+                })
                 .collect();
-            if drain.elapsed() > Duration::from_millis(500) && gateway.issued().is_subset(&got) {
+            let all_in = issued(&runs)
+                .iter()
+                .all(|(g, seqs)| seqs.iter().all(|s| got.contains(&(g.clone(), *s))));
+            if drain.elapsed() > Duration::from_millis(500) && all_in {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let node_names: Vec<String> = scenario.nodes().map(|d| d.name.to_string()).collect();
         let firmware = sim.as_ref().and_then(Simulation::firmware);
+        let mut gateway_records = Vec::new();
+        for run in &runs {
+            let rtu = if firmware.is_some() || (runs.len() > 1 && !node_names.is_empty()) {
+                peers::rtu_figures(run.process.http_port(), &node_names).await
+            } else {
+                None
+            };
+            gateway_records.push(GatewayRecord {
+                name: run.spec.name.clone(),
+                id: run.spec.id.clone(),
+                bus: run.spec.bus.to_string(),
+                poll_ms: run.poll_ms,
+                issued: run.process.issued().len(),
+                bus_cut: !run.spec.bus_cuts.is_empty(),
+                rtu,
+            });
+        }
         let gateway_rtu = match firmware {
-            Some(_) => peers::rtu_figures(gateway.http_port(), &node_names).await,
+            Some(_) => gateway_records.first().and_then(|g| g.rtu.clone()),
             None => None,
         };
-        gateway.stop().await;
+        // The controller first: the gateways' clean stops after the end are not the run's.
+        let heard = match controller.as_mut() {
+            Some(c) => {
+                c.stop().await;
+                Some(c.heard())
+            }
+            None => None,
+        };
+        for run in &mut runs {
+            run.process.stop().await;
+        }
         let received = sub.received();
         drop(sub);
         let nodes = match firmware {
@@ -597,7 +798,7 @@ impl Rig {
         }
         let observed = Observed {
             received,
-            issued: gateway.issued(),
+            issued: issued(&runs),
             events,
             problems,
             time_scale: scale,
@@ -606,9 +807,32 @@ impl Rig {
             backend: backend.name(),
             nodes,
             gateway_rtu,
+            gateways: gateway_records,
+            controller: heard,
         };
         Ok(judge(scenario, &self.rules, observed))
     }
+}
+
+/// One gateway process of a replay.
+struct GatewayRun {
+    spec: GatewaySpec,
+    process: Gateway,
+    log: PathBuf,
+    /// Its relay to the broker, when the scenario cuts its network.
+    proxy: Option<NetProxy>,
+    /// Killed on purpose (not a death to report).
+    down: bool,
+    poll_ms: u64,
+}
+
+/// The gateways an event acts on.
+fn targets<'a>(runs: &'a mut [GatewayRun], which: &[usize]) -> Vec<&'a mut GatewayRun> {
+    runs.iter_mut()
+        .enumerate()
+        .filter(|(i, _)| which.contains(i))
+        .map(|(_, r)| r)
+        .collect()
 }
 
 /// A `node-reboot` of a stand-in: it cannot reboot, so it does what a rebooting node looks

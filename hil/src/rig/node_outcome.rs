@@ -66,6 +66,9 @@ pub struct NodeResult {
     pub nodes: Vec<NodeOutcome>,
     /// The RS-485 line: bytes each way, corrupted, withheld.
     pub line: LineFigures,
+    /// Bus B's line (the second gateway's), when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line_b: Option<LineFigures>,
     /// The gateway's RTU polls of the nodes (from its /metrics).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway: Option<RtuFigures>,
@@ -140,6 +143,7 @@ pub fn judge_nodes(
         backend: report.backend,
         nodes,
         line: report.line,
+        line_b: report.line_b,
         gateway,
     };
     match scenario.node_expect {

@@ -8,6 +8,7 @@ use firebreak_protocols::Level;
 use serde::Serialize;
 
 use super::cause::{Rules, cause_moment};
+use super::controller::{ControllerResult, Heard, judge_controller};
 use super::node_outcome::{NodeResult, judge_nodes};
 use super::peers::RtuFigures;
 use super::subscriber::Received;
@@ -47,6 +48,8 @@ impl Moment {
 /// One trigger as the subscriber received it.
 #[derive(Debug, Clone, Serialize)]
 pub struct TriggerRecord {
+    /// The gateway that issued it.
+    pub gateway: String,
     /// Its seq.
     pub seq: u64,
     /// The zone, absent for the site.
@@ -127,6 +130,27 @@ pub struct EventRecord {
     pub outcome: String,
 }
 
+/// One gateway process of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct GatewayRecord {
+    /// Its name in the scenario (empty for the implicit gateway).
+    pub name: String,
+    /// Its gateway id.
+    pub id: String,
+    /// The nodes' bus it read (A or B).
+    pub bus: String,
+    /// Its poll period, real ms.
+    pub poll_ms: u64,
+    /// Triggers it logged as issued.
+    pub issued: usize,
+    /// Whether the scenario cut its bus.
+    pub bus_cut: bool,
+    /// How it read the sensor nodes (its `/metrics`), when the scenario has nodes and it
+    /// was scraped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtu: Option<RtuFigures>,
+}
+
 /// The result of one scenario.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioResult {
@@ -194,6 +218,11 @@ pub struct ScenarioResult {
     /// What the run could not judge, and why (not failures).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The gateway processes (one unless the scenario has `[[gateways]]`).
+    pub gateways: Vec<GatewayRecord>,
+    /// The controller's merged view (with `[[gateways]]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controller: Option<ControllerResult>,
     /// The scenario itself (for the SVG timeline); not in the JSON.
     #[serde(skip)]
     pub source: Option<Scenario>,
@@ -204,8 +233,8 @@ pub struct ScenarioResult {
 pub struct Observed {
     /// Every publication received, in order.
     pub received: Vec<Received>,
-    /// The seqs the gateway logged as issued.
-    pub issued: BTreeSet<u64>,
+    /// The seqs each gateway (by id) logged as issued.
+    pub issued: BTreeMap<String, BTreeSet<u64>>,
     /// The events and what the rig did.
     pub events: Vec<EventRecord>,
     /// Problems of the run itself (a gateway that died, an event not carried out).
@@ -220,14 +249,19 @@ pub struct Observed {
     pub backend: &'static str,
     /// What the firmware nodes did (firmware back-ends).
     pub nodes: Option<NodeReport>,
-    /// The gateway's RTU figures for the nodes.
+    /// The (first) gateway's RTU figures for the nodes.
     pub gateway_rtu: Option<RtuFigures>,
+    /// The gateway processes.
+    pub gateways: Vec<GatewayRecord>,
+    /// What the controller printed, when one ran.
+    pub controller: Option<Vec<Heard>>,
 }
 
 /// Judges a run: the expectation, missed and rejected triggers, and the figures.
 pub fn judge(scenario: &Scenario, rules: &Rules, observed: Observed) -> ScenarioResult {
     let mut failures = observed.problems.clone();
-    let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
+    // Seqs are per gateway: (gateway, seq) names a trigger.
+    let mut seen: BTreeMap<(String, u64), usize> = BTreeMap::new();
     let mut records = Vec::new();
     let mut rejected = Vec::new();
     for r in &observed.received {
@@ -241,7 +275,7 @@ pub fn judge(scenario: &Scenario, rules: &Rules, observed: Observed) -> Scenario
                 continue;
             }
         };
-        let count = seen.entry(t.seq).or_insert(0);
+        let count = seen.entry((t.gateway.to_string(), t.seq)).or_insert(0);
         *count += 1;
         let duplicate = *count > 1;
         let raise = t.level > t.previous;
@@ -250,6 +284,7 @@ pub fn judge(scenario: &Scenario, rules: &Rules, observed: Observed) -> Scenario
             .flatten()
             .map(|cause| (r.at.millis() - cause.millis()) as f64 / observed.time_scale);
         records.push(TriggerRecord {
+            gateway: t.gateway.to_string(),
             seq: t.seq,
             zone: t.zone.as_ref().map(|z| z.to_string()),
             level: t.level,
@@ -291,23 +326,35 @@ pub fn judge(scenario: &Scenario, rules: &Rules, observed: Observed) -> Scenario
         .zip(first_evacuate)
         .map(|(p, e)| p.secs_f64() - e.s);
 
-    // Missed: issued and never received, and holes in the received seqs.
-    let got: BTreeSet<u64> = seen.keys().copied().collect();
-    let mut missed: BTreeSet<u64> = observed.issued.difference(&got).copied().collect();
-    if let (Some(&lo), Some(&hi)) = (got.first(), got.last()) {
-        missed.extend((lo..=hi).filter(|s| !got.contains(s)));
+    // Missed: issued and never received, and holes in the received seqs, per gateway.
+    let mut by_gateway: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
+    for (g, seq) in seen.keys() {
+        by_gateway.entry(g.as_str()).or_default().insert(*seq);
     }
-    let missed: Vec<u64> = missed.into_iter().collect();
-    if !missed.is_empty() {
-        failures.push(format!(
-            "{} trigger(s) issued but never received: seq {}",
-            missed.len(),
-            missed
-                .iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+    for g in observed.issued.keys() {
+        by_gateway.entry(g.as_str()).or_default();
+    }
+    let mut missed: Vec<u64> = Vec::new();
+    for (g, got) in &by_gateway {
+        let mut gone: BTreeSet<u64> = observed
+            .issued
+            .get(*g)
+            .map(|issued| issued.difference(got).copied().collect())
+            .unwrap_or_default();
+        if let (Some(&lo), Some(&hi)) = (got.first(), got.last()) {
+            gone.extend((lo..=hi).filter(|s| !got.contains(s)));
+        }
+        if !gone.is_empty() {
+            failures.push(format!(
+                "{} trigger(s) of {g} issued but never received: seq {}",
+                gone.len(),
+                gone.iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        missed.extend(gone);
     }
     if !rejected.is_empty() {
         failures.push(format!(
@@ -397,6 +444,32 @@ pub fn judge(scenario: &Scenario, rules: &Rules, observed: Observed) -> Scenario
             None
         }
     };
+    let controller = observed.controller.map(|heard| {
+        let ids = observed.gateways.iter().map(|g| g.id.clone()).collect();
+        let (result, controller_failures) = judge_controller(scenario, ids, &heard);
+        failures.extend(controller_failures);
+        result
+    });
+    // With a bus cut, a gateway whose own bus was never cut must still have read the nodes.
+    if observed.gateways.iter().any(|g| g.bus_cut) {
+        for g in observed.gateways.iter().filter(|g| !g.bus_cut) {
+            match &g.rtu {
+                Some(f) if f.polls == 0 => failures.push(format!(
+                    "{} (bus {}, never cut) did not read the nodes",
+                    g.id, g.bus
+                )),
+                Some(f) if f.errors.values().sum::<u64>() > 0 => failures.push(format!(
+                    "{} (bus {}, never cut) had errors reading the nodes: {:?}",
+                    g.id, g.bus, f.errors
+                )),
+                Some(_) => {}
+                None => notes.push(format!(
+                    "{}: how it read the nodes is unknown (no /metrics)",
+                    g.id
+                )),
+            }
+        }
+    }
     let latency_ms = Percentiles::of(records.iter().filter_map(|r| r.latency_ms).collect());
     let delivery_ms = Percentiles::of(
         records
@@ -423,7 +496,7 @@ pub fn judge(scenario: &Scenario, rules: &Rules, observed: Observed) -> Scenario
         last_level,
         lead_time_s,
         false_escalations,
-        triggers: got.len(),
+        triggers: seen.len(),
         missed,
         duplicates: records.iter().filter(|r| r.duplicate).count(),
         rejected,
@@ -435,6 +508,8 @@ pub fn judge(scenario: &Scenario, rules: &Rules, observed: Observed) -> Scenario
         node_backend: observed.backend.to_string(),
         node,
         notes,
+        gateways: observed.gateways,
+        controller,
         source: Some(scenario.clone()),
     }
 }
@@ -471,6 +546,8 @@ pub fn not_run(scenario: &str, description: &str, why: String) -> ScenarioResult
         node_backend: String::new(),
         node: None,
         notes: Vec::new(),
+        gateways: Vec::new(),
+        controller: None,
         source: None,
     }
 }
@@ -550,6 +627,11 @@ pub fn table(results: &[ScenarioResult]) -> String {
             format!("{}/{} ms", ms(r.delivery_ms.p50), ms(r.delivery_ms.p99)),
         );
     }
+    for r in results {
+        if let Some(c) = &r.controller {
+            let _ = writeln!(out, "{:<34} {}", r.scenario, controller_line(c));
+        }
+    }
     let passed = results.iter().filter(|r| r.passed).count();
     let _ = writeln!(out, "{passed} of {} scenario(s) passed", results.len());
     for r in results.iter().filter(|r| !r.passed) {
@@ -579,6 +661,73 @@ fn node_cell(r: &ScenarioResult) -> String {
             Some((_, at, why)) => format!("{} {}", moment(Some(at)), why.join("+")),
         },
     }
+}
+
+/// The controller's merged view in one line: `controller (gw-a, gw-b): merged evacuate
+/// T+12s by gw-b, lead 468 s, highest evacuate, 0 flaps, site silent T-2m30s`.
+pub fn controller_line(c: &ControllerResult) -> String {
+    let mut s = format!("controller ({}):", c.gateways.join(", "));
+    match (c.first_evacuate, &c.evacuate_by_gateway) {
+        (Some(e), Some(by)) => {
+            let _ = write!(s, " merged evacuate {} by {by}", moment(Some(e)));
+        }
+        _ => s.push_str(" no merged evacuate"),
+    }
+    if let Some(l) = c.lead_time_s {
+        let _ = write!(s, ", lead {l:.0} s");
+    }
+    let _ = write!(s, ", highest {}, {} flap(s)", c.highest, c.flaps);
+    if let Some(t) = c.site_silent {
+        let _ = write!(s, ", site silent during alarm {}", moment(Some(t)));
+    }
+    let stale: Vec<String> = c
+        .notes
+        .iter()
+        .filter(|n| n.event == "stale")
+        .map(|n| format!("{} {}", moment(Some(n.at)), n.detail))
+        .collect();
+    if !stale.is_empty() {
+        let _ = write!(s, ", stale: {}", stale.join("; "));
+    }
+    s
+}
+
+/// The controller's merged levels and notes of one run, one line each.
+pub fn controller_lines(c: &ControllerResult) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "  controller (firebreak watch) merging {}:",
+        c.gateways.join(", ")
+    );
+    let mut lines: Vec<(f64, String)> = c
+        .levels
+        .iter()
+        .map(|l| {
+            (
+                l.at.s,
+                format!(
+                    "  {:>12}  merged site {} -> {} (changed by {})",
+                    l.at.at.0.to_string(),
+                    l.previous,
+                    l.level,
+                    l.by
+                ),
+            )
+        })
+        .collect();
+    lines.extend(c.notes.iter().map(|n| {
+        (
+            n.at.s,
+            format!("  {:>12}  {} {}", n.at.at.0.to_string(), n.event, n.detail),
+        )
+    }));
+    lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for (_, l) in lines {
+        let _ = writeln!(out, "{l}");
+    }
+    let _ = writeln!(out, "  {}", controller_line(c));
+    out
 }
 
 /// The firmware nodes' decisions of one run, one line each.
@@ -616,12 +765,14 @@ pub fn node_lines(n: &NodeResult) -> String {
             );
         }
     }
-    let l = n.line;
-    let _ = writeln!(
-        out,
-        "  line: {} bytes to the nodes, {} to the gateway, {} corrupted, {} withheld",
-        l.bytes_to_nodes, l.bytes_to_gateway, l.bytes_corrupted, l.bytes_withheld
-    );
+    for (name, l) in std::iter::once(("line", Some(n.line))).chain([("bus B line", n.line_b)]) {
+        let Some(l) = l else { continue };
+        let _ = writeln!(
+            out,
+            "  {name}: {} bytes to the nodes, {} to the gateway, {} corrupted, {} withheld",
+            l.bytes_to_nodes, l.bytes_to_gateway, l.bytes_corrupted, l.bytes_withheld
+        );
+    }
     if let Some(g) = &n.gateway {
         let errors: Vec<String> = g.errors.iter().map(|(k, v)| format!("{v} {k}")).collect();
         let reboots: Vec<String> = g.reboots.iter().map(|(k, v)| format!("{v} {k}")).collect();
@@ -650,8 +801,13 @@ pub fn trigger_lines(r: &ScenarioResult) -> String {
     for t in &r.received {
         let _ = writeln!(
             out,
-            "  {:>12}  seq {}{} {:<14} {} -> {}{}  | {}{}",
+            "  {:>12}  {}seq {}{} {:<14} {} -> {}{}  | {}{}",
             t.arrived.at.0.to_string(),
+            if r.gateways.len() > 1 {
+                format!("{} ", t.gateway)
+            } else {
+                String::new()
+            },
             t.seq,
             if t.duplicate { " (again)" } else { "" },
             t.zone.as_deref().unwrap_or("site"),
@@ -704,10 +860,13 @@ zone = "hall"
         );
         let scenario = Scenario::parse(&text, "t.toml").unwrap();
         let observed = Observed {
-            issued: received
-                .iter()
-                .filter_map(|r| r.trigger.as_ref().ok().map(|t| t.seq))
-                .collect(),
+            issued: BTreeMap::from([(
+                "gw-t".to_string(),
+                received
+                    .iter()
+                    .filter_map(|r| r.trigger.as_ref().ok().map(|t| t.seq))
+                    .collect(),
+            )]),
             received,
             events: Vec::new(),
             problems: Vec::new(),
@@ -717,6 +876,8 @@ zone = "hall"
             backend: "stand-in",
             nodes: None,
             gateway_rtu: None,
+            gateways: Vec::new(),
+            controller: None,
         };
         judge(&scenario, &Rules::default(), observed)
     }

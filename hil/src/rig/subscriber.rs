@@ -48,13 +48,14 @@ impl Drop for Subscriber {
 }
 
 impl Subscriber {
-    /// Subscribes to `topic` (QoS 1) on `broker`. With `persistent`, the session survives
+    /// Subscribes to `topic` (QoS 1) on `broker`, verifying with whichever of `keys` (one
+    /// per gateway) signed each publication. With `persistent`, the session survives
     /// disconnects (and, on a broker with persistence, restarts of the broker): what is
     /// published while the subscriber reconnects is queued for it.
     pub fn start(
         broker: &Broker,
         topic: String,
-        key: TrustedKey,
+        keys: Vec<TrustedKey>,
         clock: ScenarioClock,
         persistent: bool,
     ) -> Subscriber {
@@ -80,7 +81,7 @@ impl Subscriber {
                         let r = Received {
                             at: clock.now(),
                             wall_ms: wall_ms(),
-                            trigger: key.verify(&p.payload),
+                            trigger: TrustedKey::verify_any(&keys, &p.payload),
                         };
                         if let Ok(mut v) = store.lock() {
                             v.push(r);

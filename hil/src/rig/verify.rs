@@ -63,6 +63,21 @@ impl TrustedKey {
         })
     }
 
+    /// Checks a payload with whichever of `keys` signed it (by key id); the first key's
+    /// error when none did.
+    pub fn verify_any(keys: &[TrustedKey], payload: &[u8]) -> Result<Trigger, String> {
+        let mut first = None;
+        for k in keys {
+            match k.verify(payload) {
+                Ok(t) => return Ok(t),
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        Err(first.unwrap_or_else(|| "no trusted key".to_string()))
+    }
+
     /// Its key id.
     pub fn key_id(&self) -> &str {
         &self.key_id

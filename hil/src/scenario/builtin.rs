@@ -86,6 +86,22 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/shorted-harness.toml"),
     ),
     (
+        "two-gateways-bus-a-cut",
+        include_str!("../../scenarios/two-gateways-bus-a-cut.toml"),
+    ),
+    (
+        "two-gateways-network-cut",
+        include_str!("../../scenarios/two-gateways-network-cut.toml"),
+    ),
+    (
+        "two-gateways-one-killed",
+        include_str!("../../scenarios/two-gateways-one-killed.toml"),
+    ),
+    (
+        "two-gateways-sample-differently",
+        include_str!("../../scenarios/two-gateways-sample-differently.toml"),
+    ),
+    (
         "two-nodes-one-line",
         include_str!("../../scenarios/two-nodes-one-line.toml"),
     ),

@@ -50,6 +50,43 @@ pub struct RawScenario {
     pub node: Option<NodeBackendKind>,
     /// `[line]`: the RS-485 line the firmware nodes share.
     pub line: Option<RawLine>,
+    /// `[[gateways]]`: several gateway processes for the site (one when absent), and a
+    /// controller (`firebreak watch`) merging them.
+    #[serde(default)]
+    pub gateways: Vec<RawGateway>,
+}
+
+/// `[[gateways]]`: one gateway process of the site.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGateway {
+    /// Its short name in the scenario (`a`); its gateway id is `gw-<scenario>-<name>`.
+    pub name: String,
+    /// Its poll period as a multiple of the rig's (1): the gateways sample differently.
+    pub poll_factor: Option<f64>,
+}
+
+/// A verdict of the controller's merged view a scenario can expect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ControllerVerdict {
+    /// Every gateway of the site stale while the site is at `prepare` or above.
+    SiteSilentDuringAlarm,
+}
+
+impl ControllerVerdict {
+    /// The name scenario files and `firebreak watch --json` use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::SiteSilentDuringAlarm => "site-silent-during-alarm",
+        }
+    }
+}
+
+impl fmt::Display for ControllerVerdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
 }
 
 /// How a scenario's sensor nodes are brought up, as a scenario names it (`--node` adds
@@ -92,6 +129,17 @@ pub struct RawExpect {
     pub node_alarm_by: Option<ScenarioTime>,
     /// No firmware node latches its alarm at any moment (firmware back-ends only).
     pub node_never_alarms: Option<bool>,
+    /// The latest moment the controller's merged site level reaches `evacuate` (with
+    /// `[[gateways]]`).
+    pub controller_evacuate_by: Option<ScenarioTime>,
+    /// A verdict the controller must reach, by `controller_verdict_by`.
+    pub controller_verdict: Option<ControllerVerdict>,
+    /// The latest moment for `controller_verdict`.
+    pub controller_verdict_by: Option<ScenarioTime>,
+    /// The merged level never goes down and up again.
+    pub controller_never_flaps: Option<bool>,
+    /// The highest merged level allowed (normal, watch, prepare).
+    pub controller_max_level: Option<Level>,
 }
 
 /// `[[devices]]`.
@@ -228,6 +276,15 @@ pub enum RawEventKind {
     NetworkRestore,
     /// Sensor nodes reboot (`reason`: `watchdog`, the default, or `power-on`).
     NodeReboot,
+    /// The network between a gateway and the broker is cut (packets dropped, connections
+    /// left open): the gateway keeps running, deaf and mute.
+    GatewayNetworkCut,
+    /// That network is back.
+    GatewayNetworkRestore,
+    /// A gateway's RS-485 bus to the sensor nodes is cut (the other gateway's is not).
+    BusCut,
+    /// That bus is mended.
+    BusRestore,
 }
 
 /// Why a node reboots in a `node-reboot` event.
@@ -277,4 +334,8 @@ pub struct RawEvent {
     pub devices: Option<Vec<String>>,
     /// `node-reboot`: why (`watchdog` when absent).
     pub reason: Option<RebootReason>,
+    /// `gateway-kill`, `gateway-restart`, `gateway-network-cut`, `gateway-network-restore`,
+    /// `bus-cut`, `bus-restore`: the gateway (a `[[gateways]]` name); every gateway when
+    /// absent.
+    pub gateway: Option<String>,
 }

@@ -1,6 +1,8 @@
 //! Scenario checks: a table of bad inputs with the exact errors they give, and what a good
 //! scenario turns into.
 
+use firebreak_protocols::{DeviceId, Signal};
+
 use super::*;
 
 const HEAD: &str = r#"name = "t"
@@ -49,7 +51,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         (
             "unknown key",
             with(&format!("colour = \"red\"\n{HEAD}"), ""),
-            "t.toml:1: colour: unknown field `colour`, expected one of `name`, `description`, `start`, `end`, `time_scale`, `max_time_scale`, `power_loss_at`, `evacuation_budget_s`, `hold_s`, `expect`, `devices`, `timeline`, `faults`, `events`, `node`, `line`",
+            "t.toml:1: colour: unknown field `colour`, expected one of `name`, `description`, `start`, `end`, `time_scale`, `max_time_scale`, `power_loss_at`, `evacuation_budget_s`, `hold_s`, `expect`, `devices`, `timeline`, `faults`, `events`, `node`, `line`, `gateways`",
         ),
         (
             "bad moment",
@@ -424,7 +426,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         (
             "event: unknown kind",
             with(HEAD, "[[events]]\nat = 0\nkind = \"meteor\"\n"),
-            "t.toml:27: events[0].kind: unknown variant `meteor`, expected one of `broker-stop`, `broker-restart`, `gateway-kill`, `gateway-restart`, `network-cut`, `network-restore`, `node-reboot`",
+            "t.toml:27: events[0].kind: unknown variant `meteor`, expected one of `broker-stop`, `broker-restart`, `gateway-kill`, `gateway-restart`, `network-cut`, `network-restore`, `node-reboot`, `gateway-network-cut`, `gateway-network-restore`, `bus-cut`, `bus-restore`",
         ),
         (
             "event: out of order",
@@ -558,6 +560,124 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
                 "[[events]]\nat = 0\nkind = \"network-cut\"\ndevices = [\"ups-1\", \"pdu-7\"]\n",
             ),
             "t.toml: events[0].devices[1]: no device named \"pdu-7\" (devices: ups-1, node-1, bms)",
+        ),
+        (
+            "gateways: a name too long",
+            with(HEAD, "[[gateways]]\nname = \"a-very-long-name\"\n"),
+            "t.toml: gateways[0].name: \"a-very-long-name\" must be 1 to 12 bytes long",
+        ),
+        (
+            "gateways: twice the same",
+            with(
+                HEAD,
+                "[[gateways]]\nname = \"a\"\n\n[[gateways]]\nname = \"a\"\n",
+            ),
+            "t.toml: gateways[1].name: \"a\" is already gateways[0]",
+        ),
+        (
+            "gateways: three with a node",
+            with(
+                HEAD,
+                "[[gateways]]\nname = \"a\"\n\n[[gateways]]\nname = \"b\"\n\n[[gateways]]\nname = \"c\"\n",
+            ),
+            "t.toml: gateways: 3 gateways with a sensor node: the node has two RS-485 ports (A and B), one per gateway",
+        ),
+        (
+            "gateways: a poll factor out of range",
+            with(HEAD, "[[gateways]]\nname = \"a\"\npoll_factor = 10\n"),
+            "t.toml: gateways[0].poll_factor: 10 is not 0.25..=4 (a multiple of the rig's poll period)",
+        ),
+        (
+            "event: kill an unknown gateway",
+            with(
+                HEAD,
+                "[[gateways]]\nname = \"a\"\n\n[[gateways]]\nname = \"b\"\n\n[[events]]\nat = 0\nkind = \"gateway-kill\"\ngateway = \"c\"\n",
+            ),
+            "t.toml: events[0].gateway: no gateway named \"c\" (gateways: a, b)",
+        ),
+        (
+            "event: name a gateway without [[gateways]]",
+            with(
+                HEAD,
+                "[[events]]\nat = 0\nkind = \"gateway-kill\"\ngateway = \"a\"\n",
+            ),
+            "t.toml: events[0].gateway: \"a\": the scenario has no [[gateways]]; name them there to act on one (without gateway the event acts on the one gateway)",
+        ),
+        (
+            "event: a gateway on a broker stop",
+            with(
+                HEAD,
+                "[[gateways]]\nname = \"a\"\n\n[[gateways]]\nname = \"b\"\n\n[[events]]\nat = 0\nkind = \"broker-stop\"\ngateway = \"a\"\n",
+            ),
+            "t.toml: events[0].gateway: only for kind \"gateway-kill\", \"gateway-restart\", \"gateway-network-cut\", \"gateway-network-restore\", \"bus-cut\" or \"bus-restore\"",
+        ),
+        (
+            "event: kill a gateway twice",
+            with(
+                HEAD,
+                "[[gateways]]\nname = \"a\"\n\n[[gateways]]\nname = \"b\"\n\n[[events]]\nat = 0\nkind = \"gateway-kill\"\ngateway = \"a\"\n\n[[events]]\nat = 10\nkind = \"gateway-kill\"\n",
+            ),
+            "t.toml: events[1].kind: the gateway \"a\" is already down since events[0]",
+        ),
+        (
+            "event: restore a network never cut",
+            with(
+                HEAD,
+                "[[gateways]]\nname = \"a\"\n\n[[gateways]]\nname = \"b\"\n\n[[events]]\nat = 0\nkind = \"gateway-network-restore\"\ngateway = \"b\"\n",
+            ),
+            "t.toml: events[0].kind: the gateway \"b\"'s network is not cut: no cut before this restore",
+        ),
+        (
+            "event: cut a bus twice",
+            with(
+                HEAD,
+                "[[gateways]]\nname = \"a\"\n\n[[gateways]]\nname = \"b\"\n\n[[events]]\nat = 0\nkind = \"bus-cut\"\ngateway = \"a\"\n\n[[events]]\nat = 5\nkind = \"bus-cut\"\n",
+            ),
+            "t.toml: events[1].kind: the gateway \"a\"'s RS-485 bus is already cut since events[0]: restore it first",
+        ),
+        (
+            "expect: a controller without [[gateways]]",
+            with(
+                &HEAD.replace(
+                    "evacuate_by = \"T+2m\"\n",
+                    "evacuate_by = \"T+2m\"\ncontroller_never_flaps = true\n",
+                ),
+                "",
+            ),
+            "t.toml: expect: controller never flaps: the controller runs only with [[gateways]]; add them (one is enough)",
+        ),
+        (
+            "expect: a verdict without its moment",
+            with(
+                &HEAD.replace(
+                    "evacuate_by = \"T+2m\"\n",
+                    "evacuate_by = \"T+2m\"\ncontroller_verdict = \"site-silent-during-alarm\"\n",
+                ),
+                "",
+            ),
+            "t.toml: expect.controller_verdict_by: controller_verdict = \"site-silent-during-alarm\" needs the moment it is due by",
+        ),
+        (
+            "expect: a controller evacuation too late",
+            with(
+                &HEAD.replace(
+                    "evacuate_by = \"T+2m\"\n",
+                    "evacuate_by = \"T+2m\"\ncontroller_evacuate_by = \"T+6m\"\n",
+                ),
+                "",
+            ),
+            "t.toml: expect.controller_evacuate_by: T+6m is 2m before power loss at T+8m, less than evacuation_budget_s (300 s): such an evacuation is not early",
+        ),
+        (
+            "expect: a controller max level with a power loss",
+            with(
+                &HEAD.replace(
+                    "evacuate_by = \"T+2m\"\n",
+                    "evacuate_by = \"T+2m\"\ncontroller_max_level = \"watch\"\n",
+                ),
+                "",
+            ),
+            "t.toml: expect.controller_max_level: the scenario loses power (power_loss_at): expect an evacuation with controller_evacuate_by",
         ),
     ]
 }
@@ -763,4 +883,58 @@ fn a_node_reboot_names_every_node_and_a_watchdog_by_default() {
             .iter()
             .any(|(_, h)| h == "node-reboot (watchdog): node-1 reboot")
     );
+}
+
+#[test]
+fn two_gateways_with_their_cuts_and_the_controllers_expectations() {
+    let text = HEAD.replace(
+        "evacuate_by = \"T+2m\"\n",
+        "evacuate_by = \"T+2m\"\ncontroller_evacuate_by = \"T+2m\"\ncontroller_never_flaps = true\n",
+    );
+    let s = Scenario::parse(
+        &with(
+            &text,
+            "[[gateways]]\nname = \"a\"\n\n[[gateways]]\nname = \"b\"\npoll_factor = 1.5\n\n\
+             [[events]]\nat = \"T-2m\"\nkind = \"bus-cut\"\ngateway = \"a\"\n\n\
+             [[events]]\nat = \"T-1m\"\nkind = \"gateway-network-cut\"\n\n\
+             [[events]]\nat = \"T0\"\nkind = \"gateway-network-restore\"\ngateway = \"b\"\n\n\
+             [[events]]\nat = \"T+1m\"\nkind = \"gateway-kill\"\ngateway = \"b\"\n",
+        ),
+        "t.toml",
+    )
+    .unwrap();
+    assert!(s.with_controller);
+    let ids: Vec<&str> = s.gateways.iter().map(|g| g.id.as_str()).collect();
+    assert_eq!(ids, ["gw-t-a", "gw-t-b"]);
+    assert_eq!((s.gateways[0].bus, s.gateways[1].bus), (Bus::A, Bus::B));
+    assert_eq!(s.gateways[1].poll_factor, 1.5);
+    let t = |m: &str| m.parse::<ScenarioTime>().unwrap();
+    assert_eq!(
+        s.gateways[0].bus_cuts,
+        [Window {
+            from: t("T-2m"),
+            to: None
+        }]
+    );
+    assert!(s.gateways[1].bus_cuts.is_empty());
+    // A's network stays cut to the end; B's is restored at T0.
+    assert_eq!(s.gateways[0].network_cuts[0].to, None);
+    assert_eq!(s.gateways[1].network_cuts[0].to, Some(t("T0")));
+    assert_eq!(s.events[1].gateways, [0, 1], "no gateway: every gateway");
+    assert_eq!(s.events[3].gateways, [1]);
+    assert_eq!(
+        s.expectation(),
+        "evacuate by T+2m, controller evacuate by T+2m, controller never flaps"
+    );
+    let told: Vec<String> = s.happenings().into_iter().map(|(_, t)| t).collect();
+    assert!(
+        told.contains(&"gateway-kill of gw-t-b (carried out by the rig)".to_string()),
+        "{told:?}"
+    );
+
+    // Without [[gateways]]: one implicit gateway, no controller.
+    let one = Scenario::parse(&with(HEAD, ""), "t.toml").unwrap();
+    assert!(!one.with_controller);
+    assert_eq!(one.gateways.len(), 1);
+    assert_eq!(one.gateways[0].id, "gw-t");
 }

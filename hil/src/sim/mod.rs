@@ -25,7 +25,7 @@ use std::sync::Arc;
 use firebreak_protocols::DeviceId;
 
 use crate::clock::{ScaleError, ScenarioClock};
-use crate::scenario::{DeviceKind, Scenario};
+use crate::scenario::{Bus, DeviceKind, Scenario};
 
 pub mod device;
 pub mod modbus;
@@ -169,9 +169,26 @@ impl std::fmt::Display for Endpoint {
 pub struct SimAddresses {
     /// (device, endpoint).
     pub devices: Vec<(DeviceId, Endpoint)>,
+    /// The sensor nodes' second port (bus B), for a scenario's second gateway: (device,
+    /// endpoint). Empty with one gateway.
+    pub bus_b: Vec<(DeviceId, Endpoint)>,
 }
 
 impl SimAddresses {
+    /// The endpoint of a device as a gateway on `bus` reaches it: a node's bus-B port for
+    /// [`Bus::B`] when it has one, else its one endpoint.
+    pub fn get_on(&self, device: &str, bus: Bus) -> Option<&Endpoint> {
+        let b = match bus {
+            Bus::A => None,
+            Bus::B => self
+                .bus_b
+                .iter()
+                .find(|(d, _)| d.as_str() == device)
+                .map(|(_, e)| e),
+        };
+        b.or_else(|| self.get(device))
+    }
+
     /// The endpoint of a device.
     pub fn get(&self, device: &str) -> Option<&Endpoint> {
         self.devices
@@ -218,6 +235,17 @@ impl Simulation {
             d.boot(scenario.start, 0);
         }
         let mut endpoints: Vec<Option<Endpoint>> = vec![None; devices.len()];
+        let mut bus_b: Vec<(DeviceId, Endpoint)> = Vec::new();
+        // Each gateway reads the nodes on its own bus: the first on A, the second on B.
+        let cuts_of = |bus: Bus| {
+            scenario
+                .gateways
+                .iter()
+                .find(|g| g.bus == bus)
+                .map(|g| g.bus_cuts.clone())
+                .unwrap_or_default()
+        };
+        let two_buses = scenario.gateways.iter().any(|g| g.bus == Bus::B);
         let mut servers = Vec::new();
         let mut sensors = Vec::new();
 
@@ -261,6 +289,17 @@ impl Simulation {
                         unit: d.unit,
                     });
                 }
+                if d.kind == DeviceKind::Node
+                    && let Some(b) = nodes.gateway_port_b()
+                {
+                    bus_b.push((
+                        d.name.clone(),
+                        Endpoint::ModbusRtu {
+                            serial: b.to_path_buf(),
+                            unit: d.unit,
+                        },
+                    ));
+                }
             }
             Some(nodes)
         } else {
@@ -280,10 +319,35 @@ impl Simulation {
                     let (Some(d), Some(sd)) = (scenario.devices.get(i), devices.get(i)) else {
                         continue;
                     };
-                    let server =
-                        ModbusServer::start(bind, vec![(d.unit, Arc::clone(sd))], clock.clone())
-                            .await
-                            .map_err(listen_error(d.name.to_string()))?;
+                    let node = d.kind == DeviceKind::Node;
+                    let cuts = if node { cuts_of(Bus::A) } else { Vec::new() };
+                    let server = ModbusServer::start_on_bus(
+                        bind,
+                        vec![(d.unit, Arc::clone(sd))],
+                        clock.clone(),
+                        cuts,
+                    )
+                    .await
+                    .map_err(listen_error(d.name.to_string()))?;
+                    if node && two_buses {
+                        // The stand-in's second port: bus B, with its own cuts.
+                        let b = ModbusServer::start_on_bus(
+                            bind,
+                            vec![(d.unit, Arc::clone(sd))],
+                            clock.clone(),
+                            cuts_of(Bus::B),
+                        )
+                        .await
+                        .map_err(listen_error(format!("{} (bus B)", d.name)))?;
+                        bus_b.push((
+                            d.name.clone(),
+                            Endpoint::ModbusTcp {
+                                addr: b.local_addr(),
+                                unit: d.unit,
+                            },
+                        ));
+                        servers.push(b);
+                    }
                     if let Some(e) = endpoints.get_mut(i) {
                         *e = Some(Endpoint::ModbusTcp {
                             addr: server.local_addr(),
@@ -309,9 +373,11 @@ impl Simulation {
                     units.push((d.unit, Arc::clone(sd)));
                 }
                 if !units.is_empty() {
-                    let server = ModbusServer::start(bind, units, clock.clone())
-                        .await
-                        .map_err(listen_error("the shared port".into()))?;
+                    // One port: one bus, the first gateway's (the rig uses a port per device).
+                    let server =
+                        ModbusServer::start_on_bus(bind, units, clock.clone(), cuts_of(Bus::A))
+                            .await
+                            .map_err(listen_error("the shared port".into()))?;
                     for &i in &modbus {
                         if let (Some(e), Some(d)) = (endpoints.get_mut(i), scenario.devices.get(i))
                         {
@@ -368,6 +434,7 @@ impl Simulation {
                     )
                 })
                 .collect(),
+            bus_b,
         };
         Ok(Simulation {
             clock,

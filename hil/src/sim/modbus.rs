@@ -23,6 +23,7 @@ use tracing::{debug, warn};
 
 use super::device::{Answer, SimDevice};
 use crate::clock::ScenarioClock;
+use crate::scenario::{DeviceKind, Window};
 
 /// Unit id many Modbus TCP devices accept as "this device" (the unit id is for gateways).
 pub const ANY_UNIT: u8 = 0xFF;
@@ -88,6 +89,8 @@ struct Connection {
     units: Arc<Units>,
     clock: ScenarioClock,
     closing: Arc<AtomicBool>,
+    /// When this port's bus to the sensor nodes is cut (they do not answer on it).
+    bus_cuts: Arc<Vec<Window>>,
 }
 
 type Reply = Pin<Box<dyn Future<Output = Result<Option<Response>, ExceptionCode>> + Send>>;
@@ -104,7 +107,13 @@ impl Service for Connection {
             // a unit it does not have.
             return Box::pin(async { Err(ExceptionCode::GatewayTargetDevice) });
         };
-        let (answer, delay) = device.answer(self.clock.now(), &req.request);
+        let now = self.clock.now();
+        if device.kind() == Some(DeviceKind::Node) && self.bus_cuts.iter().any(|w| w.contains(now))
+        {
+            // The bus is cut: the node never hears the request.
+            return Box::pin(async { Ok(None) });
+        }
+        let (answer, delay) = device.answer(now, &req.request);
         let closing = Arc::clone(&self.closing);
         Box::pin(async move {
             if !delay.is_zero() {
@@ -138,6 +147,19 @@ impl ModbusServer {
         devices: Vec<(u8, Arc<SimDevice>)>,
         clock: ScenarioClock,
     ) -> io::Result<ModbusServer> {
+        ModbusServer::start_on_bus(bind, devices, clock, Vec::new()).await
+    }
+
+    /// [`ModbusServer::start`] as one gateway's bus to the sensor nodes: during `bus_cuts`
+    /// the nodes among `devices` do not answer on this port (a gateway's RS-485 bus cut,
+    /// as the stand-in plays it; other devices answer).
+    pub async fn start_on_bus(
+        bind: SocketAddr,
+        devices: Vec<(u8, Arc<SimDevice>)>,
+        clock: ScenarioClock,
+        bus_cuts: Vec<Window>,
+    ) -> io::Result<ModbusServer> {
+        let bus_cuts = Arc::new(bus_cuts);
         let listener = TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let units_list = devices.iter().map(|(u, _)| *u).collect();
@@ -151,6 +173,7 @@ impl ModbusServer {
                     units: Arc::clone(&units),
                     clock: clock.clone(),
                     closing: Arc::clone(&closing),
+                    bus_cuts: Arc::clone(&bus_cuts),
                 };
                 async move { Ok(Some((service, Link { stream, closing }))) }
             };
