@@ -23,7 +23,8 @@ PYNACL_VERSION=1.6.2
 # ---------------------------------------------------------------------------------------------
 # Real peers: programs nobody here wrote, that the tests talk to. Add new ones here.
 #   Debian: mosquitto (broker), mosquitto-clients (mosquitto_pub/_sub), socat (PTY pairs for
-#           Modbus RTU), mbpoll (a foreign Modbus master)
+#           Modbus RTU), mbpoll (a foreign Modbus master), nut-server and nut-client (NUT's upsd
+#           with the dummy-ups driver, and upsc: a UPS served by Network UPS Tools)
 #   Debian (firmware): qemu-system-arm (boots the sensor node's mps2-an386 image), binutils
 #           (readelf, for scripts/firmware-size.sh)
 #   PyPI:   pymodbus[serial] in .peers/venv (a foreign UPS, TCP and RTU); pynacl there too
@@ -38,6 +39,9 @@ install_peers() {
     # Firmware: QEMU for the sensor node's image, readelf for its footprint.
     command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
     command -v readelf >/dev/null || missing+=(binutils)
+    # Network UPS Tools: upsd and the dummy-ups driver (in /lib/nut), upsc (gateway/tests/nut.rs).
+    [ -x /lib/nut/upsd ] && [ -x /lib/nut/dummy-ups ] || missing+=(nut-server)
+    command -v upsc >/dev/null || missing+=(nut-client)
     if [ ${#missing[@]} -gt 0 ]; then
         step "installing Debian packages: ${missing[*]}"
         local sudo=""

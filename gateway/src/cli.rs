@@ -96,7 +96,8 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("what").args(["target", "config"]).required(true)))]
 pub struct ProbeArgs {
-    /// `tcp://HOST:PORT` or `rtu:///dev/ttyX?baud=9600&parity=even&stop_bits=1`.
+    /// `tcp://HOST:PORT`, `rtu:///dev/ttyX?baud=9600&parity=even&stop_bits=1`, or
+    /// `nut://HOST[:PORT]/UPS` (a UPS on a Network UPS Tools server: its variables and signals).
     pub target: Option<String>,
     /// The unit id to address.
     #[arg(long, default_value_t = 1)]
@@ -394,6 +395,9 @@ fn probe(args: ProbeArgs, out: &mut impl Write) -> Result<(), CliError> {
                 .join(", "),
         })?;
         return Ok(rt.block_on(crate::probe::device(device, out))?);
+    }
+    if let Some(t) = args.target.as_deref().filter(|t| t.starts_with("nut://")) {
+        return Ok(rt.block_on(crate::probe::nut(t, timeout, out))?);
     }
     let target = crate::probe::parse_target(args.target.as_deref().unwrap_or_default())?;
     let reads = [

@@ -13,8 +13,10 @@ use crate::config::{DeviceConfig, Parity, SerialLine, Transport, parse_host_port
 /// Why a probe could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    /// The target is not `tcp://HOST:PORT` or `rtu:///dev/ttyX?baud=…`.
-    #[error("{0:?} is not tcp://HOST:PORT or rtu:///dev/PATH?baud=9600&parity=even")]
+    /// The target is not `tcp://HOST:PORT`, `rtu:///dev/ttyX?baud=…` or `nut://HOST/UPS`.
+    #[error(
+        "{0:?} is not tcp://HOST:PORT, rtu:///dev/PATH?baud=9600&parity=even or nut://HOST[:PORT]/UPS"
+    )]
     BadTarget(String),
     /// A range is not `START..END`, `START..=END` or `ADDRESS`.
     #[error("{option} {value:?}: {problem}")]
@@ -215,6 +217,45 @@ pub async fn device(device: &DeviceConfig, out: &mut impl Write) -> Result<(), P
             .next()
             .map(ProbeError::Read)
             .unwrap_or_else(|| ProbeError::Connect("no answer".into())));
+    }
+    Ok(())
+}
+
+/// Reads a UPS on a NUT server (`nut://host[:port]/ups`) once and prints every variable, then
+/// the signals Firebreak takes from them, with units and quality.
+pub async fn nut(
+    target: &str,
+    timeout: std::time::Duration,
+    out: &mut impl Write,
+) -> Result<(), ProbeError> {
+    let (host, port, ups) = crate::config::parse_nut_url(target)
+        .ok_or_else(|| ProbeError::BadTarget(target.to_string()))?;
+    let mut client = crate::acquire::nut::NutClient::connect(&host, port, timeout)
+        .await
+        .map_err(|e| ProbeError::Connect(format!("nut://{host}:{port}/{ups}: {e}")))?;
+    let vars = client
+        .list_vars(&ups)
+        .await
+        .map_err(|e| ProbeError::Connect(format!("nut://{host}:{port}/{ups}: {e}")))?;
+    for (name, value) in &vars {
+        writeln!(out, "{name:<28} {value}")?;
+    }
+    let device = firebreak_protocols::DeviceId::new(&ups)
+        .map_err(|e| ProbeError::Connect(format!("UPS name {ups:?}: {e}")))?;
+    let (samples, problems) = crate::acquire::nut::map_vars(&device, &vars, 0);
+    writeln!(out, "-- as Firebreak reads it:")?;
+    for s in &samples {
+        writeln!(
+            out,
+            "{:<28} {} {} ({})",
+            s.signal.name(),
+            s.value,
+            s.unit.symbol(),
+            s.quality
+        )?;
+    }
+    for p in &problems {
+        writeln!(out, "unusable: {p}")?;
     }
     Ok(())
 }

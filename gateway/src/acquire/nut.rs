@@ -7,7 +7,8 @@
 //! battery), then `battery.runtime`, `battery.charge`, `battery.temperature`,
 //! `input.voltage`, `output.voltage` and `ups.load`. A poll is one `LIST VAR`; it fails as a
 //! whole (a closed connection, a timeout, an `ERR` answer such as `UNKNOWN-UPS` or
-//! `DATA-STALE`), and like a Modbus device's, missed polls turn the device `comm-lost`.
+//! `DATA-STALE`, or `ups.status` `WAIT`: upsd has no data from its driver yet), and like a
+//! Modbus device's, missed polls turn the device `comm-lost`.
 //! Nothing read from the network is trusted: lines are bounded, malformed ones are errors
 //! naming the line, never a panic.
 
@@ -321,7 +322,14 @@ async fn poll(
     let Some(c) = client.as_mut() else {
         return Err(NutError::Io("no connection".into()));
     };
-    c.list_vars(&source.ups).await
+    let vars = c.list_vars(&source.ups).await?;
+    // upsd says WAIT until its driver has given it data: nothing is known yet.
+    if vars.get("ups.status").is_some_and(|s| s.trim() == "WAIT") {
+        return Err(NutError::Err(
+            "ups.status WAIT: upsd has no data from its driver yet".into(),
+        ));
+    }
+    Ok(vars)
 }
 
 #[cfg(test)]

@@ -437,7 +437,7 @@ fn bad_configs_name_file_key_and_problem() {
         ),
         (
             "[site]\nname = \"s\"\ngateway = \"g\"\n".to_string(),
-            "site.toml: devices: the site has no devices and no mqtt_sources: nothing to watch",
+            "site.toml: devices: the site has no devices, mqtt_sources or nut_sources: nothing to watch",
         ),
         (
             "[site\nname = 1".to_string(),
@@ -541,4 +541,68 @@ fn bad_configs_name_file_key_and_problem() {
     }
     assert!(cases.len() >= 15);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn nut_sources_are_checked_as_devices_and_brokers_are() {
+    let nut = |extra: &str| {
+        format!("{BASE}[[nut_sources]]\nname = \"ups-nut\"\nzone = \"room\"\n{extra}\n")
+    };
+    let c = parse(&nut(
+        "url = \"nut://ups-host/ups1\"\npoll_interval_ms = 2000",
+    ))
+    .unwrap();
+    let s = &c.nut_sources[0];
+    assert_eq!(
+        (s.host.as_str(), s.port, s.ups.as_str(), s.url()),
+        (
+            "ups-host",
+            3493,
+            "ups1",
+            "nut://ups-host:3493/ups1".to_string()
+        )
+    );
+    assert_eq!(
+        (s.poll_interval, s.timeout, s.comm_lost_after, s.freshness),
+        (
+            Duration::from_secs(2),
+            Duration::from_millis(500),
+            3,
+            Duration::from_secs(6)
+        )
+    );
+    for (extra, key, problem) in [
+        (
+            "url = \"nut://ups-host\"",
+            "nut_sources[0].url",
+            "is not nut://host[:port]/ups",
+        ),
+        (
+            "url = \"nut://me:pw@ups-host/ups1\"",
+            "nut_sources[0].url",
+            "no user@ in the URL",
+        ),
+        (
+            "url = \"nut://h/u\"\npassword_env = \"NUT_PW\"",
+            "nut_sources[0].username",
+            "required with password_file or password_env",
+        ),
+        (
+            "url = \"nut://h/u\"\npoll_interval_ms = 100\ntimeout_ms = 200",
+            "nut_sources[0].timeout_ms",
+            "less than poll_interval_ms",
+        ),
+    ] {
+        let e = parse(&nut(extra)).unwrap_err().to_string();
+        assert!(e.contains(key) && e.contains(problem), "{extra}: {e}");
+    }
+    let twice = format!(
+        "{}[[nut_sources]]\nname = \"ups\"\nzone = \"room\"\nurl = \"nut://h/u\"\n",
+        nut("url = \"nut://h/u\"")
+    );
+    let e = parse(&twice).unwrap_err().to_string();
+    assert!(
+        e.contains("nut_sources[1].name") && e.contains("defined twice"),
+        "{e}"
+    );
 }
