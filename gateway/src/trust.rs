@@ -152,10 +152,16 @@ impl Trust {
             at,
             problem,
         };
-        let raw: RawTrust = toml::from_str(text).map_err(|e| {
+        let raw: RawTrust = firebreak_protocols::toml_file::parse(text).map_err(|e| {
+            let line = e.line.map(|l| format!("line {l}: ")).unwrap_or_default();
+            let at = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", e.path)
+            };
             err(
-                String::new(),
-                format!("not a trust file ({TRUST_SCHEMA}): {}", e.message()),
+                format!("{line}{at}"),
+                format!("not a trust file ({TRUST_SCHEMA}): {}", e.problem),
             )
         })?;
         if raw.schema != TRUST_SCHEMA {

@@ -12,10 +12,12 @@
 //! - [`signed`]: the bytes a trigger's signature covers, and where the signature sits;
 //! - [`rtu`]: Modbus RTU frames (CRC, requests, responses, exceptions), sans-IO;
 //! - [`series`]: rate of rise, debounce and hysteresis, shared by firmware and policy;
-//! - [`id`]: validated names; [`time`]: RFC 3339 timestamps.
+//! - [`id`]: validated names; [`time`]: RFC 3339 timestamps;
+//! - `toml_file` (feature `toml`): one TOML reader for every configuration file.
 //!
 //! `#![no_std]`, no allocator, no I/O. Features: `serde` (derives and the JSON codec),
-//! `std` (`std::error::Error` impls, `Vec` encoders).
+//! `std` (`std::error::Error` impls, `Vec` encoders), `toml` (the configuration reader, for
+//! hosts).
 
 #![no_std]
 #![warn(missing_docs)]
@@ -35,6 +37,8 @@ pub mod series;
 pub mod signal;
 pub mod signed;
 pub mod time;
+#[cfg(feature = "toml")]
+pub mod toml_file;
 pub mod topic;
 
 pub use builtin::{BUILTIN_PROFILES, GENERIC_PDU, GENERIC_UPS, SENSOR_NODE, builtin_profile};

@@ -460,29 +460,17 @@ pub fn parse_raw(text: &str, origin: &str) -> Result<RawSiteConfig, ConfigError>
     parse_toml(text, origin)
 }
 
-/// Reads any TOML document into `T`; errors name `origin`, the key path and the line.
+/// Reads any TOML document into `T`; errors name `origin`, the key path and the line (the
+/// project's one TOML reader, [`firebreak_protocols::toml_file`]).
 pub fn parse_toml<T: serde::de::DeserializeOwned>(
     text: &str,
     origin: &str,
 ) -> Result<T, ConfigError> {
-    let line_of = |span: Option<std::ops::Range<usize>>| {
-        span.map(|s| text.get(..s.start).unwrap_or("").matches('\n').count() + 1)
-    };
-    let de = toml::Deserializer::parse(text).map_err(|e| ConfigError {
+    firebreak_protocols::toml_file::parse(text).map_err(|e| ConfigError {
         origin: origin.to_string(),
-        line: line_of(e.span()),
-        path: String::new(),
-        problem: e.message().trim().to_string(),
-    })?;
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        ConfigError {
-            origin: origin.to_string(),
-            line: line_of(inner.span()),
-            path: if path == "." { String::new() } else { path },
-            problem: inner.message().trim().to_string(),
-        }
+        line: e.line,
+        path: e.path,
+        problem: e.problem,
     })
 }
 

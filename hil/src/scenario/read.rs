@@ -5,26 +5,14 @@ use std::path::{Path, PathBuf};
 
 use super::{RawScenario, Scenario, ScenarioError};
 
-/// Reads the TOML into the raw types; errors carry the key path and line.
+/// Reads the TOML into the raw types; errors carry the key path and line (the project's one
+/// TOML reader, [`firebreak_protocols::toml_file`]).
 pub fn parse_raw(text: &str, origin: &str) -> Result<RawScenario, ScenarioError> {
-    let line_of = |span: Option<std::ops::Range<usize>>| {
-        span.map(|s| text.get(..s.start).unwrap_or("").matches('\n').count() + 1)
-    };
-    let de = toml::Deserializer::parse(text).map_err(|e| ScenarioError {
+    firebreak_protocols::toml_file::parse(text).map_err(|e| ScenarioError {
         origin: origin.to_string(),
-        line: line_of(e.span()),
-        path: String::new(),
-        problem: e.message().trim().to_string(),
-    })?;
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        ScenarioError {
-            origin: origin.to_string(),
-            line: line_of(inner.span()),
-            path: if path == "." { String::new() } else { path },
-            problem: inner.message().trim().to_string(),
-        }
+        line: e.line,
+        path: e.path,
+        problem: e.problem,
     })
 }
 
