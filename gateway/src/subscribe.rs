@@ -718,22 +718,12 @@ impl Verifier {
     /// `offline`, is `replayed`. The first status of a connection is taken as it is.
     pub fn check_status(&mut self, payload: &[u8], now_ms: u64) -> StatusVerdict {
         match self.status_order(payload, now_ms) {
-            Ok(Some(a)) => StatusVerdict::Accepted(Box::new(a)),
-            Ok(None) => match message::decode::<GatewayStatus>(payload) {
-                Ok(st) => StatusVerdict::Duplicate {
-                    gateway: st.gateway,
-                },
-                Err(e) => StatusVerdict::Rejected(malformed(e)),
-            },
+            Ok(v) => v,
             Err(r) => StatusVerdict::Rejected(r),
         }
     }
 
-    fn status_order(
-        &mut self,
-        payload: &[u8],
-        now_ms: u64,
-    ) -> Result<Option<StatusAccepted>, Rejection> {
+    fn status_order(&mut self, payload: &[u8], now_ms: u64) -> Result<StatusVerdict, Rejection> {
         let (status, key_id) = self.verify_signed::<GatewayStatus>(payload)?;
         self.authorize(&key_id, Speaks::from(&status), Some(now_ms))?;
         let (Some(epoch), Some(session), Some(beat)) = (status.epoch, status.session, status.beat)
@@ -767,9 +757,14 @@ impl Verifier {
                 sessions: BTreeMap::new(),
             };
         }
+        let duplicate = || {
+            Ok(StatusVerdict::Duplicate {
+                gateway: status.gateway.clone(),
+            })
+        };
         if let Some(&(last_beat, last)) = seen.sessions.get(&session) {
             match (last, status.state) {
-                (Presence::Offline, Presence::Offline) => return Ok(None),
+                (Presence::Offline, Presence::Offline) => return duplicate(),
                 (Presence::Offline, Presence::Online) => {
                     return Err(Rejection::StatusReplayed {
                         gateway,
@@ -778,7 +773,7 @@ impl Verifier {
                         ),
                     });
                 }
-                (Presence::Online, Presence::Online) if beat == last_beat => return Ok(None),
+                (Presence::Online, Presence::Online) if beat == last_beat => return duplicate(),
                 (Presence::Online, Presence::Online) if beat < last_beat => {
                     return Err(Rejection::StatusReplayed {
                         gateway,
@@ -800,12 +795,12 @@ impl Verifier {
         let heartbeat_ms = u64::from(status.heartbeat_s.unwrap_or(10).max(1)) * 1000;
         let silent = status.state == Presence::Online
             && age_ms > SILENT_AFTER_HEARTBEATS.saturating_mul(heartbeat_ms);
-        Ok(Some(StatusAccepted {
+        Ok(StatusVerdict::Accepted(Box::new(StatusAccepted {
             status,
             key_id,
             age_ms,
             silent,
-        }))
+        })))
     }
 
     /// Every check, in the order of the module docs; `now_ms` is the controller's clock.

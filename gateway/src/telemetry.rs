@@ -126,7 +126,8 @@ impl Telemetry {
             let device = self.devices.entry(s.device.clone()).or_default();
             let band = self.config.deadband(s.signal);
             let key = (s.signal, s.channel);
-            let moved = match device.values.get(&key).and_then(|l| l.published) {
+            let published = device.values.get(&key).and_then(|l| l.published);
+            let moved = match published {
                 None => true,
                 Some((value, quality)) => {
                     quality != s.quality
@@ -135,7 +136,6 @@ impl Telemetry {
                         || value.is_nan() != s.value.is_nan()
                 }
             };
-            let published = device.values.get(&key).and_then(|l| l.published);
             device.values.insert(
                 key,
                 Latest {

@@ -522,6 +522,12 @@ fn sequences() -> Vec<Sequence> {
         steps: vec![s],
     };
     let seq = NOW - 60_000;
+    // The will of connection 1 of the boot before this one (two hours earlier).
+    let earlier_will = {
+        let mut s = status("gw-paris-1a", Offline, 1, 0, NOW - 7_200_000);
+        s.epoch = Some(EPOCH - 7_200);
+        sign_status(&s, &a)
+    };
     vec![
         one(
             "status-online",
@@ -580,23 +586,9 @@ fn sequences() -> Vec<Sequence> {
             name: "old-will-replayed",
             about: "the will of connection 1 of the boot before (epoch E-1), then connection 1 of boot E online, then that old will sent again: it must not mark the gateway offline",
             steps: vec![
-                status_step(
-                    {
-                        let mut s = status("gw-paris-1a", Offline, 1, 0, NOW - 7_200_000);
-                        s.epoch = Some(EPOCH - 7_200);
-                        sign_status(&s, &a)
-                    },
-                    "accepted",
-                ),
+                status_step(earlier_will.clone(), "accepted"),
                 status_step(st(Online, 1, 0, NOW - 20_000), "accepted"),
-                status_step(
-                    {
-                        let mut s = status("gw-paris-1a", Offline, 1, 0, NOW - 7_200_000);
-                        s.epoch = Some(EPOCH - 7_200);
-                        sign_status(&s, &a)
-                    },
-                    "old-session",
-                ),
+                status_step(earlier_will.clone(), "old-session"),
             ],
         },
         Sequence {

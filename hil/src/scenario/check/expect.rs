@@ -35,26 +35,7 @@ impl Validator<'_> {
                         "needs power_loss_at (lead time is counted back from the power loss), or normal_by when the power comes back before it is lost",
                     ));
                 };
-                if by < raw.start || by > loss {
-                    return Err(self.err(
-                        "expect.evacuate_by",
-                        format!(
-                            "{by} is not between start ({}) and power_loss_at ({loss})",
-                            raw.start
-                        ),
-                    ));
-                }
-                let lead = loss.since(by).unwrap_or_default();
-                if lead < budget {
-                    return Err(self.err(
-                        "expect.evacuate_by",
-                        format!(
-                            "{by} is {} before power loss at {loss}, less than evacuation_budget_s ({} s): such an evacuation is not early",
-                            human(lead),
-                            budget.as_secs()
-                        ),
-                    ));
-                }
+                self.early_enough("expect.evacuate_by", by, raw.start, loss, budget)?;
                 Ok(Expectation::EvacuateBy(by))
             }
             (None, Some(level)) => {
@@ -102,5 +83,35 @@ impl Validator<'_> {
             ));
         }
         Ok(Some(by))
+    }
+
+    /// An evacuation expected by `by` must fall between `start` and the power loss, at least
+    /// the evacuation budget before it: else it is not early, and expects nothing worth having.
+    pub(super) fn early_enough(
+        &self,
+        key: &str,
+        by: ScenarioTime,
+        start: ScenarioTime,
+        loss: ScenarioTime,
+        budget: Duration,
+    ) -> Result<(), ScenarioError> {
+        if by < start || by > loss {
+            return Err(self.err(
+                key,
+                format!("{by} is not between start ({start}) and power_loss_at ({loss})"),
+            ));
+        }
+        let lead = loss.since(by).unwrap_or_default();
+        if lead < budget {
+            return Err(self.err(
+                key,
+                format!(
+                    "{by} is {} before power loss at {loss}, less than evacuation_budget_s ({} s): such an evacuation is not early",
+                    human(lead),
+                    budget.as_secs()
+                ),
+            ));
+        }
+        Ok(())
     }
 }

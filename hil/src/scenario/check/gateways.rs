@@ -10,7 +10,6 @@ use crate::scenario::{
     Bus, ControllerExpectation, Device, DeviceKind, GatewaySpec, MAX_GATEWAY_NAME, MAX_GATEWAYS,
     POLL_FACTORS, RawScenario, ScenarioError,
 };
-use crate::time::human;
 
 impl Validator<'_> {
     /// The gateways: one implicit gateway (`gw-<scenario>`) without `[[gateways]]`, else one
@@ -103,26 +102,7 @@ impl Validator<'_> {
                     "needs power_loss_at (lead time is counted back from the power loss)",
                 ));
             };
-            if by < raw.start || by > loss {
-                return Err(self.err(
-                    "expect.controller_evacuate_by",
-                    format!(
-                        "{by} is not between start ({}) and power_loss_at ({loss})",
-                        raw.start
-                    ),
-                ));
-            }
-            let lead = loss.since(by).unwrap_or_default();
-            if lead < budget {
-                return Err(self.err(
-                    "expect.controller_evacuate_by",
-                    format!(
-                        "{by} is {} before power loss at {loss}, less than evacuation_budget_s ({} s): such an evacuation is not early",
-                        human(lead),
-                        budget.as_secs()
-                    ),
-                ));
-            }
+            self.early_enough("expect.controller_evacuate_by", by, raw.start, loss, budget)?;
             out.evacuate_by = Some(by);
         }
         out.verdict = match (e.controller_verdict, e.controller_verdict_by) {
