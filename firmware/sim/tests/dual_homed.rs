@@ -12,100 +12,18 @@
 
 #[path = "../../../gateway/tests/common/mod.rs"]
 mod common;
+mod sim_common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, channel};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use firebreak_protocols::builtin::sensor_node as map;
-
-/// The simulator on two lines, its feed on stdin/stdout.
-struct Sim {
-    child: Child,
-    input: ChildStdin,
-    lines: Receiver<String>,
-}
-
-impl Sim {
-    fn start(a: &Path, b: &Path) -> Sim {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_firebreak-node-sim"))
-            .arg("--serial")
-            .arg(a)
-            .arg("--rtu-b")
-            .arg(b)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let input = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut sim = Sim {
-            child,
-            input,
-            lines,
-        };
-        sim.expect(|l| l.ends_with(" ready"));
-        sim
-    }
-
-    fn expect(&mut self, matches: impl Fn(&str) -> bool) -> String {
-        let until = Instant::now() + Duration::from_secs(10);
-        loop {
-            match self
-                .lines
-                .recv_timeout(until.saturating_duration_since(Instant::now()))
-            {
-                Ok(line) if matches(&line) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("the simulator did not answer"),
-            }
-        }
-    }
-
-    fn send(&mut self, line: &str) -> String {
-        writeln!(self.input, "{line}").unwrap();
-        self.input.flush().unwrap();
-        self.expect(|l| l == "ok" || l.starts_with("err") || l.starts_with("status "))
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A socat PTY pair in `dir`: the master's end and the node's, once both exist.
-fn pty_pair(dir: &Path, master: &str, node: &str) -> (Peer, PathBuf, PathBuf) {
-    let (m, n) = (dir.join(master), dir.join(node));
-    // A killed socat leaves its links behind.
-    let _ = std::fs::remove_file(&m);
-    let _ = std::fs::remove_file(&n);
-    let socat = Peer::spawn(
-        "socat",
-        Command::new("socat").args([
-            &format!("pty,raw,echo=0,link={}", m.display()),
-            &format!("pty,raw,echo=0,link={}", n.display()),
-        ]),
-    );
-    assert!(wait_until(Duration::from_secs(5), || m.exists() && n.exists()).is_some());
-    (socat, m, n)
-}
+use sim_common::*;
 
 /// One `mbpoll` read of input registers `start..start+count` (`-1`: one poll, 1 s timeout):
 /// the values, or what mbpoll said when it did not get them all.
@@ -222,7 +140,7 @@ fn both_ports_answer_mbpoll_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let (_line_a, gw_a, node_a) = pty_pair(dir.path(), "gw-a", "node-a");
     let (_line_b, gw_b, node_b) = pty_pair(dir.path(), "gw-b", "node-b");
-    let mut sim = Sim::start(&node_a, &node_b);
+    let mut sim = Sim::with(&node_a, &["--rtu-b", node_b.to_str().unwrap()]);
     assert_eq!(sim.send("t0 22.5"), "ok");
     std::thread::sleep(Duration::from_millis(300));
 
@@ -263,7 +181,7 @@ fn both_ports_answer_mbpoll_at_once() {
     assert_eq!((lb.crc, lb.framing, lb.exceptions), (0, 0, 0), "{lb:?}");
     assert!(la.frames_ok >= 16 && lb.frames_ok >= 16, "{la:?} {lb:?}");
     assert_eq!(status[usize::from(map::CRC_ERRORS - 100)], 0);
-    let said = sim.send("status");
+    let said = sim.status().pop().unwrap();
     assert!(
         said.contains(" crc=0 framing=0 ") && said.contains(" crc_b=0 framing_b=0 "),
         "{said}"
@@ -278,7 +196,7 @@ fn noise_on_b_and_a_cut_b_never_disturb_a() {
     let dir = tempfile::tempdir().unwrap();
     let (_line_a, gw_a, node_a) = pty_pair(dir.path(), "gw-a", "node-a");
     let (line_b, gw_b, node_b) = pty_pair(dir.path(), "gw-b", "node-b");
-    let mut sim = Sim::start(&node_a, &node_b);
+    let mut sim = Sim::with(&node_a, &["--rtu-b", node_b.to_str().unwrap()]);
     assert_eq!(sim.send("t0 22.5"), "ok");
     std::thread::sleep(Duration::from_millis(300));
 
@@ -351,6 +269,6 @@ fn noise_on_b_and_a_cut_b_never_disturb_a() {
         "B never came back"
     );
     assert_eq!(mbpoll(&gw_b, 0, 1).unwrap(), [225]);
-    let said = sim.send("status");
+    let said = sim.status().pop().unwrap();
     assert!(said.contains(" crc=0 framing=0 "), "{said}");
 }
