@@ -597,6 +597,12 @@ impl Controller<'_> {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
+            let levels_json = |levels: &[(GatewayId, firebreak_protocols::Level)]| {
+                levels
+                    .iter()
+                    .map(|(g, l)| serde_json::json!({"gateway": g.as_str(), "level": l.name()}))
+                    .collect::<Vec<_>>()
+            };
             let names = |gateways: &[GatewayId]| {
                 gateways
                     .iter()
@@ -622,7 +628,7 @@ impl Controller<'_> {
                         "event": "level", "site": site.as_str(),
                         "zone": scope.as_ref().map(|z| z.as_str()),
                         "level": level.name(), "previous": previous.name(), "by": by.as_str(),
-                        "gateways": levels.iter().map(|(g, l)| serde_json::json!({"gateway": g.as_str(), "level": l.name()})).collect::<Vec<_>>(),
+                        "gateways": levels_json(levels),
                     }),
                 ),
                 MergeEvent::Stale { gateway, why } => (
@@ -663,7 +669,7 @@ impl Controller<'_> {
                     serde_json::json!({
                         "event": "disagree", "site": site.as_str(),
                         "zone": scope.as_ref().map(|z| z.as_str()), "for_ms": for_ms,
-                        "gateways": levels.iter().map(|(g, l)| serde_json::json!({"gateway": g.as_str(), "level": l.name()})).collect::<Vec<_>>(),
+                        "gateways": levels_json(levels),
                     }),
                 ),
                 MergeEvent::Agree { scope, level } => (
