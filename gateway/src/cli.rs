@@ -96,9 +96,34 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("what").args(["target", "config"]).required(true)))]
 pub struct ProbeArgs {
-    /// `tcp://HOST:PORT`, `rtu:///dev/ttyX?baud=9600&parity=even&stop_bits=1`, or
-    /// `nut://HOST[:PORT]/UPS` (a UPS on a Network UPS Tools server: its variables and signals).
+    /// `tcp://HOST:PORT`, `rtu:///dev/ttyX?baud=9600&parity=even&stop_bits=1`,
+    /// `nut://HOST[:PORT]/UPS` (a UPS on a Network UPS Tools server: its variables and signals)
+    /// or `snmp://HOST[:PORT]` (an SNMP agent, read through --profile).
     pub target: Option<String>,
+    /// SNMP: the built-in profile to read through (`ups-mib`, `apc-rpdu`, `apc-rpdu2`, …).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// SNMP: `2c` (default) or `3`.
+    #[arg(long)]
+    pub snmp_version: Option<String>,
+    /// SNMPv2c: the community.
+    #[arg(long)]
+    pub community: Option<String>,
+    /// SNMPv3: the user name.
+    #[arg(long)]
+    pub snmp_user: Option<String>,
+    /// SNMPv3: `sha256` (default), `sha`, `sha224`, `sha384`, `sha512` or `md5`.
+    #[arg(long)]
+    pub auth_protocol: Option<String>,
+    /// SNMPv3: an environment variable holding the authentication password.
+    #[arg(long)]
+    pub auth_password_env: Option<String>,
+    /// SNMPv3: `aes` (default), `aes192`, `aes256` or `des`.
+    #[arg(long)]
+    pub priv_protocol: Option<String>,
+    /// SNMPv3: an environment variable holding the privacy password.
+    #[arg(long)]
+    pub priv_password_env: Option<String>,
     /// The unit id to address.
     #[arg(long, default_value_t = 1)]
     pub unit: u8,
@@ -384,6 +409,9 @@ fn probe(args: ProbeArgs, out: &mut impl Write) -> Result<(), CliError> {
     let rt = runtime()?;
     if let (Some(file), Some(name)) = (&args.config, &args.device) {
         let config = SiteConfig::load(file)?;
+        if let Some(source) = config.snmp_sources.iter().find(|s| s.name.as_str() == name) {
+            return Ok(rt.block_on(crate::probe::snmp(source, out))?);
+        }
         let device = config.device(name).ok_or_else(|| CliError::UnknownDevice {
             file: file.display().to_string(),
             name: name.clone(),
@@ -391,6 +419,7 @@ fn probe(args: ProbeArgs, out: &mut impl Write) -> Result<(), CliError> {
                 .devices
                 .iter()
                 .map(|d| d.name.as_str())
+                .chain(config.snmp_sources.iter().map(|s| s.name.as_str()))
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
@@ -398,6 +427,55 @@ fn probe(args: ProbeArgs, out: &mut impl Write) -> Result<(), CliError> {
     }
     if let Some(t) = args.target.as_deref().filter(|t| t.starts_with("nut://")) {
         return Ok(rt.block_on(crate::probe::nut(t, timeout, out))?);
+    }
+    if let Some(t) = args.target.as_deref().filter(|t| t.starts_with("snmp://")) {
+        let profile = args.profile.clone().ok_or_else(|| {
+            CliError::Probe(crate::probe::ProbeError::Connect(format!(
+                "{t}: give --profile, the SNMP profile to read it through (built-in: {})",
+                firebreak_protocols::BUILTIN_OID_PROFILES
+                    .iter()
+                    .map(|p| p.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        })?;
+        let raw = crate::config::RawSnmpSource {
+            name: "probe".into(),
+            zone: "probe".into(),
+            url: t.to_string(),
+            profile,
+            version: args.snmp_version.clone(),
+            community: args.community.clone(),
+            community_file: None,
+            community_env: None,
+            username: args.snmp_user.clone(),
+            auth_protocol: args.auth_protocol.clone(),
+            auth_password_file: None,
+            auth_password_env: args.auth_password_env.clone(),
+            priv_protocol: args.priv_protocol.clone(),
+            priv_password_file: None,
+            priv_password_env: args.priv_password_env.clone(),
+            poll_interval_ms: Some(args.timeout_ms.max(1).saturating_mul(4).max(1000)),
+            timeout_ms: Some(args.timeout_ms.max(1)),
+            retries: Some(1),
+            comm_lost_after: None,
+            freshness_ms: None,
+            witness_group: None,
+            independent_channels: None,
+        };
+        let source = crate::config::standalone_snmp_source(raw, "probe").map_err(|mut e| {
+            // Name the option the key came from.
+            if let Some(key) = e.path.strip_prefix("snmp_sources[0].") {
+                e.path = match key {
+                    "url" => "target".to_string(),
+                    "username" => "--snmp-user".to_string(),
+                    "version" => "--snmp-version".to_string(),
+                    other => format!("--{}", other.replace('_', "-")),
+                };
+            }
+            e
+        })?;
+        return Ok(rt.block_on(crate::probe::snmp(&source, out))?);
     }
     let target = crate::probe::parse_target(args.target.as_deref().unwrap_or_default())?;
     let reads = [
@@ -572,6 +650,31 @@ fn print_summary(c: &SiteConfig, out: &mut impl Write) -> Result<(), CliError> {
                 s.poll_interval.as_millis()
             )?;
         }
+        for s in c.snmp_sources.iter().filter(|s| &s.zone == zone) {
+            let version = match &s.auth {
+                crate::config::SnmpAuth::V2c { .. } => "v2c".to_string(),
+                crate::config::SnmpAuth::V3 {
+                    username,
+                    auth,
+                    privacy,
+                } => format!(
+                    "v3 user {username} {}",
+                    match (auth, privacy) {
+                        (Some(_), Some(_)) => "authPriv",
+                        (Some(_), None) => "authNoPriv",
+                        _ => "noAuthNoPriv",
+                    }
+                ),
+            };
+            writeln!(
+                out,
+                "  snmp   {:<16} {} {version} profile {} every {} ms",
+                s.name.as_str(),
+                s.url(),
+                s.profile.name,
+                s.poll_interval.as_millis()
+            )?;
+        }
     }
     for b in &c.brokers {
         writeln!(out, "broker {:<16} {}{}", b.name, b.url(), how_connected(b))?;
@@ -590,10 +693,11 @@ fn print_summary(c: &SiteConfig, out: &mut impl Write) -> Result<(), CliError> {
     }
     writeln!(
         out,
-        "ok: {} devices, {} mqtt sources, {} nut sources, {} zones",
+        "ok: {} devices, {} mqtt sources, {} nut sources, {} snmp sources, {} zones",
         c.devices.len(),
         c.mqtt_sources.len(),
         c.nut_sources.len(),
+        c.snmp_sources.len(),
         c.zones.len()
     )?;
     Ok(())

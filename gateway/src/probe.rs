@@ -13,9 +13,10 @@ use crate::config::{DeviceConfig, Parity, SerialLine, Transport, parse_host_port
 /// Why a probe could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    /// The target is not `tcp://HOST:PORT`, `rtu:///dev/ttyX?baud=…` or `nut://HOST/UPS`.
+    /// The target is not `tcp://HOST:PORT`, `rtu:///dev/ttyX?baud=…`, `nut://HOST/UPS` or
+    /// `snmp://HOST`.
     #[error(
-        "{0:?} is not tcp://HOST:PORT, rtu:///dev/PATH?baud=9600&parity=even or nut://HOST[:PORT]/UPS"
+        "{0:?} is not tcp://HOST:PORT, rtu:///dev/PATH?baud=9600&parity=even, nut://HOST[:PORT]/UPS or snmp://HOST[:PORT]"
     )]
     BadTarget(String),
     /// A range is not `START..END`, `START..=END` or `ADDRESS`.
@@ -256,6 +257,55 @@ pub async fn nut(
     }
     for p in &problems {
         writeln!(out, "unusable: {p}")?;
+    }
+    Ok(())
+}
+
+/// Reads an SNMP source once through its profile and prints every value received (OID,
+/// type, value), then the signals Firebreak takes from them, per channel, with units and
+/// quality, and what could not be used.
+pub async fn snmp(
+    source: &crate::config::SnmpSourceConfig,
+    out: &mut impl Write,
+) -> Result<(), ProbeError> {
+    use crate::acquire::snmp::{SnmpClient, map_values};
+    let started = std::time::Instant::now();
+    let client = SnmpClient::connect(source)
+        .await
+        .map_err(|e| ProbeError::Connect(format!("{}: {e}", source.url())))?;
+    let readout = client
+        .read(source, &source.profile)
+        .await
+        .map_err(|e| ProbeError::Connect(format!("{}: {e}", source.url())))?;
+    writeln!(
+        out,
+        "{} (profile {}) in {:.1} ms: {} values",
+        source.url(),
+        source.profile.name,
+        started.elapsed().as_secs_f64() * 1000.0,
+        readout.len()
+    )?;
+    for (oid, value) in &readout {
+        writeln!(out, "  {oid:<40} {value}")?;
+    }
+    let mapped = map_values(&source.name, &source.profile, &readout, 0);
+    writeln!(out, "-- as Firebreak reads it:")?;
+    for s in &mapped.samples {
+        writeln!(
+            out,
+            "  {:<24} ch{:<2} {:>10} {:<5} {}",
+            s.signal.name(),
+            s.channel,
+            s.value,
+            s.unit.symbol(),
+            s.quality
+        )?;
+    }
+    for p in &mapped.no_reading {
+        writeln!(out, "  no reading: {p}")?;
+    }
+    for p in &mapped.problems {
+        writeln!(out, "  unusable: {p}")?;
     }
     Ok(())
 }

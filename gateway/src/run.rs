@@ -10,7 +10,7 @@ use tracing::{debug, info, warn};
 
 use crate::acquire::table::{RebootEvent, SignalTable};
 use crate::acquire::{
-    EVENT_CHANNEL_CAPACITY, Event, WallClockWatch, modbus, mono_ms, mqtt, now_ms, nut,
+    EVENT_CHANNEL_CAPACITY, Event, WallClockWatch, modbus, mono_ms, mqtt, now_ms, nut, snmp,
 };
 use crate::config::{SiteConfig, Transport};
 use crate::deliver::{Delivery, DeliveryOptions, TriggerDraft};
@@ -83,10 +83,13 @@ impl PolicyClock {
 /// again — two poll periods of the slowest Modbus device, the freshness window of the MQTT
 /// sources up to 30 s — and at least 2 s.
 pub fn resume_grace(config: &SiteConfig) -> Duration {
-    let modbus = config
+    let polled = config
         .devices
         .iter()
-        .map(|d| d.poll_interval * 2)
+        .map(|d| d.poll_interval)
+        .chain(config.nut_sources.iter().map(|s| s.poll_interval))
+        .chain(config.snmp_sources.iter().map(|s| s.poll_interval))
+        .map(|p| p * 2)
         .max()
         .unwrap_or_default();
     let mqtt = config
@@ -95,7 +98,7 @@ pub fn resume_grace(config: &SiteConfig) -> Duration {
         .map(|s| s.freshness.min(Duration::from_secs(30)))
         .max()
         .unwrap_or_default();
-    modbus.max(mqtt).max(Duration::from_secs(2))
+    polled.max(mqtt).max(Duration::from_secs(2))
 }
 
 /// Runs the gateway until `shutdown` completes.
@@ -233,6 +236,9 @@ pub async fn run_with_delivery(
     }
     for s in &config.nut_sources {
         tasks.spawn(health.acquisition(nut::run_source(s.clone(), tx.clone())));
+    }
+    for s in &config.snmp_sources {
+        tasks.spawn(health.acquisition(snmp::run_source(s.clone(), tx.clone())));
     }
     for s in &config.mqtt_sources {
         tasks.spawn(health.acquisition(mqtt::run_source(

@@ -313,18 +313,11 @@ impl Drop for AbortOnDrop {
 
 /// The devices of a configuration with their zones.
 pub fn zones_of(config: &crate::config::SiteConfig) -> BTreeMap<DeviceId, Option<ZoneId>> {
-    let mut zones: BTreeMap<DeviceId, Option<ZoneId>> = config
-        .devices
-        .iter()
-        .map(|d| (d.name.clone(), Some(d.zone.clone())))
-        .collect();
-    for s in &config.mqtt_sources {
-        zones.insert(s.name.clone(), Some(s.zone.clone()));
-    }
-    for s in &config.nut_sources {
-        zones.insert(s.name.clone(), Some(s.zone.clone()));
-    }
-    zones
+    config
+        .all_devices()
+        .into_iter()
+        .map(|(d, z, _)| (d.clone(), Some(z.clone())))
+        .collect()
 }
 
 #[cfg(test)]

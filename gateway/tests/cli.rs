@@ -151,7 +151,7 @@ fn config_default_passes_config_check() {
         "{text}"
     );
     assert!(
-        text.ends_with("ok: 4 devices, 1 mqtt sources, 0 nut sources, 2 zones\n"),
+        text.ends_with("ok: 4 devices, 1 mqtt sources, 0 nut sources, 0 snmp sources, 2 zones\n"),
         "{text}"
     );
 }

@@ -164,7 +164,7 @@ fn site_configs_pass_firebreak_config_check() {
         let mqtt = scenario.devices.len() - modbus;
         assert!(
             summary.contains(&format!(
-                "ok: {modbus} devices, {mqtt} mqtt sources, 0 nut sources, {} zones",
+                "ok: {modbus} devices, {mqtt} mqtt sources, 0 nut sources, 0 snmp sources, {} zones",
                 scenario.zones().len()
             )),
             "{}: {summary}",
@@ -233,7 +233,8 @@ fn sim_prints_addresses_and_a_site_config() {
         let dir = tempfile::tempdir().unwrap();
         let summary = config_check(&bin, &site, dir.path(), "network-cut");
         assert!(
-            summary.contains("ok: 4 devices, 0 mqtt sources, 0 nut sources, 2 zones"),
+            summary
+                .contains("ok: 4 devices, 0 mqtt sources, 0 nut sources, 0 snmp sources, 2 zones"),
             "{summary}"
         );
     }

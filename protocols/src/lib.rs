@@ -10,6 +10,7 @@
 //! - [`message`]: the [`Trigger`], [`Telemetry`] and [`GatewayStatus`] messages, as JSON;
 //! - [`topic`]: the MQTT topic layout;
 //! - [`signed`]: the bytes a trigger's signature covers, and where the signature sits;
+//! - [`snmp`] and [`snmp_builtin`]: OID descriptors and SNMP device profiles, sans-IO;
 //! - [`rtu`]: Modbus RTU frames (CRC, requests, responses, exceptions), sans-IO;
 //! - [`series`]: rate of rise, debounce and hysteresis, shared by firmware and policy;
 //! - [`id`]: validated names; [`time`]: RFC 3339 timestamps;
@@ -36,6 +37,8 @@ pub mod rtu;
 pub mod series;
 pub mod signal;
 pub mod signed;
+pub mod snmp;
+pub mod snmp_builtin;
 pub mod time;
 #[cfg(feature = "toml")]
 pub mod toml_file;
@@ -57,4 +60,8 @@ pub use profile::{
 pub use series::{Debounce, Direction, Hysteresis, HysteresisError, RateOfRise};
 pub use signal::{Quality, ResetReason, Sample, Signal, SignalKind, TransferSource, Unit};
 pub use signed::{SignedError, SignedParts};
+pub use snmp::{
+    OidDescriptor, OidError, OidKind, OidProfile, OidProfileError, OidShape, SnmpValue, ValueError,
+};
+pub use snmp_builtin::{BUILTIN_OID_PROFILES, builtin_oid_profile};
 pub use topic::{Topic, TopicError};

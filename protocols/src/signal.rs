@@ -76,6 +76,10 @@ signals! {
         "PDU input current, in amperes RMS.";
     PduPower = "pdu-power", Watts, Measurement,
         "PDU active power, in watts.";
+    PduOutletCurrent = "pdu-outlet-current", Amperes, Measurement,
+        "Current drawn through one PDU outlet, in amperes RMS; the channel is the outlet number less 1 (APC `rPDU2OutletMeteredStatusCurrent`).";
+    PduOutletPower = "pdu-outlet-power", Watts, Measurement,
+        "Active power drawn through one PDU outlet, in watts; the channel is the outlet number less 1.";
     RoomTemperature = "room-temperature", Celsius, Measurement,
         "Room (ambient) air temperature, in °C.";
     RoomHumidity = "room-humidity", PercentRh, Measurement,

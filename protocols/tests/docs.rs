@@ -10,6 +10,8 @@ use std::path::PathBuf;
 
 use firebreak_protocols::builtin::{BUILTIN_PROFILES, sensor_node};
 use firebreak_protocols::message::{self, Presence};
+use firebreak_protocols::snmp::{OidKind, OidShape};
+use firebreak_protocols::snmp_builtin::BUILTIN_OID_PROFILES;
 use firebreak_protocols::{
     DataType, DeviceId, GatewayId, GatewayStatus, IncidentId, Level, Quality, Reason,
     RegisterDescriptor, RuleId, Sample, Signal, SiteId, Telemetry, Trigger, ZoneId,
@@ -120,6 +122,53 @@ fn register_maps() -> String {
     .unwrap();
     for (table, address, name, meaning) in sensor_node::REGISTERS {
         writeln!(out, "| {table} | {address} | `{name}` | {meaning} |").unwrap();
+    }
+    out
+}
+
+fn oid_profiles() -> String {
+    let mut out = String::new();
+    for p in BUILTIN_OID_PROFILES {
+        writeln!(out, "### `{}`\n\n{}.\n", p.name, p.description).unwrap();
+        writeln!(
+            out,
+            "| OID | shape | type | signal | unit | scale | offset | valid | sentinels |"
+        )
+        .unwrap();
+        writeln!(out, "|---|---|---|---|---|---|---|---|---|").unwrap();
+        for d in p.oids {
+            let shape = match d.shape {
+                OidShape::Scalar { channel } => format!("scalar, ch {channel}"),
+                OidShape::Column { first_index } => format!("column, row {first_index} = ch 0"),
+            };
+            let kind = match d.kind {
+                OidKind::Number => "number".to_string(),
+                OidKind::Flag => format!(
+                    "flag: 1 when {}",
+                    d.on.iter()
+                        .map(i64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ),
+            };
+            let sentinels: Vec<String> = d.sentinels.iter().map(i64::to_string).collect();
+            writeln!(
+                out,
+                "| `{}` | {} | {} | `{}` | {} | {} | {} | {} .. {} | {} |",
+                d.oid,
+                shape,
+                kind,
+                d.signal,
+                d.signal.unit(),
+                d.scale,
+                d.offset,
+                number(f64::from(d.valid.min)),
+                number(f64::from(d.valid.max)),
+                sentinels.join(", ")
+            )
+            .unwrap();
+        }
+        out.push('\n');
     }
     out
 }
@@ -349,6 +398,11 @@ fn documented_signed_payload_verifies() {
 #[test]
 fn register_maps_match_the_tables() {
     sync_section("register-maps.md", "register-maps", &register_maps());
+}
+
+#[test]
+fn oid_profiles_match_the_tables() {
+    sync_section("register-maps.md", "oid-profiles", &oid_profiles());
 }
 
 #[test]

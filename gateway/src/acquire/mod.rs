@@ -14,6 +14,7 @@ pub mod modbus;
 pub mod mqtt;
 pub mod nut;
 pub mod reboot;
+pub mod snmp;
 pub mod table;
 
 /// How many events may wait for the table task before sources wait.
@@ -77,6 +78,97 @@ impl WallClockWatch {
             self.steps += 1;
         }
         step
+    }
+}
+
+/// The longest wait between polls of a lost device (Modbus, NUT, SNMP).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How long to wait before the next poll of a polled device that missed `missed` polls in a
+/// row: the poll interval until it is lost (`comm_lost_after` misses), then doubling per miss
+/// up to [`MAX_BACKOFF`], with ±20 % jitter so that devices lost together are not retried in
+/// lock-step.
+pub fn backoff_delay(poll_interval: Duration, comm_lost_after: u32, missed: u32) -> Duration {
+    if missed < comm_lost_after {
+        return poll_interval;
+    }
+    let doublings = (missed - comm_lost_after + 1).min(16);
+    let backoff = poll_interval
+        .saturating_mul(1 << doublings)
+        .min(MAX_BACKOFF)
+        .max(poll_interval);
+    backoff.mul_f64(0.8 + 0.4 * fastrand::f64())
+}
+
+/// What one poll of a non-Modbus polled source (NUT, SNMP) gave.
+#[derive(Debug, Default)]
+pub struct Polled {
+    /// The samples.
+    pub samples: Vec<Sample>,
+    /// What could not be used; the source still answered.
+    pub errors: Vec<RequestError>,
+}
+
+/// A non-Modbus source read by polling (NUT, SNMP): one read, given the poll's time.
+pub(crate) trait Poller: Send {
+    /// Reads the source once: its samples, or why it gave none (it did not answer).
+    fn poll(
+        &mut self,
+        at_ms: u64,
+    ) -> impl std::future::Future<Output = Result<Polled, RequestError>> + Send;
+}
+
+/// Polls a source every `poll_interval` until the event channel closes, as Modbus devices
+/// are polled: a failed poll is reported as unanswered, and after `comm_lost_after` failures
+/// in a row the device is polled with [`backoff_delay`]. The first failure and the recovery
+/// are logged, once each. `kind` names the source in logs (`"nut"`).
+pub(crate) async fn run_polled(
+    kind: &'static str,
+    device: DeviceId,
+    url: String,
+    poll_interval: Duration,
+    comm_lost_after: u32,
+    events: tokio::sync::mpsc::Sender<Event>,
+    mut poller: impl Poller,
+) {
+    let mut missed = 0u32;
+    let mut next = tokio::time::Instant::now();
+    loop {
+        let started = tokio::time::Instant::now();
+        let at_ms = mono_ms();
+        let result = poller.poll(at_ms).await;
+        let mut report = PollReport {
+            device: device.clone(),
+            at_ms,
+            latency: started.elapsed(),
+            lateness: started.saturating_duration_since(next),
+            samples: Vec::new(),
+            errors: Vec::new(),
+            answered: false,
+        };
+        match result {
+            Ok(polled) => {
+                report.samples = polled.samples;
+                report.errors = polled.errors;
+                report.answered = true;
+                if missed > 0 {
+                    tracing::info!(%device, source = kind, "answering again");
+                }
+                missed = 0;
+            }
+            Err(e) => {
+                if missed == 0 {
+                    tracing::warn!(%device, source = kind, %url, error = %e, "not answering");
+                }
+                missed = missed.saturating_add(1);
+                report.errors.push(e);
+            }
+        }
+        if events.send(Event::Poll(report)).await.is_err() {
+            return;
+        }
+        next = started + backoff_delay(poll_interval, comm_lost_after, missed);
+        tokio::time::sleep_until(next).await;
     }
 }
 

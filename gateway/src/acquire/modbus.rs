@@ -19,7 +19,7 @@ use super::{Event, PollReport, RequestError, mono_ms};
 use crate::config::{DeviceConfig, MAX_PLAN_REQUESTS, Parity, SerialLine, Transport};
 
 /// The longest wait between two attempts to reach a dead device.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+pub use super::MAX_BACKOFF;
 
 /// Registers or bits, as a read returned them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,17 +183,7 @@ pub async fn poll_once(
 
 /// How long to wait before the next poll of a device that missed `missed` polls in a row.
 pub fn next_delay(device: &DeviceConfig, missed: u32) -> Duration {
-    if missed < device.comm_lost_after {
-        return device.poll_interval;
-    }
-    let doublings = (missed - device.comm_lost_after + 1).min(16);
-    let backoff = device
-        .poll_interval
-        .saturating_mul(1 << doublings)
-        .min(MAX_BACKOFF)
-        .max(device.poll_interval);
-    // ±20 % jitter, so that devices lost together are not retried in lock-step.
-    backoff.mul_f64(0.8 + 0.4 * fastrand::f64())
+    super::backoff_delay(device.poll_interval, device.comm_lost_after, missed)
 }
 
 fn connect_failed(device: &DeviceConfig, problem: String) -> PollReport {

@@ -8,21 +8,21 @@
 //! `input.voltage`, `output.voltage` and `ups.load`. A poll is one `LIST VAR`; it fails as a
 //! whole (a closed connection, a timeout, an `ERR` answer such as `UNKNOWN-UPS` or
 //! `DATA-STALE`, or `ups.status` `WAIT`: upsd has no data from its driver yet), and like a
-//! Modbus device's, missed polls turn the device `comm-lost`.
+//! Modbus device's, missed polls turn the device `comm-lost`, and a lost source is polled
+//! again with exponential backoff ([`super::backoff_delay`]).
 //! Nothing read from the network is trusted: lines are bounded, malformed ones are errors
 //! naming the line, never a panic.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use firebreak_protocols::{DeviceId, Quality, Sample, Signal};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::{Event, PollReport, RequestError, mono_ms};
+use super::{Event, Polled, RequestError};
 use crate::config::NutSourceConfig;
 
 /// The longest line read from `upsd`.
@@ -255,55 +255,56 @@ pub async fn run_source(source: NutSourceConfig, events: mpsc::Sender<Event>) {
             }
         },
     };
-    let mut client: Option<NutClient> = None;
-    let mut missed = 0u32;
-    let mut next = Instant::now();
     info!(device = %source.name, url = %source.url(), "polling");
-    loop {
-        let started = Instant::now();
-        let at_ms = mono_ms();
-        let result = poll(&source, password.as_deref(), &mut client).await;
-        let mut report = PollReport {
-            device: source.name.clone(),
-            at_ms,
-            latency: started.elapsed(),
-            lateness: started.saturating_duration_since(next),
-            samples: Vec::new(),
-            errors: Vec::new(),
-            answered: false,
-        };
-        match result {
-            Ok(vars) => {
-                let (samples, problems) = map_vars(&source.name, &vars, at_ms);
-                for p in &problems {
-                    warn!(device = %source.name, problem = %p, "nut variable unusable");
-                }
-                report.samples = samples;
-                report.answered = true;
-                if missed > 0 {
-                    info!(device = %source.name, "nut source answering again");
-                }
-                missed = 0;
-            }
+    super::run_polled(
+        "nut",
+        source.name.clone(),
+        source.url(),
+        source.poll_interval,
+        source.comm_lost_after,
+        events,
+        NutPoller {
+            source,
+            password,
+            client: None,
+            told: BTreeSet::new(),
+        },
+    )
+    .await;
+}
+
+/// One NUT source's connection, opened again after a failed poll, and what was logged of it.
+struct NutPoller {
+    source: NutSourceConfig,
+    password: Option<String>,
+    client: Option<NutClient>,
+    /// Variables already logged as unusable.
+    told: BTreeSet<String>,
+}
+
+impl super::Poller for NutPoller {
+    async fn poll(&mut self, at_ms: u64) -> Result<Polled, RequestError> {
+        let vars = match poll(&self.source, self.password.as_deref(), &mut self.client).await {
+            Ok(vars) => vars,
             Err(e) => {
-                client = None;
-                if missed == 0 {
-                    warn!(device = %source.name, url = %source.url(), error = %e, "nut source not answering");
-                }
-                missed = missed.saturating_add(1);
-                report.errors.push(match e {
+                self.client = None;
+                return Err(match e {
                     NutError::Io(problem) => RequestError::Connect { problem },
                     other => RequestError::Source {
                         problem: other.to_string(),
                     },
                 });
             }
+        };
+        let (samples, problems) = map_vars(&self.source.name, &vars, at_ms);
+        let mut errors = Vec::new();
+        for p in problems {
+            if self.told.insert(p.clone()) {
+                warn!(device = %self.source.name, problem = %p, "nut variable unusable");
+                errors.push(RequestError::Source { problem: p });
+            }
         }
-        if events.send(Event::Poll(report)).await.is_err() {
-            return;
-        }
-        next = started + source.poll_interval;
-        tokio::time::sleep_until(next).await;
+        Ok(Polled { samples, errors })
     }
 }
 

@@ -252,6 +252,12 @@ impl SignalTable {
                 DeviceHealth::new(s.zone.clone(), "nut", s.freshness, s.comm_lost_after),
             );
         }
+        for s in &config.snmp_sources {
+            devices.insert(
+                s.name.clone(),
+                DeviceHealth::new(s.zone.clone(), "snmp", s.freshness, s.comm_lost_after),
+            );
+        }
         SignalTable {
             entries: BTreeMap::new(),
             devices,

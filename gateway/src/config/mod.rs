@@ -15,18 +15,18 @@ use std::time::Duration;
 
 use crate::policy::Witness;
 use firebreak_protocols::{
-    BUILTIN_PROFILES, ByteOrder, DataType, DeviceId, DeviceProfile, GatewayId, IdError,
-    PlanOptions, RegisterDescriptor, Sentinels, Signal, SiteId, ValidRange, WordOrder, ZoneId,
-    plan_reads,
+    BUILTIN_OID_PROFILES, BUILTIN_PROFILES, ByteOrder, DataType, DeviceId, DeviceProfile,
+    GatewayId, IdError, OidDescriptor, OidKind, OidProfile, OidShape, PlanOptions,
+    RegisterDescriptor, Sentinels, Signal, SiteId, ValidRange, WordOrder, ZoneId, plan_reads,
 };
 use serde::Deserialize;
 
 mod raw;
 
 pub use raw::{
-    RawBroker, RawDefaults, RawDevice, RawHttp, RawMqttSignal, RawMqttSource, RawNutSource,
-    RawOutbox, RawPolicy, RawProfile, RawRegister, RawSigning, RawSite, RawSiteConfig,
-    RawTelemetry, RawType, RawZone, TransportKind,
+    RawBroker, RawDefaults, RawDevice, RawHttp, RawMqttSignal, RawMqttSource, RawNutSource, RawOid,
+    RawOidType, RawOutbox, RawPolicy, RawProfile, RawRegister, RawSigning, RawSite, RawSiteConfig,
+    RawSnmpSource, RawTelemetry, RawType, RawZone, TransportKind,
 };
 
 /// A commented example configuration that passes `firebreak config check`.
@@ -133,15 +133,73 @@ impl fmt::Display for SerialLine {
     }
 }
 
-/// A register map owned by the configuration: a built-in profile or a user-defined one.
+/// A device map owned by the configuration: a built-in profile or a user-defined one; a
+/// Modbus register map or an SNMP map (one of `registers` and `oids` is empty).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OwnedProfile {
     /// Its name.
     pub name: String,
     /// One line for humans.
     pub description: String,
-    /// Its values.
+    /// Its Modbus values.
     pub registers: Vec<RegisterDescriptor>,
+    /// Its SNMP values.
+    pub oids: Vec<OwnedOid>,
+}
+
+/// One SNMP object or column of an [`OwnedProfile`]: an [`OidDescriptor`] that owns its OID
+/// and value lists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnedOid {
+    /// The signal it feeds.
+    pub signal: Signal,
+    /// The dotted OID.
+    pub oid: String,
+    /// A scalar or a column.
+    pub shape: OidShape,
+    /// A number or a flag.
+    pub kind: OidKind,
+    /// For a flag: the raw values meaning 1.
+    pub on: Vec<i64>,
+    /// Multiplier.
+    pub scale: f64,
+    /// Offset.
+    pub offset: f64,
+    /// Valid engineering values.
+    pub valid: ValidRange,
+    /// Raw values meaning "no reading".
+    pub sentinels: Vec<i64>,
+}
+
+impl OwnedOid {
+    /// A borrowed view, for the `protocols` functions.
+    pub fn view(&self) -> OidDescriptor<'_> {
+        OidDescriptor {
+            signal: self.signal,
+            oid: &self.oid,
+            shape: self.shape,
+            kind: self.kind,
+            on: &self.on,
+            scale: self.scale,
+            offset: self.offset,
+            valid: self.valid,
+            sentinels: &self.sentinels,
+        }
+    }
+
+    fn from_builtin(d: &OidDescriptor<'_>) -> OwnedOid {
+        OwnedOid {
+            signal: d.signal,
+            oid: d.oid.to_string(),
+            shape: d.shape,
+            kind: d.kind,
+            on: d.on.to_vec(),
+            scale: d.scale,
+            offset: d.offset,
+            valid: d.valid,
+            sentinels: d.sentinels.to_vec(),
+        }
+    }
 }
 
 impl OwnedProfile {
@@ -159,7 +217,23 @@ impl OwnedProfile {
             name: p.name.to_string(),
             description: p.description.to_string(),
             registers: p.registers.to_vec(),
+            oids: Vec::new(),
         }
+    }
+
+    /// An owned copy of a built-in SNMP profile.
+    pub fn from_builtin_oids(p: &OidProfile<'_>) -> OwnedProfile {
+        OwnedProfile {
+            name: p.name.to_string(),
+            description: p.description.to_string(),
+            registers: Vec::new(),
+            oids: p.oids.iter().map(OwnedOid::from_builtin).collect(),
+        }
+    }
+
+    /// Whether it is an SNMP map.
+    pub fn is_snmp(&self) -> bool {
+        !self.oids.is_empty()
     }
 }
 
@@ -255,6 +329,8 @@ pub struct SiteConfig {
     pub mqtt_sources: Vec<MqttSourceConfig>,
     /// The NUT sources.
     pub nut_sources: Vec<NutSourceConfig>,
+    /// The SNMP sources.
+    pub snmp_sources: Vec<SnmpSourceConfig>,
     /// Every profile by name: the built-ins and the user-defined ones.
     pub profiles: BTreeMap<String, Arc<OwnedProfile>>,
     /// The policy: evacuation budget, hold time and rules.
@@ -380,6 +456,124 @@ impl NutSourceConfig {
     }
 }
 
+/// A UPS card or rack PDU read over SNMP (`[[snmp_sources]]`).
+#[derive(Debug, Clone)]
+pub struct SnmpSourceConfig {
+    /// Its device id.
+    pub name: DeviceId,
+    /// Its zone.
+    pub zone: ZoneId,
+    /// The agent's host.
+    pub host: String,
+    /// The agent's UDP port (161).
+    pub port: u16,
+    /// Its SNMP map.
+    pub profile: Arc<OwnedProfile>,
+    /// The version and its credentials.
+    pub auth: SnmpAuth,
+    /// Time between polls.
+    pub poll_interval: Duration,
+    /// How long one request may take before it is sent again.
+    pub timeout: Duration,
+    /// Requests sent again within a poll before it fails.
+    pub retries: u8,
+    /// Missed polls after which its signals turn `comm-lost`.
+    pub comm_lost_after: u32,
+    /// Age after which a value turns `stale`.
+    pub freshness: Duration,
+    /// What it fails together with.
+    pub witness: Witness,
+}
+
+impl SnmpSourceConfig {
+    /// `snmp://host:port`: no community, no secret.
+    pub fn url(&self) -> String {
+        if self.host.contains(':') {
+            format!("snmp://[{}]:{}", self.host, self.port)
+        } else {
+            format!("snmp://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// An SNMP version and where its secrets are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnmpAuth {
+    /// SNMPv2c with a community.
+    V2c {
+        /// The community.
+        community: Community,
+    },
+    /// SNMPv3 with the User-based Security Model.
+    V3 {
+        /// The user name.
+        username: String,
+        /// The authentication protocol and password (authNoPriv or authPriv).
+        auth: Option<(SnmpAuthProtocol, PasswordSource)>,
+        /// The privacy protocol and password (authPriv).
+        privacy: Option<(SnmpPrivProtocol, PasswordSource)>,
+    },
+}
+
+/// An SNMPv2c community: written in the configuration (a read-only community such as
+/// `public`), or kept like a password.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Community {
+    /// Written in the configuration.
+    Inline(String),
+    /// In a file or an environment variable.
+    Secret(PasswordSource),
+}
+
+impl fmt::Debug for Community {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Inline(_) => f.write_str("Inline(…)"),
+            Self::Secret(s) => f.debug_tuple("Secret").field(s).finish(),
+        }
+    }
+}
+
+impl Community {
+    /// The community, or what failed and why (never the secret).
+    pub fn read(&self) -> Result<String, (String, String)> {
+        match self {
+            Self::Inline(c) => Ok(c.clone()),
+            Self::Secret(s) => s.read(),
+        }
+    }
+}
+
+/// SNMPv3 authentication protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnmpAuthProtocol {
+    /// HMAC-MD5-96 (legacy).
+    Md5,
+    /// HMAC-SHA-96.
+    Sha1,
+    /// HMAC-SHA-224.
+    Sha224,
+    /// HMAC-SHA-256.
+    Sha256,
+    /// HMAC-SHA-384.
+    Sha384,
+    /// HMAC-SHA-512.
+    Sha512,
+}
+
+/// SNMPv3 privacy protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnmpPrivProtocol {
+    /// DES (legacy).
+    Des,
+    /// AES-128 (CFB).
+    Aes128,
+    /// AES-192.
+    Aes192,
+    /// AES-256.
+    Aes256,
+}
+
 /// `[signing]`, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigningConfig {
@@ -435,10 +629,55 @@ impl SiteConfig {
         buses
     }
 
+    /// Every device and source of every kind (Modbus, MQTT, NUT, SNMP): its name, zone and
+    /// witness group, in that order.
+    pub fn all_devices(&self) -> Vec<(&DeviceId, &ZoneId, &Witness)> {
+        let mut all: Vec<(&DeviceId, &ZoneId, &Witness)> = Vec::new();
+        all.extend(self.devices.iter().map(|d| (&d.name, &d.zone, &d.witness)));
+        all.extend(
+            self.mqtt_sources
+                .iter()
+                .map(|s| (&s.name, &s.zone, &s.witness)),
+        );
+        all.extend(
+            self.nut_sources
+                .iter()
+                .map(|s| (&s.name, &s.zone, &s.witness)),
+        );
+        all.extend(
+            self.snmp_sources
+                .iter()
+                .map(|s| (&s.name, &s.zone, &s.witness)),
+        );
+        all
+    }
+
     /// A device by name.
     pub fn device(&self, name: &str) -> Option<&DeviceConfig> {
         self.devices.iter().find(|d| d.name.as_str() == name)
     }
+}
+
+/// Checks one SNMP source given outside a site file (`firebreak probe snmp://…`) with the
+/// checks of `[[snmp_sources]]`: its profile is a built-in one, its zone `probe`; errors name
+/// `origin`.
+pub fn standalone_snmp_source(
+    raw: RawSnmpSource,
+    origin: &str,
+) -> Result<SnmpSourceConfig, ConfigError> {
+    let zone: ZoneId = "probe".parse().map_err(|e: IdError| ConfigError {
+        origin: origin.to_string(),
+        line: None,
+        path: String::new(),
+        problem: e.to_string(),
+    })?;
+    Validator { origin }.snmp_source(
+        0,
+        raw,
+        &RawDefaults::default(),
+        &[zone],
+        &validate::builtin_profiles(),
+    )
 }
 
 /// Reads a configuration file: its text, and its name for errors.
@@ -477,7 +716,7 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(
 mod url;
 mod validate;
 
-pub use url::{parse_broker_url, parse_host_port, parse_nut_url};
+pub use url::{parse_broker_url, parse_host_port, parse_nut_url, parse_snmp_url};
 use validate::Validator;
 
 #[cfg(test)]

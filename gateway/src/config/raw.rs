@@ -41,6 +41,9 @@ pub struct RawSiteConfig {
     /// `[[nut_sources]]`: UPSes served by Network UPS Tools' `upsd`.
     #[serde(default)]
     pub nut_sources: Vec<RawNutSource>,
+    /// `[[snmp_sources]]`: UPS cards and rack PDUs read over SNMP.
+    #[serde(default)]
+    pub snmp_sources: Vec<RawSnmpSource>,
 }
 
 /// `[site]`.
@@ -169,9 +172,57 @@ pub struct RawProfile {
     pub name: String,
     /// One line for humans.
     pub description: Option<String>,
-    /// `[[profiles.registers]]`.
+    /// `[[profiles.registers]]`: a Modbus register map.
     #[serde(default)]
     pub registers: Vec<RawRegister>,
+    /// `[[profiles.oids]]`: an SNMP map (a profile has registers or oids, not both).
+    #[serde(default)]
+    pub oids: Vec<RawOid>,
+}
+
+/// How an SNMP value is read, as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawOidType {
+    /// A number (any integer type, or a string holding a decimal number).
+    Number,
+    /// 0 or 1: 1 when the raw value is one of `on`.
+    Flag,
+}
+
+/// `[[profiles.oids]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOid {
+    /// The signal it feeds.
+    pub signal: Signal,
+    /// Dotted OID: a scalar's instance (`…1.2.3.0`), or with `table`, a column.
+    pub oid: String,
+    /// The OID is a table column: its rows are walked, row `first_index` feeds channel 0.
+    #[serde(default)]
+    pub table: bool,
+    /// With `table`: the index of the row feeding channel 0 (1).
+    pub first_index: Option<u32>,
+    /// Without `table`: the channel (0).
+    pub channel: Option<u8>,
+    /// `number` (default) or `flag`.
+    pub r#type: Option<RawOidType>,
+    /// For `flag`: the raw values meaning 1.
+    #[serde(default)]
+    pub on: Vec<i64>,
+    /// Multiplier to the signal's unit (default 1).
+    #[serde(default = "one")]
+    pub scale: f64,
+    /// Added after scaling (default 0).
+    #[serde(default)]
+    pub offset: f64,
+    /// The lowest valid engineering value.
+    pub min: Option<f32>,
+    /// The highest valid engineering value.
+    pub max: Option<f32>,
+    /// Raw values meaning "no reading" (APC's −1).
+    #[serde(default)]
+    pub sentinels: Vec<i64>,
 }
 
 /// A register's data type as configured.
@@ -402,4 +453,55 @@ pub struct RawNutSource {
     pub freshness_ms: Option<u64>,
     /// What it fails together with (docs/policy.md, "Evidence").
     pub witness_group: Option<String>,
+}
+
+/// `[[snmp_sources]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSnmpSource {
+    /// The device id.
+    pub name: String,
+    /// Its zone.
+    pub zone: String,
+    /// `snmp://host[:port]` (port 161 when absent).
+    pub url: String,
+    /// A built-in or user-defined SNMP profile (`[[profiles.oids]]`).
+    pub profile: String,
+    /// `2c` (default) or `3`.
+    pub version: Option<String>,
+    /// SNMPv2c: the community, written here (a read-only community); or give
+    /// `community_file` or `community_env`.
+    pub community: Option<String>,
+    /// SNMPv2c: a file whose first line is the community (mode 0600).
+    pub community_file: Option<String>,
+    /// SNMPv2c: an environment variable holding the community.
+    pub community_env: Option<String>,
+    /// SNMPv3: the USM user name.
+    pub username: Option<String>,
+    /// SNMPv3: `sha`, `sha224`, `sha256` (default with a password), `sha384`, `sha512` or `md5`.
+    pub auth_protocol: Option<String>,
+    /// SNMPv3: a file whose first line is the authentication password (mode 0600).
+    pub auth_password_file: Option<String>,
+    /// SNMPv3: an environment variable holding the authentication password.
+    pub auth_password_env: Option<String>,
+    /// SNMPv3: `aes` (AES-128, default with a password), `aes192`, `aes256` or `des`.
+    pub priv_protocol: Option<String>,
+    /// SNMPv3: a file whose first line is the privacy password (mode 0600).
+    pub priv_password_file: Option<String>,
+    /// SNMPv3: an environment variable holding the privacy password.
+    pub priv_password_env: Option<String>,
+    /// See [`RawDefaults`].
+    pub poll_interval_ms: Option<u64>,
+    /// See [`RawDefaults`].
+    pub timeout_ms: Option<u64>,
+    /// See [`RawDefaults`].
+    pub retries: Option<u8>,
+    /// See [`RawDefaults`].
+    pub comm_lost_after: Option<u32>,
+    /// See [`RawDefaults`].
+    pub freshness_ms: Option<u64>,
+    /// See [`RawDevice::witness_group`].
+    pub witness_group: Option<String>,
+    /// See [`RawDevice::independent_channels`].
+    pub independent_channels: Option<bool>,
 }

@@ -437,7 +437,7 @@ fn bad_configs_name_file_key_and_problem() {
         ),
         (
             "[site]\nname = \"s\"\ngateway = \"g\"\n".to_string(),
-            "site.toml: devices: the site has no devices, mqtt_sources or nut_sources: nothing to watch",
+            "site.toml: devices: the site has no devices, mqtt_sources, nut_sources or snmp_sources: nothing to watch",
         ),
         (
             "[site\nname = 1".to_string(),
@@ -605,4 +605,173 @@ fn nut_sources_are_checked_as_devices_and_brokers_are() {
         e.contains("nut_sources[1].name") && e.contains("defined twice"),
         "{e}"
     );
+}
+
+#[test]
+fn snmp_sources_take_a_version_its_credentials_and_an_snmp_profile() {
+    let snmp = |extra: &str| {
+        format!("{BASE}[[snmp_sources]]\nname = \"pdu-a1\"\nzone = \"room\"\n{extra}\n")
+    };
+    let c = parse(&snmp(
+        "url = \"snmp://pdu-host\"\nprofile = \"apc-rpdu2\"\ncommunity = \"public\"",
+    ))
+    .unwrap();
+    let s = &c.snmp_sources[0];
+    assert_eq!(
+        (s.host.as_str(), s.port, s.url(), s.profile.name.as_str()),
+        (
+            "pdu-host",
+            161,
+            "snmp://pdu-host:161".to_string(),
+            "apc-rpdu2"
+        )
+    );
+    assert_eq!(
+        (s.poll_interval, s.timeout, s.retries, s.comm_lost_after),
+        (Duration::from_secs(2), Duration::from_secs(1), 1, 3)
+    );
+    assert_eq!(
+        s.auth,
+        SnmpAuth::V2c {
+            community: Community::Inline("public".into())
+        }
+    );
+    assert!(!format!("{:?}", s.auth).contains("public"), "{:?}", s.auth);
+    let c = parse(&snmp(
+        "url = \"snmp://[::1]:1161\"\nprofile = \"ups-mib\"\nversion = \"3\"\nusername = \"fb\"\nauth_password_env = \"A\"\npriv_protocol = \"aes256\"\npriv_password_file = \"/etc/firebreak/priv\"",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.snmp_sources[0].auth,
+        SnmpAuth::V3 {
+            username: "fb".into(),
+            auth: Some((SnmpAuthProtocol::Sha256, PasswordSource::Env("A".into()))),
+            privacy: Some((
+                SnmpPrivProtocol::Aes256,
+                PasswordSource::File("/etc/firebreak/priv".into())
+            )),
+        }
+    );
+    let v2 = "url = \"snmp://h\"\nprofile = \"apc-rpdu\"\n";
+    for (extra, key, problem) in [
+        (
+            "url = \"snmp://public@h\"\nprofile = \"apc-rpdu\"\ncommunity = \"c\"".to_string(),
+            "snmp_sources[0].url",
+            "no community@ in the URL",
+        ),
+        (
+            v2.to_string(),
+            "snmp_sources[0].community",
+            "SNMPv2c needs a community",
+        ),
+        (
+            format!("{v2}community = \"c\"\ncommunity_env = \"C\""),
+            "snmp_sources[0].community",
+            "give one of community, community_file and community_env",
+        ),
+        (
+            format!("{v2}community = \"c\"\nusername = \"u\""),
+            "snmp_sources[0].username",
+            "only for version = \"3\"",
+        ),
+        (
+            "url = \"snmp://h\"\nprofile = \"generic-pdu\"\ncommunity = \"c\"".to_string(),
+            "snmp_sources[0].profile",
+            "is a Modbus register map",
+        ),
+        (
+            "url = \"snmp://h\"\nprofile = \"apc-smt\"\ncommunity = \"c\"".to_string(),
+            "snmp_sources[0].profile",
+            "SNMP profiles: apc-rpdu, apc-rpdu2, apc-ups, ups-mib",
+        ),
+        (
+            "url = \"snmp://h\"\nprofile = \"ups-mib\"\nversion = \"1\"".to_string(),
+            "snmp_sources[0].version",
+            "\"2c\" or \"3\"",
+        ),
+        (
+            "url = \"snmp://h\"\nprofile = \"ups-mib\"\nversion = \"3\"\nusername = \"u\"\npriv_password_env = \"P\"".to_string(),
+            "snmp_sources[0].priv_password_file",
+            "privacy needs authentication",
+        ),
+        (
+            "url = \"snmp://h\"\nprofile = \"ups-mib\"\nversion = \"3\"\nusername = \"u\"\nauth_protocol = \"sha3\"\nauth_password_env = \"A\"".to_string(),
+            "snmp_sources[0].auth_protocol",
+            "is not md5, sha",
+        ),
+        (
+            "url = \"snmp://h\"\nprofile = \"ups-mib\"\nversion = \"3\"".to_string(),
+            "snmp_sources[0].username",
+            "required for version = \"3\"",
+        ),
+        (
+            format!("{v2}community = \"c\"\npoll_interval_ms = 500\ntimeout_ms = 800"),
+            "snmp_sources[0].timeout_ms",
+            "less than poll_interval_ms",
+        ),
+    ] {
+        let e = parse(&snmp(&extra)).unwrap_err().to_string();
+        assert!(e.contains(key) && e.contains(problem), "{extra}: {e}");
+    }
+    // A Modbus device cannot use an SNMP profile.
+    let e = parse(&BASE.replace("generic-ups", "ups-mib"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("devices[0].profile") && e.contains("is an SNMP profile"),
+        "{e}"
+    );
+}
+
+#[test]
+fn user_snmp_profiles_are_checked_entry_by_entry() {
+    let profile = |oids: &str| {
+        format!(
+            "{BASE}[[profiles]]\nname = \"my-pdu\"\n{oids}\n[[snmp_sources]]\nname = \"pdu\"\nzone = \"room\"\nurl = \"snmp://h\"\nprofile = \"my-pdu\"\ncommunity = \"c\"\n"
+        )
+    };
+    let c = parse(&profile(
+        "[[profiles.oids]]\nsignal = \"pdu-current\"\noid = \".1.3.6.1.4.1.9.1.5\"\ntable = true\nfirst_index = 0\nscale = 0.1\nsentinels = [-1]\n[[profiles.oids]]\nsignal = \"ups-on-battery\"\noid = \"1.3.6.1.4.1.9.2.0\"\ntype = \"flag\"\non = [2, 3]",
+    ))
+    .unwrap();
+    let p = &c.snmp_sources[0].profile;
+    assert_eq!(p.oids[0].oid, "1.3.6.1.4.1.9.1.5");
+    assert_eq!(p.oids[0].shape, OidShape::Column { first_index: 0 });
+    assert_eq!(p.oids[1].kind, OidKind::Flag);
+    assert_eq!(p.oids[1].on, [2, 3]);
+    for (oids, key, problem) in [
+        (
+            "[[profiles.oids]]\nsignal = \"ups-on-battery\"\noid = \"1.3.6.1.4.1.9.2.0\"",
+            "profiles[0].oids[0]",
+            "use type \"flag\"",
+        ),
+        (
+            "[[profiles.oids]]\nsignal = \"pdu-current\"\noid = \"1.3.x\"",
+            "profiles[0].oids[0]",
+            "not a dotted OID",
+        ),
+        (
+            "[[profiles.oids]]\nsignal = \"pdu-current\"\noid = \"1.3.6\"\ntable = true\nchannel = 2",
+            "profiles[0].oids[0].channel",
+            "row indexes less first_index",
+        ),
+        (
+            "[[profiles.oids]]\nsignal = \"pdu-current\"\noid = \"1.3.6\"\non = [1]",
+            "profiles[0].oids[0].on",
+            "only for type \"flag\"",
+        ),
+        (
+            "[[profiles.oids]]\nsignal = \"pdu-current\"\noid = \"1.3.6\"\ntable = true\n[[profiles.oids]]\nsignal = \"pdu-current\"\noid = \"1.3.7.0\"",
+            "profiles[0]",
+            "oids[1]: signal pdu-current is already fed",
+        ),
+        (
+            "[[profiles.oids]]\nsignal = \"pdu-current\"\noid = \"1.3.6.0\"\n[[profiles.registers]]\nsignal = \"pdu-power\"\ntable = \"input\"\naddress = 0\ntype = \"u16\"",
+            "profiles[0].oids",
+            "not both",
+        ),
+    ] {
+        let e = parse(&profile(oids)).unwrap_err().to_string();
+        assert!(e.contains(key) && e.contains(problem), "{oids}: {e}");
+    }
 }

@@ -28,21 +28,8 @@ pub fn parse_broker_url(s: &str) -> Option<(bool, String, u16)> {
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     // No user:password@ in a URL: secrets would end up in logs.
-    if rest.contains('@') {
-        return None;
-    }
-    let default_port = if tls { 8883 } else { 1883 };
-    if let Some(v6) = rest.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-        return (!v6.is_empty() && !v6.contains(['/', ' ', '[', ']']))
-            .then(|| (tls, v6.to_string(), default_port));
-    }
-    match parse_host_port(rest) {
-        Some(Transport::Tcp { host, port }) => Some((tls, host, port)),
-        _ if !rest.is_empty() && !rest.contains([':', '/', ' ', '@']) => {
-            Some((tls, rest.to_string(), default_port))
-        }
-        _ => None,
-    }
+    let (host, port) = host_with_default_port(rest, if tls { 8883 } else { 1883 })?;
+    Some((tls, host, port))
 }
 
 /// Parses `nut://host[:port]/ups` (port 3493 when absent): the host, the port and the UPS name
@@ -55,17 +42,32 @@ pub fn parse_nut_url(s: &str) -> Option<(String, u16, String)> {
         && ups
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if !ups_ok || address.contains('@') {
+    if !ups_ok {
+        return None;
+    }
+    let (host, port) = host_with_default_port(address, 3493)?;
+    Some((host, port, ups.to_string()))
+}
+
+/// Parses `snmp://host[:port]` (port 161 when absent): the agent's host and UDP port.
+pub fn parse_snmp_url(s: &str) -> Option<(String, u16)> {
+    host_with_default_port(s.strip_prefix("snmp://")?, 161)
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`, without a user name (secrets would end up in
+/// logs) or a path.
+fn host_with_default_port(address: &str, default_port: u16) -> Option<(String, u16)> {
+    if address.contains('@') {
         return None;
     }
     if let Some(v6) = address.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
         return (!v6.is_empty() && !v6.contains(['/', ' ', '[', ']']))
-            .then(|| (v6.to_string(), 3493, ups.to_string()));
+            .then(|| (v6.to_string(), default_port));
     }
     match parse_host_port(address) {
-        Some(Transport::Tcp { host, port }) => Some((host, port, ups.to_string())),
+        Some(Transport::Tcp { host, port }) => Some((host, port)),
         _ if !address.is_empty() && !address.contains([':', '/', ' ']) => {
-            Some((address.to_string(), 3493, ups.to_string()))
+            Some((address.to_string(), default_port))
         }
         _ => None,
     }
@@ -99,6 +101,29 @@ mod tests {
             "nut://host:0/ups",
         ] {
             assert_eq!(parse_nut_url(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn snmp_urls() {
+        assert_eq!(
+            parse_snmp_url("snmp://127.0.0.1:16100"),
+            Some(("127.0.0.1".into(), 16100))
+        );
+        assert_eq!(
+            parse_snmp_url("snmp://pdu-a1"),
+            Some(("pdu-a1".into(), 161))
+        );
+        assert_eq!(parse_snmp_url("snmp://[::1]"), Some(("::1".into(), 161)));
+        for bad in [
+            "snmp://",
+            "snmp://public@host",
+            "snmp://host/1.3.6",
+            "udp://host",
+            "snmp://host:0",
+            "snmp://host:x",
+        ] {
+            assert_eq!(parse_snmp_url(bad), None, "{bad}");
         }
     }
 }

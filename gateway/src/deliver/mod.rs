@@ -535,11 +535,9 @@ impl Delivery {
         });
         let (shutdown, _) = watch::channel(false);
         let devices = Arc::new(AtomicU32::new(
-            u32::try_from(
-                config.devices.len() + config.mqtt_sources.len() + config.nut_sources.len(),
-            )
-            .unwrap_or(0)
-            .min(0xFFFF),
+            u32::try_from(config.all_devices().len())
+                .unwrap_or(0)
+                .min(0xFFFF),
         ));
         let key = Arc::new(key);
         let sessions = Arc::new(AtomicU64::new(0));

@@ -189,23 +189,7 @@ impl Validator<'_> {
         password_file: Option<String>,
         password_env: Option<String>,
     ) -> Result<Option<PasswordSource>, ConfigError> {
-        let password = match (password_file, password_env) {
-            (Some(_), Some(_)) => {
-                return Err(self.err(at, "give password_file or password_env, not both"));
-            }
-            (Some(f), None) if f.is_empty() => {
-                return Err(self.err(format!("{at}.password_file"), "is empty"));
-            }
-            (Some(f), None) => Some(PasswordSource::File(f.into())),
-            (None, Some(v)) if v.is_empty() || v.contains(['=', '\0']) => {
-                return Err(self.err(
-                    format!("{at}.password_env"),
-                    format!("{v:?} is not an environment variable name"),
-                ));
-            }
-            (None, Some(v)) => Some(PasswordSource::Env(v)),
-            (None, None) => None,
-        };
+        let password = self.optional_secret(at, "password", password_file, password_env)?;
         if password.is_some() && username.is_none() {
             return Err(self.err(
                 format!("{at}.username"),
@@ -216,5 +200,30 @@ impl Validator<'_> {
             return Err(self.err(format!("{at}.username"), "is empty"));
         }
         Ok(password)
+    }
+
+    /// `{what}_file` or `{what}_env`, at most one.
+    pub(super) fn optional_secret(
+        &self,
+        at: &str,
+        what: &str,
+        file: Option<String>,
+        env: Option<String>,
+    ) -> Result<Option<PasswordSource>, ConfigError> {
+        match (file, env) {
+            (Some(_), Some(_)) => {
+                Err(self.err(at, format!("give {what}_file or {what}_env, not both")))
+            }
+            (Some(f), None) if f.is_empty() => {
+                Err(self.err(format!("{at}.{what}_file"), "is empty"))
+            }
+            (Some(f), None) => Ok(Some(PasswordSource::File(f.into()))),
+            (None, Some(v)) if v.is_empty() || v.contains(['=', '\0']) => Err(self.err(
+                format!("{at}.{what}_env"),
+                format!("{v:?} is not an environment variable name"),
+            )),
+            (None, Some(v)) => Ok(Some(PasswordSource::Env(v))),
+            (None, None) => Ok(None),
+        }
     }
 }

@@ -95,22 +95,92 @@ impl Validator<'_> {
             d.validate().map_err(|e| self.err(&path, e.to_string()))?;
             registers.push(d);
         }
+        let mut oids = Vec::with_capacity(raw.oids.len());
+        for (j, o) in raw.oids.into_iter().enumerate() {
+            oids.push(self.oid(&format!("{at}.oids[{j}]"), o)?);
+        }
         let profile = OwnedProfile {
             name: raw.name,
             description: raw.description.unwrap_or_default(),
             registers,
+            oids,
         };
         profile
             .view()
             .validate()
             .map_err(|e| self.err(&at, e.to_string()))?;
-        if profile.registers.is_empty() {
-            return Err(self.err(
-                format!("{at}.registers"),
-                "a profile needs at least one register",
-            ));
+        let views: Vec<OidDescriptor<'_>> = profile.oids.iter().map(OwnedOid::view).collect();
+        OidProfile {
+            name: &profile.name,
+            description: &profile.description,
+            oids: &views,
         }
-        Ok(profile)
+        .validate()
+        .map_err(|e| self.err(&at, e.to_string()))?;
+        match (profile.registers.is_empty(), profile.oids.is_empty()) {
+            (true, true) => Err(self.err(
+                format!("{at}.registers"),
+                "a profile needs at least one register (Modbus) or oid (SNMP)",
+            )),
+            (false, false) => Err(self.err(
+                format!("{at}.oids"),
+                "a profile is a Modbus register map or an SNMP map, not both: make two profiles",
+            )),
+            _ => Ok(profile),
+        }
+    }
+
+    /// One `[[profiles.oids]]` entry.
+    fn oid(&self, path: &str, o: RawOid) -> Result<OwnedOid, ConfigError> {
+        let shape = match (o.table, o.first_index, o.channel) {
+            (true, _, Some(_)) => {
+                return Err(self.err(
+                    format!("{path}.channel"),
+                    "a table's channels are its row indexes less first_index: no channel",
+                ));
+            }
+            (false, Some(_), _) => {
+                return Err(self.err(format!("{path}.first_index"), "only with table = true"));
+            }
+            (true, first, None) => OidShape::Column {
+                first_index: first.unwrap_or(1),
+            },
+            (false, None, channel) => OidShape::Scalar {
+                channel: channel.unwrap_or(0),
+            },
+        };
+        let kind = match o.r#type.unwrap_or(RawOidType::Number) {
+            RawOidType::Number if !o.on.is_empty() => {
+                return Err(self.err(format!("{path}.on"), "only for type \"flag\""));
+            }
+            RawOidType::Number => OidKind::Number,
+            RawOidType::Flag => OidKind::Flag,
+        };
+        let valid = match (o.min, o.max) {
+            (Some(min), Some(max)) => ValidRange { min, max },
+            (None, None) => ValidRange::ANY,
+            (min, _) => {
+                return Err(self.err(
+                    format!("{path}.{}", if min.is_some() { "max" } else { "min" }),
+                    "min and max go together",
+                ));
+            }
+        };
+        let oid = OwnedOid {
+            signal: o.signal,
+            oid: o.oid.strip_prefix('.').unwrap_or(&o.oid).to_string(),
+            shape,
+            kind,
+            on: o.on,
+            scale: o.scale,
+            offset: o.offset,
+            valid,
+            sentinels: o.sentinels,
+        };
+        oid.view()
+            .validate()
+            .map_err(|e| self.err(path, e.to_string()))?;
+        Ok(oid)
     }
 
     pub(super) fn device(
@@ -137,6 +207,15 @@ impl Validator<'_> {
                 format!("no profile named {:?}", raw.profile),
             )
         })?;
+        if profile.is_snmp() {
+            return Err(self.err(
+                format!("{at}.profile"),
+                format!(
+                    "{:?} is an SNMP profile: read the device in [[snmp_sources]]",
+                    raw.profile
+                ),
+            ));
+        }
         let timing = self.timing(
             &at,
             Timing {

@@ -1,6 +1,7 @@
 //! The checks types cannot make, one module per section of the configuration: the site and
 //! its zones here; [`delivery`] (brokers, signing, outbox, HTTP), [`policy`], [`devices`]
-//! (profiles, devices, transports, shared RS-485 lines), [`sources`] (MQTT sources) and
+//! (profiles, devices, transports, shared RS-485 lines), [`sources`] (MQTT, NUT and SNMP
+//! sources) and
 //! [`telemetry`]. Every
 //! error names the file, the key path and the problem.
 
@@ -11,6 +12,20 @@ mod sources;
 mod telemetry;
 
 use super::*;
+
+/// Every built-in profile, Modbus and SNMP, by name.
+pub(super) fn builtin_profiles() -> BTreeMap<String, Arc<OwnedProfile>> {
+    BUILTIN_PROFILES
+        .iter()
+        .map(|p| (p.name.to_string(), Arc::new(OwnedProfile::from_builtin(p))))
+        .chain(BUILTIN_OID_PROFILES.iter().map(|p| {
+            (
+                p.name.to_string(),
+                Arc::new(OwnedProfile::from_builtin_oids(p)),
+            )
+        }))
+        .collect()
+}
 
 pub(super) struct Validator<'a> {
     pub(super) origin: &'a str,
@@ -66,14 +81,13 @@ impl Validator<'_> {
                 .map_err(|_| self.err("http.bind", "bad built-in default"))?,
         };
 
-        let mut profiles: BTreeMap<String, Arc<OwnedProfile>> = BUILTIN_PROFILES
-            .iter()
-            .map(|p| (p.name.to_string(), Arc::new(OwnedProfile::from_builtin(p))))
-            .collect();
+        let mut profiles = builtin_profiles();
         for (i, p) in raw.profiles.into_iter().enumerate() {
             let profile = self.profile(i, p)?;
             let path = format!("profiles[{i}].name");
-            if BUILTIN_PROFILES.iter().any(|b| b.name == profile.name) {
+            if BUILTIN_PROFILES.iter().any(|b| b.name == profile.name)
+                || BUILTIN_OID_PROFILES.iter().any(|b| b.name == profile.name)
+            {
                 return Err(self.err(
                     path,
                     format!(
@@ -129,10 +143,29 @@ impl Validator<'_> {
             }
             nut_sources.push(source);
         }
-        if devices.is_empty() && mqtt_sources.is_empty() && nut_sources.is_empty() {
+        let mut snmp_sources: Vec<SnmpSourceConfig> = Vec::new();
+        for (i, s) in raw.snmp_sources.into_iter().enumerate() {
+            let source = self.snmp_source(i, s, &defaults, &zones, &profiles)?;
+            if devices.iter().any(|d| d.name == source.name)
+                || mqtt_sources.iter().any(|o| o.name == source.name)
+                || nut_sources.iter().any(|o| o.name == source.name)
+                || snmp_sources.iter().any(|o| o.name == source.name)
+            {
+                return Err(self.err(
+                    format!("snmp_sources[{i}].name"),
+                    format!("device {:?} is defined twice", source.name.as_str()),
+                ));
+            }
+            snmp_sources.push(source);
+        }
+        if devices.is_empty()
+            && mqtt_sources.is_empty()
+            && nut_sources.is_empty()
+            && snmp_sources.is_empty()
+        {
             return Err(self.err(
                 "devices",
-                "the site has no devices, mqtt_sources or nut_sources: nothing to watch",
+                "the site has no devices, mqtt_sources, nut_sources or snmp_sources: nothing to watch",
             ));
         }
         let policy = self.policy(raw.policy.unwrap_or_default())?;
@@ -146,6 +179,7 @@ impl Validator<'_> {
             devices,
             mqtt_sources,
             nut_sources,
+            snmp_sources,
             profiles,
             policy,
             brokers,

@@ -50,6 +50,8 @@ impl Physics {
             | Signal::PduInputVoltage
             | Signal::PduCurrent
             | Signal::PduPower
+            | Signal::PduOutletCurrent
+            | Signal::PduOutletPower
             | Signal::GeneratorRunning
             | Signal::TransferSwitchSource => Physics::Power,
             _ => Physics::Other,

@@ -101,34 +101,14 @@ impl Topology {
             gateway: c.gateway.clone(),
             zones: c.zones.clone(),
             devices: c
-                .devices
-                .iter()
-                .map(|d| (d.name.clone(), d.zone.clone()))
-                .chain(
-                    c.mqtt_sources
-                        .iter()
-                        .map(|s| (s.name.clone(), s.zone.clone())),
-                )
-                .chain(
-                    c.nut_sources
-                        .iter()
-                        .map(|s| (s.name.clone(), s.zone.clone())),
-                )
+                .all_devices()
+                .into_iter()
+                .map(|(d, z, _)| (d.clone(), z.clone()))
                 .collect(),
             witnesses: c
-                .devices
-                .iter()
-                .map(|d| (d.name.clone(), d.witness.clone()))
-                .chain(
-                    c.mqtt_sources
-                        .iter()
-                        .map(|s| (s.name.clone(), s.witness.clone())),
-                )
-                .chain(
-                    c.nut_sources
-                        .iter()
-                        .map(|s| (s.name.clone(), s.witness.clone())),
-                )
+                .all_devices()
+                .into_iter()
+                .map(|(d, _, w)| (d.clone(), w.clone()))
                 .filter(|(_, w)| *w != Witness::default())
                 .collect(),
         }
