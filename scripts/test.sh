@@ -19,16 +19,22 @@ step() { printf '\n==> %s\n' "$*"; }
 PYMODBUS_VERSION=3.16.1
 # PyNaCl (libsodium) for the reference trigger verifier in Python (docs/examples/verify_trigger.py).
 PYNACL_VERSION=1.6.2
+# snmpsim (on pysnmp 7.1) and the recordings of real devices it serves (issue #15).
+SNMPSIM_VERSION=1.2.2
+SNMPSIM_DATA_VERSION=1.0.1
 
 # ---------------------------------------------------------------------------------------------
 # Real peers: programs nobody here wrote, that the tests talk to. Add new ones here.
 #   Debian: mosquitto (broker), mosquitto-clients (mosquitto_pub/_sub), socat (PTY pairs for
 #           Modbus RTU), mbpoll (a foreign Modbus master), nut-server and nut-client (NUT's upsd
-#           with the dummy-ups driver, and upsc: a UPS served by Network UPS Tools)
+#           with the dummy-ups driver, and upsc: a UPS served by Network UPS Tools), snmpd
+#           (net-snmp's agent: SNMPv3 authPriv) and snmp (net-snmp's snmpget, snmpwalk)
 #   Debian (firmware): qemu-system-arm (boots the sensor node's mps2-an386 image), binutils
 #           (readelf, for scripts/firmware-size.sh)
 #   PyPI:   pymodbus[serial] in .peers/venv (a foreign UPS, TCP and RTU); pynacl there too
-#           (the Python trigger verifier, written from docs/contract.md)
+#           (the Python trigger verifier, written from docs/contract.md); snmpsim and
+#           snmpsim-data in .peers/snmpsim-venv (SNMP devices replayed from recordings of real
+#           ones: APC PDUs, Eaton, Huawei, Vertiv and Tripp Lite UPSes)
 # ---------------------------------------------------------------------------------------------
 install_peers() {
     local missing=()
@@ -42,14 +48,19 @@ install_peers() {
     # Network UPS Tools: upsd and the dummy-ups driver (in /lib/nut), upsc (gateway/tests/nut.rs).
     [ -x /lib/nut/upsd ] && [ -x /lib/nut/dummy-ups ] || missing+=(nut-server)
     command -v upsc >/dev/null || missing+=(nut-client)
+    # net-snmp: the agent (gateway/tests/common/snmp.rs runs its own, on a free port) and tools.
+    [ -x /usr/sbin/snmpd ] || missing+=(snmpd)
+    command -v snmpget >/dev/null && command -v snmpwalk >/dev/null || missing+=(snmp)
     if [ ${#missing[@]} -gt 0 ]; then
         step "installing Debian packages: ${missing[*]}"
         local sudo=""
         [ "$(id -u)" -eq 0 ] || sudo="sudo"
         $sudo apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-        # The package starts a system broker on port 1883; the tests never use it.
+        # The packages start a system broker on port 1883 and an agent on port 161; the tests
+        # never use them.
         $sudo service mosquitto stop >/dev/null 2>&1 || true
+        $sudo service snmpd stop >/dev/null 2>&1 || true
     fi
     # mosquitto lives in /usr/sbin, which a non-root PATH may lack.
     case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
@@ -65,6 +76,23 @@ install_peers() {
         "$venv/bin/pip" install -q "pynacl==$PYNACL_VERSION"
     fi
     export FIREBREAK_PYTHON="$venv/bin/python"
+
+    # snmpsim refuses to run as root: as root the tests start it with --process-user nobody,
+    # so its venv is made from Debian's python3 (the default one may live under /root, which
+    # nobody cannot read), in the repository (0755 directories).
+    local simvenv="$repo/.peers/snmpsim-venv"
+    local versions="from importlib.metadata import version as v; import sys; sys.exit((v('snmpsim'), v('snmpsim-data')) != ('$SNMPSIM_VERSION', '$SNMPSIM_DATA_VERSION'))"
+    if ! "$simvenv/bin/python" -c "$versions" 2>/dev/null; then
+        step "installing snmpsim $SNMPSIM_VERSION and snmpsim-data $SNMPSIM_DATA_VERSION into .peers/snmpsim-venv"
+        rm -rf "$simvenv"
+        /usr/bin/python3 -m venv "$simvenv"
+        "$simvenv/bin/pip" install -q "snmpsim==$SNMPSIM_VERSION" "snmpsim-data==$SNMPSIM_DATA_VERSION"
+    fi
+    if [ "$(id -u)" -eq 0 ] && ! runuser -u nobody -- "$simvenv/bin/python" -c "import snmpsim, snmpsim_data"; then
+        echo "test.sh: user nobody cannot run $simvenv (snmpsim drops to nobody when run as root)" >&2
+        exit 1
+    fi
+    export FIREBREAK_SNMPSIM_VENV="$simvenv"
     # Tests fail, rather than skip, when a peer is missing.
     export FIREBREAK_REQUIRE_PEERS=1
 }

@@ -10,6 +10,9 @@
     clippy::panic
 )] // test code
 
+/// SNMP peers (snmpsim, snmpd), net-snmp's tools and `.snmprec` recordings.
+pub mod snmp;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
