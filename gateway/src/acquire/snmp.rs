@@ -31,6 +31,11 @@ pub const MAX_ROWS: usize = 512;
 /// GETBULK max-repetitions of a column walk.
 const MAX_REPETITIONS: u32 = 32;
 
+/// Why an SNMPv3 agent may be silent: an agent answers a wrong authentication password with
+/// an unauthenticated report, which the client must ignore (anyone could forge it), and
+/// cannot decrypt a request under a wrong privacy password at all.
+const V3_SILENCE: &str = " (SNMPv3: a wrong user, auth or priv password looks the same, as the agent's report of it cannot be trusted)";
+
 /// Why an SNMP poll failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SnmpError {
@@ -38,12 +43,14 @@ pub enum SnmpError {
     #[error("{0}")]
     Setup(String),
     /// No answer after the retries.
-    #[error("no answer within {timeout_ms} ms after {retries} retries")]
+    #[error("no answer within {timeout_ms} ms after {retries} retries{hint}", hint = if *.v3 { V3_SILENCE } else { "" })]
     Timeout {
         /// The timeout of one request.
         timeout_ms: u64,
         /// Requests sent again.
         retries: u8,
+        /// Whether the source speaks SNMPv3, where wrong credentials also look like silence.
+        v3: bool,
     },
     /// The agent refused the credentials (SNMPv3: unknown user, wrong password, unsupported
     /// security level).
@@ -63,6 +70,7 @@ impl SnmpError {
             ErrorKind::Timeout => SnmpError::Timeout {
                 timeout_ms: source.timeout.as_millis() as u64,
                 retries: source.retries,
+                v3: matches!(source.auth, SnmpAuth::V3 { .. }),
             },
             ErrorKind::Auth | ErrorKind::Report => SnmpError::Auth(e.to_string()),
             ErrorKind::Network | ErrorKind::Closed => SnmpError::Network(e.to_string()),

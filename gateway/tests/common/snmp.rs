@@ -170,6 +170,10 @@ pub struct Snmpsim {
 }
 
 impl Snmpsim {
+    /// Kills the simulator now: its agent stops answering.
+    pub fn stop(&mut self) {
+        self.peer.kill();
+    }
     /// Starts snmpsim serving `recordings` (paths under snmpsim-data without the extension:
     /// `"UPS/apc-8641"`, `"UPS/eaton-93e-80"`; `.bz2` ones are decompressed) and returns once
     /// it answers for every one of them. `None` when snmpsim is not installed (SKIPPED), a
