@@ -95,6 +95,15 @@ impl Health {
         }
     }
 
+    /// An acquisition task is being stopped on purpose (a reload removed or replaced its
+    /// device): it no longer counts among those started, so its end is not a reason. Call it
+    /// before stopping the task.
+    pub fn retire(&self) {
+        let _ = self
+            .acquisition_total
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
     /// Checks everything at `now_ms`.
     pub fn check(&self, delivery: Option<&Delivery>, now_ms: u64) -> HealthReport {
         let mut reasons = Vec::new();
@@ -171,5 +180,18 @@ mod tests {
         );
         h.stepped(7_000);
         assert_eq!(h.check(None, 7_100).reasons.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_task_retired_on_purpose_is_no_reason() {
+        let h = Health::new(1_000);
+        h.acquisition(async {}).await;
+        assert!(!h.check(None, 1_000).healthy);
+        h.retire();
+        let r = h.check(None, 1_000);
+        assert!(r.healthy, "{:?}", r.reasons);
+        assert_eq!((r.acquisition_alive, r.acquisition_total), (0, 0));
+        h.retire();
+        assert_eq!(h.check(None, 1_000).acquisition_total, 0);
     }
 }
