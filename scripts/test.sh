@@ -24,7 +24,9 @@ PYNACL_VERSION=1.6.2
 # Real peers: programs nobody here wrote, that the tests talk to. Add new ones here.
 #   Debian: mosquitto (broker), mosquitto-clients (mosquitto_pub/_sub), socat (PTY pairs for
 #           Modbus RTU), mbpoll (a foreign Modbus master), nut-server and nut-client (NUT's upsd
-#           with the dummy-ups driver, and upsc: a UPS served by Network UPS Tools)
+#           with the dummy-ups driver, and upsc: a UPS served by Network UPS Tools), systemd
+#           (systemd-analyze verifies the packaged unit) and dpkg's dpkg-deb (the package;
+#           gateway/tests/service.rs builds it with scripts/package-deb.sh)
 #   Debian (firmware): qemu-system-arm (boots the sensor node's mps2-an386 image), binutils
 #           (readelf, for scripts/firmware-size.sh)
 #   PyPI:   pymodbus[serial] in .peers/venv (a foreign UPS, TCP and RTU); pynacl there too
@@ -42,6 +44,9 @@ install_peers() {
     # Network UPS Tools: upsd and the dummy-ups driver (in /lib/nut), upsc (gateway/tests/nut.rs).
     [ -x /lib/nut/upsd ] && [ -x /lib/nut/dummy-ups ] || missing+=(nut-server)
     command -v upsc >/dev/null || missing+=(nut-client)
+    # The service: systemd-analyze for the unit, dpkg-deb for the package.
+    command -v systemd-analyze >/dev/null || missing+=(systemd)
+    command -v dpkg-deb >/dev/null || missing+=(dpkg)
     if [ ${#missing[@]} -gt 0 ]; then
         step "installing Debian packages: ${missing[*]}"
         local sudo=""
