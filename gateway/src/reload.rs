@@ -363,11 +363,22 @@ impl Acquisition {
         (stopped, started)
     }
 
-    /// Stops every task.
-    pub async fn shutdown(self) {
-        for (_, handle) in self.running {
+    /// Stops every task and waits until they are gone.
+    pub async fn shutdown(mut self) {
+        for (_, handle) in std::mem::take(&mut self.running) {
             handle.abort();
             let _ = handle.await;
+        }
+    }
+}
+
+/// A gateway's pipeline dropped without a clean stop (the demo aborts one to show a gateway
+/// killed) takes its acquisition tasks with it, as the `JoinSet` they were once spawned into
+/// did.
+impl Drop for Acquisition {
+    fn drop(&mut self) {
+        for (_, handle) in &self.running {
+            handle.abort();
         }
     }
 }
@@ -415,6 +426,63 @@ mod tests {
         let p = plan(&old, &engine(&old), &path).unwrap();
         assert!(!p.engine && p.changed.is_empty() && p.added.is_empty());
         assert_eq!(p.summary(), "no change to devices or policy");
+    }
+
+    #[test]
+    fn a_rebuilt_engine_keeps_the_raised_levels_and_the_incident() {
+        let config = SiteConfig::parse(BASE, "site.toml").unwrap();
+        let mut old = engine(&config);
+        old.set_link(&"a".parse().unwrap(), true);
+        let mut now = 1_000_000;
+        while old.site_level() == Level::Normal && now < 1_200_000 {
+            old.step(now, &[]);
+            now += 250;
+        }
+        assert!(
+            old.site_level() > Level::Normal,
+            "a lost device raises a level"
+        );
+        let with_b = format!(
+            "{BASE}[[devices]]\nname = \"b\"\nzone = \"z\"\ntransport = \"tcp\"\naddress = \"127.0.0.1:2\"\nunit = 1\nprofile = \"generic-pdu\"\n"
+        );
+        let new_config = SiteConfig::parse(&with_b, "site.toml").unwrap();
+        let table = SignalTable::new(&new_config);
+        let (mut new, transitions) = rebuilt_engine(&old, &new_config, &table, now, now, 10_000);
+        assert!(transitions.is_empty(), "{transitions:?}");
+        assert_eq!(new.site_level(), old.site_level());
+        assert_eq!(new.incident(), old.incident());
+        let zones = |e: &Engine| {
+            e.zone_levels()
+                .map(|(z, l)| (z.clone(), l))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(zones(&new), zones(&old));
+        // Held while every device is read again, whatever comes in meanwhile.
+        assert!(new.step(now + 5_000, &[]).is_empty());
+        assert_eq!(new.site_level(), old.site_level());
+    }
+
+    #[tokio::test]
+    async fn only_changed_tasks_restart_and_a_dropped_set_ends_its_tasks() {
+        let health = Health::new(0);
+        let (tx, _rx) = mpsc::channel(16);
+        let config = SiteConfig::parse(BASE, "site.toml").unwrap();
+        let mut a = Acquisition::new(health.clone(), tx);
+        assert_eq!(a.apply(crate::run::acquirers(&config)).await, (0, 1));
+        assert_eq!(a.apply(crate::run::acquirers(&config)).await, (0, 0));
+        let moved = SiteConfig::parse(&BASE.replace(":1\"", ":9\""), "site.toml").unwrap();
+        assert_eq!(a.apply(crate::run::acquirers(&moved)).await, (1, 1));
+        let r = health.check(None, 0);
+        assert!(r.healthy, "{:?}", r.reasons);
+        assert_eq!((r.acquisition_alive, r.acquisition_total), (1, 1));
+        drop(a);
+        for _ in 0..200 {
+            if health.check(None, 0).acquisition_alive == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(health.check(None, 0).acquisition_alive, 0);
     }
 
     #[test]
