@@ -28,7 +28,9 @@ SNMPSIM_DATA_VERSION=1.0.1
 #   Debian: mosquitto (broker), mosquitto-clients (mosquitto_pub/_sub), socat (PTY pairs for
 #           Modbus RTU), mbpoll (a foreign Modbus master), nut-server and nut-client (NUT's upsd
 #           with the dummy-ups driver, and upsc: a UPS served by Network UPS Tools), snmpd
-#           (net-snmp's agent: SNMPv3 authPriv) and snmp (net-snmp's snmpget, snmpwalk)
+#           (net-snmp's agent: SNMPv3 authPriv), snmp (net-snmp's snmpget, snmpwalk), systemd
+#           (systemd-analyze verifies the packaged unit) and dpkg's dpkg-deb (the package;
+#           gateway/tests/service.rs builds it with scripts/package-deb.sh)
 #   Debian (firmware): qemu-system-arm (boots the sensor node's mps2-an386 image), binutils
 #           (readelf, for scripts/firmware-size.sh)
 #   PyPI:   pymodbus[serial] in .peers/venv (a foreign UPS, TCP and RTU); pynacl there too
@@ -51,6 +53,9 @@ install_peers() {
     # net-snmp: the agent (gateway/tests/common/snmp.rs runs its own, on a free port) and tools.
     [ -x /usr/sbin/snmpd ] || missing+=(snmpd)
     command -v snmpget >/dev/null && command -v snmpwalk >/dev/null || missing+=(snmp)
+    # The service: systemd-analyze for the unit, dpkg-deb for the package.
+    command -v systemd-analyze >/dev/null || missing+=(systemd)
+    command -v dpkg-deb >/dev/null || missing+=(dpkg)
     if [ ${#missing[@]} -gt 0 ]; then
         step "installing Debian packages: ${missing[*]}"
         local sudo=""

@@ -21,9 +21,22 @@ pub struct Cli {
     /// More log output: -v debug, -vv trace. RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Log lines as `text` (for people) or `json` (one object a line: timestamp, level,
+    /// fields with the message, target; for journald and log shippers).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "FIREBREAK_LOG_FORMAT", global = true)]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// The subcommands.
@@ -282,9 +295,19 @@ pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
             if !(time_scale.is_finite() && (0.01..=1000.0).contains(&time_scale)) {
                 return Err(CliError::BadTimeScale(time_scale));
             }
-            let config = SiteConfig::load(&config)?;
+            let (config, file) = crate::reload::load(&config)?;
             let options = crate::run::RunOptions { time_scale };
-            runtime()?.block_on(crate::run::run_with(config, options, shutdown_signal()))?;
+            let service = crate::run::ServiceOptions {
+                config_file: Some(file),
+                notify: true,
+            };
+            runtime()?.block_on(crate::run::run_service(
+                config,
+                options,
+                crate::deliver::DeliveryOptions::default(),
+                service,
+                shutdown_signal(),
+            ))?;
             Ok(())
         }
         Command::Probe(args) => probe(args, out),

@@ -30,6 +30,12 @@ pub struct Health {
 pub struct HealthReport {
     /// Whether every check passes.
     pub healthy: bool,
+    /// Whether the gateway's own machinery works — every check but the brokers': what
+    /// systemd's watchdog is fed on. A restart cannot bring a broker back, and would restart
+    /// the policy's debounces and rates in the middle of an incident (a rule waiting 60 s
+    /// would never fire while the brokers are out), so no broker connected is unhealthy for
+    /// `/healthz` but no reason to be restarted.
+    pub alive: bool,
     /// Why not, one line each.
     pub reasons: Vec<String>,
     /// When the policy engine last stepped, on the gateway's monotonic clock
@@ -95,6 +101,15 @@ impl Health {
         }
     }
 
+    /// An acquisition task is being stopped on purpose (a reload removed or replaced its
+    /// device): it no longer counts among those started, so its end is not a reason. Call it
+    /// before stopping the task.
+    pub fn retire(&self) {
+        let _ = self
+            .acquisition_total
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
     /// Checks everything at `now_ms`.
     pub fn check(&self, delivery: Option<&Delivery>, now_ms: u64) -> HealthReport {
         let mut reasons = Vec::new();
@@ -115,6 +130,8 @@ impl Health {
             ));
         }
         let (mut connected, mut brokers, mut faults) = (0, 0, Vec::new());
+        // Reasons outside the gateway (no broker connected).
+        let mut external = 0;
         if let Some(d) = delivery {
             let stats = d.stats();
             brokers = stats.brokers.len();
@@ -130,6 +147,7 @@ impl Health {
                     .collect::<Vec<_>>()
                     .join(", ");
                 reasons.push(format!("brokers: none connected: {why}"));
+                external = 1;
             }
             // A broker's configuration problem is a fault to report (in `faults`), not a
             // reason to restart the gateway while other brokers work.
@@ -140,6 +158,7 @@ impl Health {
         }
         HealthReport {
             healthy: reasons.is_empty(),
+            alive: reasons.len() == external,
             reasons,
             engine_last_step_ms: step,
             acquisition_alive: alive,
@@ -158,10 +177,12 @@ mod tests {
     #[tokio::test]
     async fn a_stalled_engine_and_a_dead_task_are_reasons() {
         let h = Health::new(1_000);
-        assert!(h.check(None, 2_000).healthy);
+        assert!(h.check(None, 2_000).healthy && h.check(None, 2_000).alive);
         h.acquisition(async {}).await;
         let r = h.check(None, 7_000);
         assert!(!r.healthy);
+        // The gateway's own machinery: systemd's watchdog goes unfed.
+        assert!(!r.alive);
         assert_eq!(
             r.reasons,
             vec![
@@ -171,5 +192,18 @@ mod tests {
         );
         h.stepped(7_000);
         assert_eq!(h.check(None, 7_100).reasons.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_task_retired_on_purpose_is_no_reason() {
+        let h = Health::new(1_000);
+        h.acquisition(async {}).await;
+        assert!(!h.check(None, 1_000).healthy);
+        h.retire();
+        let r = h.check(None, 1_000);
+        assert!(r.healthy, "{:?}", r.reasons);
+        assert_eq!((r.acquisition_alive, r.acquisition_total), (0, 0));
+        h.retire();
+        assert_eq!(h.check(None, 1_000).acquisition_total, 0);
     }
 }

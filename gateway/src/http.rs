@@ -39,6 +39,8 @@ pub struct Shared {
     pub health: Arc<Health>,
     /// Telemetry's counters, when it is published.
     pub telemetry: Option<Arc<crate::telemetry::TelemetryStats>>,
+    /// The configuration file running and its reloads, when run from a file.
+    pub config: Option<Arc<Mutex<crate::reload::ConfigStatus>>>,
 }
 
 /// The routes.
@@ -67,6 +69,8 @@ struct Status<'a> {
     site: &'a str,
     gateway: &'a str,
     now_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config: Option<crate::reload::ConfigStatus>,
     health: HealthReport,
     #[serde(skip_serializing_if = "Option::is_none")]
     delivery: Option<DeliveryStatus>,
@@ -117,6 +121,10 @@ async fn status(State(s): State<Shared>) -> Response {
         site: &s.site,
         gateway: &s.gateway,
         now_ms: now,
+        config: s
+            .config
+            .as_ref()
+            .and_then(|c| c.lock().ok().map(|c| c.clone())),
         health: s.health.check(s.delivery.as_ref(), now),
         delivery,
         policy,
@@ -156,6 +164,11 @@ async fn metrics(State(s): State<Shared>) -> Response {
             t.published.load(std::sync::atomic::Ordering::Relaxed),
             t.dropped.load(std::sync::atomic::Ordering::Relaxed)
         );
+    }
+    if let Some(c) = &s.config
+        && let Ok(c) = c.lock()
+    {
+        text.push_str(&c.prometheus());
     }
     let healthy = s.health.check(s.delivery.as_ref(), mono_ms()).healthy;
     let _ = writeln!(

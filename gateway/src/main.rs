@@ -18,11 +18,17 @@ fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    // Logs go to stderr; stdout is for the command's output.
-    let _ = tracing_subscriber::fmt()
+    // Logs go to stderr; stdout is for the command's output. Colours only on a terminal, not
+    // in journald or a file.
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match cli.log_format {
+        firebreak_gateway::cli::LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        firebreak_gateway::cli::LogFormat::Json => builder.json().try_init(),
+    };
     let mut stdout = std::io::stdout().lock();
     match firebreak_gateway::cli::run(cli, &mut stdout) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,23 +1,30 @@
 //! `firebreak run`: the gateway daemon.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use firebreak_protocols::Sample;
+use firebreak_protocols::{GatewayId, Sample};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::acquire::table::{RebootEvent, SignalTable};
 use crate::acquire::{
     EVENT_CHANNEL_CAPACITY, Event, WallClockWatch, modbus, mono_ms, mqtt, now_ms, nut, snmp,
 };
-use crate::config::{SiteConfig, Transport};
+use crate::config::{
+    DeviceConfig, MqttSourceConfig, NutSourceConfig, SerialLine, SiteConfig, SnmpSourceConfig,
+    Transport,
+};
 use crate::deliver::{Delivery, DeliveryOptions, TriggerDraft};
 use crate::health::Health;
 use crate::http;
 use crate::policy::view::LevelsView;
 use crate::policy::{Engine, Topology, Transition};
+use crate::reload::{Acquisition, ConfigStatus, LoadedFile};
+use crate::service::Notifier;
 use crate::telemetry::{self, Telemetry};
 
 /// How often the table ages its values.
@@ -79,6 +86,79 @@ impl PolicyClock {
     }
 }
 
+/// The gateway as a service: the file to reload on `SIGHUP`, and systemd's notifications.
+#[derive(Debug, Default)]
+pub struct ServiceOptions {
+    /// The configuration file the gateway runs (from [`crate::reload::load`]): `SIGHUP`
+    /// reloads it ([`crate::reload`]). `None`: no reload (tests, the demo).
+    pub config_file: Option<LoadedFile>,
+    /// Tell systemd (`NOTIFY_SOCKET`): ready, watchdog, status, reloading, stopping.
+    pub notify: bool,
+}
+
+/// One acquisition task, by what it reads: a reload compares them to restart only those whose
+/// device changed. A new kind of source is a new variant here and in [`acquirers`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Acquirer {
+    /// A Modbus TCP device.
+    Tcp(DeviceConfig),
+    /// A serial line and every device on it: one task, one request at a time.
+    RtuBus(SerialLine, Vec<DeviceConfig>),
+    /// A UPS on a NUT server.
+    Nut(NutSourceConfig),
+    /// A UPS card or PDU read over SNMP.
+    Snmp(SnmpSourceConfig),
+    /// A device that publishes over MQTT, read under this gateway's client id.
+    Mqtt(MqttSourceConfig, GatewayId),
+}
+
+/// A boxed acquisition task.
+pub type AcquisitionTask = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+impl Acquirer {
+    /// The task, sending what it reads to `tx`.
+    pub fn task(self, tx: mpsc::Sender<Event>) -> AcquisitionTask {
+        match self {
+            Acquirer::Tcp(d) => Box::pin(modbus::run_tcp_device(d, tx)),
+            Acquirer::RtuBus(line, devices) => Box::pin(modbus::run_rtu_bus(line, devices, tx)),
+            Acquirer::Nut(s) => Box::pin(nut::run_source(s, tx)),
+            Acquirer::Snmp(s) => Box::pin(snmp::run_source(s, tx)),
+            Acquirer::Mqtt(s, gateway) => Box::pin(mqtt::run_source(s, gateway, tx)),
+        }
+    }
+}
+
+/// The acquisition tasks a configuration needs: at start, and again at each reload.
+pub fn acquirers(config: &SiteConfig) -> Vec<Acquirer> {
+    let mut out = Vec::new();
+    for d in config
+        .devices
+        .iter()
+        .filter(|d| matches!(d.transport, Transport::Tcp { .. }))
+    {
+        out.push(Acquirer::Tcp(d.clone()));
+    }
+    for devices in config.rtu_buses().into_values() {
+        let Some(Transport::Rtu(line)) = devices.first().map(|d| d.transport.clone()) else {
+            continue;
+        };
+        out.push(Acquirer::RtuBus(
+            line,
+            devices.into_iter().cloned().collect(),
+        ));
+    }
+    for s in &config.nut_sources {
+        out.push(Acquirer::Nut(s.clone()));
+    }
+    for s in &config.snmp_sources {
+        out.push(Acquirer::Snmp(s.clone()));
+    }
+    for s in &config.mqtt_sources {
+        out.push(Acquirer::Mqtt(s.clone(), config.gateway.clone()));
+    }
+    out
+}
+
 /// How long a resumed level is held before its hold starts: long enough to read every device
 /// again — two poll periods of the slowest Modbus device, the freshness window of the MQTT
 /// sources up to 30 s — and at least 2 s.
@@ -125,6 +205,40 @@ pub async fn run_with_delivery(
     delivery_options: DeliveryOptions,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), RunError> {
+    run_service(
+        config,
+        options,
+        delivery_options,
+        ServiceOptions::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`run_with_delivery`] as a service: reloads on `SIGHUP` and tells systemd how it is
+/// ([`ServiceOptions`]).
+pub async fn run_service(
+    config: SiteConfig,
+    options: RunOptions,
+    delivery_options: DeliveryOptions,
+    service: ServiceOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), RunError> {
+    // SIGHUP's default action ends the process: it is taken from the first moment.
+    let mut hangup = match &service.config_file {
+        Some(_) => hangup_signal(),
+        None => None,
+    };
+    let notifier = Arc::new(if service.notify {
+        Notifier::from_env()
+    } else {
+        Notifier::default()
+    });
+    let config_status = service
+        .config_file
+        .clone()
+        .map(|f| Arc::new(Mutex::new(ConfigStatus::new(f))));
+    let mut config = config;
     let clock = PolicyClock::new(mono_ms(), options.time_scale);
     if options.time_scale != 1.0 {
         warn!(
@@ -210,6 +324,7 @@ pub async fn run_with_delivery(
         delivery: publisher.clone(),
         health: health.clone(),
         telemetry: telemetry_out.as_ref().map(|t| t.stats.clone()),
+        config: config_status.clone(),
     });
     tasks.spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -217,37 +332,19 @@ pub async fn run_with_delivery(
         }
     });
 
-    for d in config
-        .devices
-        .iter()
-        .filter(|d| matches!(d.transport, Transport::Tcp { .. }))
-    {
-        tasks.spawn(health.acquisition(modbus::run_tcp_device(d.clone(), tx.clone())));
+    let mut acquisition = Acquisition::new(health.clone(), tx);
+    acquisition.apply(acquirers(&config)).await;
+    if notifier.enabled() {
+        notifier
+            .ready(&crate::service::status_line(&health, publisher.as_ref(), &table, &levels).2);
+        tasks.spawn(crate::service::watchdog(
+            notifier.clone(),
+            health.clone(),
+            publisher.clone(),
+            table.clone(),
+            levels.clone(),
+        ));
     }
-    for devices in config.rtu_buses().into_values() {
-        let Some(Transport::Rtu(line)) = devices.first().map(|d| d.transport.clone()) else {
-            continue;
-        };
-        tasks.spawn(health.acquisition(modbus::run_rtu_bus(
-            line,
-            devices.into_iter().cloned().collect(),
-            tx.clone(),
-        )));
-    }
-    for s in &config.nut_sources {
-        tasks.spawn(health.acquisition(nut::run_source(s.clone(), tx.clone())));
-    }
-    for s in &config.snmp_sources {
-        tasks.spawn(health.acquisition(snmp::run_source(s.clone(), tx.clone())));
-    }
-    for s in &config.mqtt_sources {
-        tasks.spawn(health.acquisition(mqtt::run_source(
-            s.clone(),
-            config.gateway.clone(),
-            tx.clone(),
-        )));
-    }
-    drop(tx);
 
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -259,6 +356,60 @@ pub async fn run_with_delivery(
         // (or never answered) reach the engine with the samples of that turn.
         let (input, links, ticked, now) = tokio::select! {
             _ = &mut shutdown => break,
+            Some(()) = next_hangup(&mut hangup) => {
+                let Some(status) = &config_status else { continue };
+                notifier.reloading();
+                let file = status.lock().map(|s| s.running.file.clone()).unwrap_or_default();
+                match crate::reload::plan(&config, &engine, &file) {
+                    Err(why) => {
+                        error!(file = %file.display(), error = %why, "configuration NOT reloaded: the running one is kept");
+                        if let Ok(mut s) = status.lock() {
+                            s.rejected(why);
+                        }
+                    }
+                    Ok(plan) => {
+                        let summary = plan.summary();
+                        if let Ok(mut t) = table.lock() {
+                            t.reconfigure(&plan.config, &plan.changed);
+                        }
+                        let (stopped, started) = acquisition.apply(acquirers(&plan.config)).await;
+                        if plan.engine {
+                            let now = mono_ms();
+                            let grace = u64::try_from(resume_grace(&plan.config).as_millis()).unwrap_or(u64::MAX);
+                            let rebuilt = table.lock().ok().map(|t| {
+                                crate::reload::rebuilt_engine(&engine, &plan.config, &t, clock.at(now), now, grace)
+                            });
+                            if let Some((rebuilt, transitions)) = rebuilt {
+                                engine = rebuilt;
+                                let wall = now_ms();
+                                for t in &transitions {
+                                    log_transition(t);
+                                    outbox.push(t, wall);
+                                }
+                                outbox.flush();
+                                if let Ok(mut l) = levels.lock() {
+                                    l.update(&engine, &transitions);
+                                }
+                            }
+                        }
+                        if plan.telemetry {
+                            telemetry = Telemetry::new(
+                                plan.config.telemetry.clone(),
+                                plan.config.site.clone(),
+                                plan.config.gateway.clone(),
+                                telemetry::zones_of(&plan.config),
+                            );
+                        }
+                        info!(file = %file.display(), sha256 = %plan.file.sha256, tasks_stopped = stopped, tasks_started = started, "configuration reloaded: {summary}");
+                        if let Ok(mut s) = status.lock() {
+                            s.applied(plan.file, summary);
+                        }
+                        config = plan.config;
+                    }
+                }
+                notifier.ready(&crate::service::status_line(&health, publisher.as_ref(), &table, &levels).2);
+                continue;
+            }
             event = rx.recv() => {
                 let Some(event) = event else { break };
                 let now = mono_ms();
@@ -341,12 +492,44 @@ pub async fn run_with_delivery(
         }
     }
     info!("gateway stopping");
+    notifier.stopping();
     outbox.flush();
+    acquisition.shutdown().await;
     if let Some((_, delivery_tasks)) = delivery {
         delivery_tasks.shutdown().await;
     }
     tasks.shutdown().await;
     Ok(())
+}
+
+#[cfg(unix)]
+type Hangup = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type Hangup = std::convert::Infallible;
+
+/// A stream of `SIGHUP`s, or `None` where there is none (or it cannot be had: logged).
+fn hangup_signal() -> Option<Hangup> {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!(error = %e, "SIGHUP cannot be caught: no configuration reload");
+            None
+        }
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+/// The next `SIGHUP`; never, without a stream.
+async fn next_hangup(hangup: &mut Option<Hangup>) -> Option<()> {
+    match hangup {
+        #[cfg(unix)]
+        Some(s) => s.recv().await,
+        #[cfg(not(unix))]
+        Some(never) => match *never {},
+        None => std::future::pending().await,
+    }
 }
 
 /// The transitions waiting to be handed to delivery, in order. Handing one over never waits:

@@ -11,7 +11,7 @@
 //! and `reset-reason`, and the reboots its uptime reveals ([`super::reboot`]), for `/status`,
 //! `/metrics` and the log.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use firebreak_protocols::{DeviceId, Quality, ResetReason, Sample, Signal, ZoneId};
@@ -603,6 +603,45 @@ impl SignalTable {
     /// How late Modbus polls have started against their schedule.
     pub fn lateness(&self) -> &Lateness {
         &self.lateness
+    }
+
+    /// Every current value with its quality now: what a policy engine built afresh (a
+    /// reload) is given so it does not wait for the next poll of each device.
+    pub fn samples(&self, now_ms: u64) -> Vec<Sample> {
+        self.entries
+            .iter()
+            .map(|(k, e)| e.sample(k, e.quality(self.devices.get(&k.0), now_ms)))
+            .collect()
+    }
+
+    /// Takes a new configuration's devices and sources (a reload): devices it no longer has
+    /// are dropped with their values; new ones start empty; the others keep their values and
+    /// counters, with the zone, freshness and loss threshold of the new configuration —
+    /// except those in `reset`, whose definition changed (address, profile …): their values
+    /// are dropped, since the new task reads them again, and their counters start afresh.
+    pub fn reconfigure(&mut self, config: &SiteConfig, reset: &BTreeSet<DeviceId>) {
+        let fresh = SignalTable::new(config);
+        let mut devices = fresh.devices;
+        for (id, h) in devices.iter_mut() {
+            if reset.contains(id) {
+                continue;
+            }
+            if let Some(old) = self.devices.remove(id)
+                && old.source == h.source
+            {
+                let (zone, freshness, comm_lost_after) =
+                    (h.zone.clone(), h.freshness, h.comm_lost_after);
+                *h = old;
+                h.zone = zone;
+                h.freshness = freshness;
+                h.comm_lost_after = comm_lost_after;
+            }
+        }
+        self.entries
+            .retain(|k, _| devices.contains_key(&k.0) && !reset.contains(&k.0));
+        self.link_changes
+            .retain(|(d, _)| devices.contains_key(d) && !reset.contains(d));
+        self.devices = devices;
     }
 }
 

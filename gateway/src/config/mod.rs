@@ -238,7 +238,7 @@ impl OwnedProfile {
 }
 
 /// One Modbus device.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeviceConfig {
     /// Its id, in samples and topics.
     pub name: DeviceId,
@@ -291,7 +291,7 @@ pub const DEFAULT_MAX_PAYLOAD: usize = 64 * 1024;
 pub const MAX_PAYLOAD_RANGE: std::ops::RangeInclusive<usize> = 1024..=1024 * 1024;
 
 /// A device that publishes over MQTT (building sensors).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MqttSourceConfig {
     /// The device id its samples carry.
     pub name: DeviceId,
@@ -457,7 +457,7 @@ impl NutSourceConfig {
 }
 
 /// A UPS card or rack PDU read over SNMP (`[[snmp_sources]]`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SnmpSourceConfig {
     /// Its device id.
     pub name: DeviceId,
