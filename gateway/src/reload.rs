@@ -154,6 +154,9 @@ pub fn needs_restart(old: &SiteConfig, new: &SiteConfig) -> Vec<&'static str> {
     if old.http_bind != new.http_bind {
         out.push("http.bind");
     }
+    if old.snmp_traps != new.snmp_traps {
+        out.push("[snmp_traps]");
+    }
     if old.brokers != new.brokers {
         out.push("[[brokers]]");
     }

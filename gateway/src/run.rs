@@ -44,6 +44,14 @@ pub enum RunError {
         /// Why.
         error: std::io::Error,
     },
+    /// SNMP traps could not be received.
+    #[error("snmp_traps.bind {addr}: {error}")]
+    Traps {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        error: String,
+    },
 }
 
 /// How to run, besides the site configuration.
@@ -315,6 +323,20 @@ pub async fn run_service(
         addr: config.http_bind,
         error,
     })?;
+    let traps = match &config.snmp_traps {
+        Some(t) => Some(
+            snmp::TrapListener::bind(t)
+                .await
+                .map_err(|error| RunError::Traps {
+                    addr: t.bind,
+                    error: error.to_string(),
+                })?,
+        ),
+        None => None,
+    };
+    if let Some(traps) = traps {
+        tasks.spawn(traps.run());
+    }
     info!(site = %config.site, gateway = %config.gateway, http = %local, "gateway starting");
     let app = http::router(http::Shared {
         site: config.site.to_string(),

@@ -574,3 +574,119 @@ fn snmpv3_auth_priv_reads_an_apc_ups_and_wrong_credentials_are_refused() {
     assert!(!ok);
     assert!(err.contains("FB_PRIV") && err.contains("is empty"), "{err}");
 }
+
+/// `snmptrap -v 2c` of UPS-MIB's upsTrapOnBattery to `port`, with `community`.
+fn send_trap(port: u16, community: &str) {
+    let out = Command::new("snmptrap")
+        .args(["-v", "2c", "-c", community])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["", "1.3.6.1.2.1.33.2.1"])
+        .env("MIBS", "")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "snmptrap: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_trap_from_a_sources_agent_polls_it_at_once() {
+    if !require_peer("snmptrap") {
+        return;
+    }
+    let Some(sim) = Snmpsim::start(&["UPS/eaton-93e-80"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let trap_port = free_udp_port();
+    // Polled once a minute: without a trap, the second poll is a minute away.
+    let config = format!(
+        r#"
+[site]
+name = "paris-1"
+gateway = "gw-1"
+
+[http]
+bind = "{{HTTP}}"
+
+[[zones]]
+name = "battery-room"
+
+[[snmp_sources]]
+name = "ups-a"
+zone = "battery-room"
+url = "snmp://{}"
+profile = "ups-mib"
+community = "eaton-93e-80"
+poll_interval_ms = 60000
+
+[snmp_traps]
+bind = "127.0.0.1:{trap_port}"
+communities = ["traps-only"]
+"#,
+        sim.address()
+    );
+    let log = dir.path().join("gateway.log");
+    let gw = Gateway::start_logging(dir.path(), &config, Some(&log));
+    let polls = || gw.device("ups-a")["polls"].as_u64().unwrap_or(0);
+    assert!(
+        wait_until(Duration::from_secs(10), || polls() == 1).is_some(),
+        "{}",
+        gw.device("ups-a")
+    );
+    // A community the listener does not accept: dropped, no poll.
+    send_trap(trap_port, "not-this-one");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(polls(), 1, "a trap of another community polled the source");
+    // The UPS's on-battery trap: the source is polled within a second, not in a minute.
+    send_trap(trap_port, "traps-only");
+    let took = wait_until(Duration::from_secs(5), || polls() == 2);
+    assert!(took.is_some(), "{}", gw.device("ups-a"));
+    // A burst of traps: at most one poll per 500 ms, never a storm.
+    for _ in 0..20 {
+        send_trap(trap_port, "traps-only");
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    let after_burst = polls();
+    assert!(
+        (3..=5).contains(&after_burst),
+        "20 traps in a burst gave {} polls",
+        after_burst - 2
+    );
+    assert_eq!(gw.device("ups-a")["comm_lost"], false);
+    let _ = std::fs::read_to_string(&log);
+}
+
+#[test]
+fn a_trap_port_in_use_stops_the_start_with_its_name() {
+    let Some(_sim) = Snmpsim::start(&["UPS/eaton-93e-80"]) else {
+        return;
+    };
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("site.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[site]\nname = \"p\"\ngateway = \"g\"\n[http]\nbind = \"127.0.0.1:{}\"\n[[zones]]\nname = \"z\"\n\
+             [[snmp_sources]]\nname = \"u\"\nzone = \"z\"\nurl = \"snmp://127.0.0.1:9\"\nprofile = \"ups-mib\"\ncommunity = \"c\"\n\
+             [snmp_traps]\nbind = \"127.0.0.1:{port}\"\n",
+            free_port()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(firebreak_bin())
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("snmp_traps.bind 127.0.0.1:{port}")),
+        "{err}"
+    );
+}

@@ -109,6 +109,21 @@ pub struct Polled {
     pub errors: Vec<RequestError>,
 }
 
+/// What [`run_polled`] polls and how often.
+#[derive(Debug, Clone)]
+pub(crate) struct Polling {
+    /// The source's kind in logs (`"nut"`).
+    pub kind: &'static str,
+    /// Its device id.
+    pub device: DeviceId,
+    /// Its URL in logs (no secret).
+    pub url: String,
+    /// Time between polls.
+    pub poll_interval: Duration,
+    /// Missed polls before it is lost and polled with back-off.
+    pub comm_lost_after: u32,
+}
+
 /// A non-Modbus source read by polling (NUT, SNMP): one read, given the poll's time.
 pub(crate) trait Poller: Send {
     /// Reads the source once: its samples, or why it gave none (it did not answer).
@@ -121,16 +136,21 @@ pub(crate) trait Poller: Send {
 /// Polls a source every `poll_interval` until the event channel closes, as Modbus devices
 /// are polled: a failed poll is reported as unanswered, and after `comm_lost_after` failures
 /// in a row the device is polled with [`backoff_delay`]. The first failure and the recovery
-/// are logged, once each. `kind` names the source in logs (`"nut"`).
+/// are logged, once each. `wake`, when given, polls at once (at most every
+/// [`EARLIEST_REPOLL`]).
 pub(crate) async fn run_polled(
-    kind: &'static str,
-    device: DeviceId,
-    url: String,
-    poll_interval: Duration,
-    comm_lost_after: u32,
+    what: Polling,
     events: tokio::sync::mpsc::Sender<Event>,
     mut poller: impl Poller,
+    wake: Option<std::sync::Arc<tokio::sync::Notify>>,
 ) {
+    let Polling {
+        kind,
+        device,
+        url,
+        poll_interval,
+        comm_lost_after,
+    } = what;
     let mut missed = 0u32;
     let mut next = tokio::time::Instant::now();
     loop {
@@ -168,9 +188,25 @@ pub(crate) async fn run_polled(
             return;
         }
         next = started + backoff_delay(poll_interval, comm_lost_after, missed);
-        tokio::time::sleep_until(next).await;
+        match &wake {
+            None => tokio::time::sleep_until(next).await,
+            Some(wake) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(next) => {}
+                    () = wake.notified() => {
+                        // Woken (an SNMP trap): poll now, but never more often than
+                        // EARLIEST_REPOLL, however many traps arrive.
+                        next = (started + EARLIEST_REPOLL).max(tokio::time::Instant::now());
+                        tokio::time::sleep_until(next).await;
+                    }
+                }
+            }
+        }
     }
 }
+
+/// The shortest time between two polls of a source woken early (by SNMP traps).
+pub const EARLIEST_REPOLL: Duration = Duration::from_millis(500);
 
 /// What a source reports.
 #[derive(Debug, Clone)]

@@ -257,11 +257,13 @@ pub async fn run_source(source: NutSourceConfig, events: mpsc::Sender<Event>) {
     };
     info!(device = %source.name, url = %source.url(), "polling");
     super::run_polled(
-        "nut",
-        source.name.clone(),
-        source.url(),
-        source.poll_interval,
-        source.comm_lost_after,
+        super::Polling {
+            kind: "nut",
+            device: source.name.clone(),
+            url: source.url(),
+            poll_interval: source.poll_interval,
+            comm_lost_after: source.comm_lost_after,
+        },
         events,
         NutPoller {
             source,
@@ -269,6 +271,7 @@ pub async fn run_source(source: NutSourceConfig, events: mpsc::Sender<Event>) {
             client: None,
             told: BTreeSet::new(),
         },
+        None,
     )
     .await;
 }

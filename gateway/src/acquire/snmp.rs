@@ -10,20 +10,28 @@
 //! device is polled again with exponential backoff. An object the agent lacks
 //! (`noSuchObject`) or sends as the wrong type is logged once, named by OID and signal, and
 //! gives no sample; the rest of the device still counts.
+//!
+//! With `[snmp_traps]`, a [`TrapListener`] receives the agents' traps, and a trap from a
+//! source's agent polls that source at once: the poll, not the trap, gives the reading.
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use async_snmp::notification::NotificationReceiver;
 use async_snmp::{
     Auth, AuthProtocol, Client, ErrorKind, Oid, PrivProtocol, Retry, UsmConfig, Value, VarBind,
     WalkMethod, WalkOptions,
 };
 use firebreak_protocols::{DeviceId, OidShape, Sample, SnmpValue, ValueError};
-use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tokio::sync::{Notify, mpsc};
+use tracing::{debug, info, warn};
 
 use super::{Event, Polled, RequestError};
-use crate::config::{OwnedProfile, SnmpAuth, SnmpAuthProtocol, SnmpPrivProtocol, SnmpSourceConfig};
+use crate::config::{
+    OwnedProfile, SnmpAuth, SnmpAuthProtocol, SnmpPrivProtocol, SnmpSourceConfig, SnmpTrapsConfig,
+};
 
 /// The most rows one column walk may give: a 48-outlet PDU has 48.
 pub const MAX_ROWS: usize = 512;
@@ -272,23 +280,136 @@ pub fn map_values(
     out
 }
 
-/// Polls one SNMP source until the event channel closes.
+/// Polls one SNMP source until the event channel closes; a trap from its agent
+/// ([`TrapListener`]) polls it at once.
 pub async fn run_source(source: SnmpSourceConfig, events: mpsc::Sender<Event>) {
     info!(device = %source.name, url = %source.url(), profile = %source.profile.name, "polling");
+    let wake = register(&source).await;
     super::run_polled(
-        "snmp",
-        source.name.clone(),
-        source.url(),
-        source.poll_interval,
-        source.comm_lost_after,
+        super::Polling {
+            kind: "snmp",
+            device: source.name.clone(),
+            url: source.url(),
+            poll_interval: source.poll_interval,
+            comm_lost_after: source.comm_lost_after,
+        },
         events,
         SnmpPoller {
             source,
             client: None,
             told: BTreeSet::new(),
         },
+        Some(wake),
     )
     .await;
+}
+
+/// A running SNMP source a trap can wake: its agent's addresses.
+struct Waker {
+    device: DeviceId,
+    addrs: Vec<IpAddr>,
+    notify: Weak<Notify>,
+}
+
+/// The running SNMP sources, for the trap listener. A source registers when its task starts
+/// (again after a reload); an entry whose task ended no longer upgrades and is dropped.
+static WAKERS: Mutex<Vec<Waker>> = Mutex::new(Vec::new());
+
+/// Registers a source: resolves its agent's host (a name that does not resolve now is woken
+/// by no trap, and logged).
+async fn register(source: &SnmpSourceConfig) -> Arc<Notify> {
+    let notify = Arc::new(Notify::new());
+    let addrs: Vec<IpAddr> = match tokio::net::lookup_host((source.host.as_str(), source.port))
+        .await
+    {
+        Ok(a) => a.map(|a| a.ip()).collect(),
+        Err(e) => {
+            debug!(device = %source.name, host = %source.host, error = %e, "no address for traps");
+            Vec::new()
+        }
+    };
+    if let Ok(mut w) = WAKERS.lock() {
+        w.retain(|x| x.device != source.name && x.notify.strong_count() > 0);
+        w.push(Waker {
+            device: source.name.clone(),
+            addrs,
+            notify: Arc::downgrade(&notify),
+        });
+    }
+    notify
+}
+
+/// Wakes every running source whose agent is at `from`; returns their names.
+fn wake(from: IpAddr) -> Vec<DeviceId> {
+    let Ok(w) = WAKERS.lock() else {
+        return Vec::new();
+    };
+    w.iter()
+        .filter(|x| x.addrs.contains(&from))
+        .filter_map(|x| {
+            let n = x.notify.upgrade()?;
+            n.notify_one();
+            Some(x.device.clone())
+        })
+        .collect()
+}
+
+/// Receives SNMP traps (v1 and v2c; informs are acknowledged) and polls the source whose
+/// agent sent one at once, so a UPS's "on battery" trap is a reading within a poll's time
+/// rather than a poll interval. The trap's own content is never taken as a reading: it is
+/// unauthenticated, so the worst a forged trap can do is an extra poll, at most one per
+/// source every [`super::EARLIEST_REPOLL`].
+pub struct TrapListener {
+    receiver: NotificationReceiver,
+    bind: std::net::SocketAddr,
+}
+
+impl std::fmt::Debug for TrapListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrapListener")
+            .field("bind", &self.bind)
+            .finish()
+    }
+}
+
+impl TrapListener {
+    /// Binds the trap port now, so that a port in use stops the start with a clear error.
+    pub async fn bind(config: &SnmpTrapsConfig) -> Result<TrapListener, async_snmp::Error> {
+        let mut builder = NotificationReceiver::builder().bind(config.bind.to_string());
+        if !config.communities.is_empty() {
+            builder = builder.communities(config.communities.iter().cloned());
+        }
+        let receiver = builder.build().await.map_err(|e| *e)?;
+        let bind = receiver.local_addr();
+        info!(%bind, "receiving SNMP traps");
+        Ok(TrapListener { receiver, bind })
+    }
+
+    /// Receives traps until the task is dropped.
+    pub async fn run(self) {
+        let mut strangers: BTreeSet<IpAddr> = BTreeSet::new();
+        loop {
+            match self.receiver.recv().await {
+                Ok(r) => {
+                    let trap = r
+                        .notification
+                        .trap_oid()
+                        .map_or_else(|e| format!("<{e}>"), |o| o.to_string());
+                    let woken = wake(r.source.ip());
+                    if woken.is_empty() {
+                        // Logged once per address, for a bounded number of addresses.
+                        if strangers.len() < 1024 && strangers.insert(r.source.ip()) {
+                            warn!(from = %r.source, %trap, bind = %self.bind, "SNMP trap from an address no snmp source polls: ignored");
+                        }
+                    } else {
+                        let devices: Vec<&str> = woken.iter().map(DeviceId::as_str).collect();
+                        info!(from = %r.source, %trap, devices = %devices.join(" "), "SNMP trap: polling at once");
+                    }
+                }
+                Err(e) => debug!(error = %e, "SNMP trap not received"),
+            }
+        }
+    }
 }
 
 /// One SNMP source's client, reconnected after a failed poll, and what was logged of it.

@@ -331,6 +331,8 @@ pub struct SiteConfig {
     pub nut_sources: Vec<NutSourceConfig>,
     /// The SNMP sources.
     pub snmp_sources: Vec<SnmpSourceConfig>,
+    /// Where SNMP traps are received, when they are.
+    pub snmp_traps: Option<SnmpTrapsConfig>,
     /// Every profile by name: the built-ins and the user-defined ones.
     pub profiles: BTreeMap<String, Arc<OwnedProfile>>,
     /// The policy: evacuation budget, hold time and rules.
@@ -494,6 +496,15 @@ impl SnmpSourceConfig {
             format!("snmp://{}:{}", self.host, self.port)
         }
     }
+}
+
+/// `[snmp_traps]`, checked: a trap from an SNMP source's agent polls that source at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnmpTrapsConfig {
+    /// Where to listen (UDP).
+    pub bind: SocketAddr,
+    /// The communities accepted; any when empty.
+    pub communities: Vec<String>,
 }
 
 /// An SNMP version and where its secrets are.

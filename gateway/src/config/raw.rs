@@ -44,6 +44,19 @@ pub struct RawSiteConfig {
     /// `[[snmp_sources]]`: UPS cards and rack PDUs read over SNMP.
     #[serde(default)]
     pub snmp_sources: Vec<RawSnmpSource>,
+    /// `[snmp_traps]`: where SNMP traps from the SNMP sources are received.
+    pub snmp_traps: Option<RawSnmpTraps>,
+}
+
+/// `[snmp_traps]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSnmpTraps {
+    /// `address:port` to receive traps on (162 needs CAP_NET_BIND_SERVICE).
+    pub bind: String,
+    /// The communities accepted (v1/v2c); any when empty.
+    #[serde(default)]
+    pub communities: Vec<String>,
 }
 
 /// `[site]`.

@@ -775,3 +775,39 @@ fn user_snmp_profiles_are_checked_entry_by_entry() {
         assert!(e.contains(key) && e.contains(problem), "{oids}: {e}");
     }
 }
+
+#[test]
+fn snmp_traps_need_an_address_and_snmp_sources() {
+    let source = "[[snmp_sources]]\nname = \"ups-a\"\nzone = \"room\"\nurl = \"snmp://h\"\nprofile = \"ups-mib\"\ncommunity = \"c\"\n";
+    let c = parse(&format!(
+        "{BASE}{source}[snmp_traps]\nbind = \"0.0.0.0:1162\"\ncommunities = [\"public\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.snmp_traps,
+        Some(SnmpTrapsConfig {
+            bind: "0.0.0.0:1162".parse().unwrap(),
+            communities: vec!["public".into()],
+        })
+    );
+    for (text, key, problem) in [
+        (
+            format!("{BASE}{source}[snmp_traps]\nbind = \"1162\"\n"),
+            "snmp_traps.bind",
+            "is not an address:port",
+        ),
+        (
+            format!("{BASE}[snmp_traps]\nbind = \"0.0.0.0:1162\"\n"),
+            "snmp_traps",
+            "the site has no snmp_sources",
+        ),
+        (
+            format!("{BASE}{source}[snmp_traps]\nbind = \"0.0.0.0:1162\"\ncommunities = [\"\"]\n"),
+            "snmp_traps.communities",
+            "an empty community",
+        ),
+    ] {
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains(key) && e.contains(problem), "{e}");
+    }
+}

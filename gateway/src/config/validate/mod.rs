@@ -158,6 +158,33 @@ impl Validator<'_> {
             }
             snmp_sources.push(source);
         }
+        let snmp_traps = match raw.snmp_traps {
+            None => None,
+            Some(t) => {
+                let bind = t.bind.parse::<SocketAddr>().map_err(|_| {
+                    self.err(
+                        "snmp_traps.bind",
+                        format!(
+                            "{:?} is not an address:port such as \"0.0.0.0:1162\"",
+                            t.bind
+                        ),
+                    )
+                })?;
+                if snmp_sources.is_empty() {
+                    return Err(self.err(
+                        "snmp_traps",
+                        "traps only make SNMP sources poll at once, and the site has no snmp_sources",
+                    ));
+                }
+                if t.communities.iter().any(String::is_empty) {
+                    return Err(self.err("snmp_traps.communities", "an empty community"));
+                }
+                Some(SnmpTrapsConfig {
+                    bind,
+                    communities: t.communities,
+                })
+            }
+        };
         if devices.is_empty()
             && mqtt_sources.is_empty()
             && nut_sources.is_empty()
@@ -180,6 +207,7 @@ impl Validator<'_> {
             mqtt_sources,
             nut_sources,
             snmp_sources,
+            snmp_traps,
             profiles,
             policy,
             brokers,
