@@ -155,6 +155,20 @@ pub struct ProbeArgs {
     /// Milliseconds to wait for each answer.
     #[arg(long, default_value_t = 1000)]
     pub timeout_ms: u64,
+    /// Find the unit ids that answer (1..=247, or --units) and, with --holding/--input/
+    /// --coils/--discrete, which of those addresses each can read.
+    #[arg(long)]
+    pub scan: bool,
+    /// With --scan: the unit ids to try: `1..=247` (default), `1..10` or `7`.
+    #[arg(long, requires = "scan")]
+    pub units: Option<String>,
+    /// With --scan: milliseconds between two requests (polite to the device and the bus).
+    #[arg(long, default_value_t = 20, requires = "scan")]
+    pub gap_ms: u64,
+    /// Also show each register as the first word of a 32-bit value (u32, i32, f32) in the
+    /// four word and byte orders: ABCD, CDAB, BADC, DCBA.
+    #[arg(long)]
+    pub decode: bool,
     /// A site configuration: probe one of its devices through its profile.
     #[arg(long, requires = "device", conflicts_with = "target")]
     pub config: Option<std::path::PathBuf>,
@@ -521,13 +535,27 @@ fn probe(args: ProbeArgs, out: &mut impl Write) -> Result<(), CliError> {
             ranges.push((table, crate::probe::parse_range(option, v)?));
         }
     }
+    if args.scan {
+        let units = match &args.units {
+            Some(u) => crate::probe::parse_range("--units", u)?,
+            None => 1..248,
+        };
+        let scan = crate::probe::Scan {
+            units,
+            ranges,
+            timeout,
+            gap: std::time::Duration::from_millis(args.gap_ms),
+        };
+        rt.block_on(crate::probe::scan(&target, &scan, out))?;
+        return Ok(());
+    }
     if ranges.is_empty() {
         return Err(CliError::NothingToRead);
     }
     rt.block_on(async {
         let mut ctx = crate::probe::connect(&target, args.unit, timeout).await?;
         for (table, range) in ranges {
-            crate::probe::raw(&mut ctx, table, range, timeout, out).await?;
+            crate::probe::raw(&mut ctx, table, range, timeout, args.decode, out).await?;
         }
         Ok::<(), crate::probe::ProbeError>(())
     })?;
