@@ -181,8 +181,12 @@ fn a_broker_down_for_20_s_delays_nobody_and_gets_every_missed_trigger_in_order()
     keys(dir.path());
     let (_broker_a, pa) = mosquitto(&dir_a);
     // B keeps its sessions across a clean stop, so its subscriber's queue survives the outage.
+    // `user root`: started as root, Mosquitto otherwise drops to the `mosquitto` user, which
+    // cannot write its database into this root-owned directory, and the session would be
+    // kept only by luck of timing (see bridged_brokers.rs).
     let persist_b = format!(
-        "allow_anonymous true\npersistence true\npersistence_location {}/\n",
+        "allow_anonymous true\npersistence true\npersistence_location {}/\nuser root\nlog_dest file {}/broker.log\nlog_type all\n",
+        dir_b.display(),
         dir_b.display()
     );
     let (mut broker_b, pb) = broker_with(&dir_b, &persist_b);
