@@ -30,7 +30,8 @@ SNMPSIM_DATA_VERSION=1.0.1
 #           with the dummy-ups driver, and upsc: a UPS served by Network UPS Tools), snmpd
 #           (net-snmp's agent: SNMPv3 authPriv), snmp (net-snmp's snmpget, snmpwalk), systemd
 #           (systemd-analyze verifies the packaged unit) and dpkg's dpkg-deb (the package;
-#           gateway/tests/service.rs builds it with scripts/package-deb.sh)
+#           gateway/tests/service.rs builds it with scripts/package-deb.sh), chromium (a real
+#           browser, headless: gateway/tests/page.rs reads the technician's page during a fire)
 #   Debian (firmware): qemu-system-arm (boots the sensor node's mps2-an386 image), binutils
 #           (readelf, for scripts/firmware-size.sh)
 #   PyPI:   pymodbus[serial] in .peers/venv (a foreign UPS, TCP and RTU); pynacl there too
@@ -56,6 +57,8 @@ install_peers() {
     # The service: systemd-analyze for the unit, dpkg-deb for the package.
     command -v systemd-analyze >/dev/null || missing+=(systemd)
     command -v dpkg-deb >/dev/null || missing+=(dpkg)
+    # A real browser for the technician's page (gateway/tests/page.rs), run headless.
+    command -v chromium >/dev/null || missing+=(chromium)
     if [ ${#missing[@]} -gt 0 ]; then
         step "installing Debian packages: ${missing[*]}"
         local sudo=""

@@ -160,6 +160,8 @@ enum Seen {
 /// One gateway pipeline of the demo, running in this process.
 struct DemoGateway {
     id: String,
+    /// Where its page and `/status` are served.
+    http_port: u16,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), crate::run::RunError>>,
 }
@@ -434,6 +436,7 @@ async fn replay(scenario: Scenario, scale: f64, out: &mut impl Write) -> Result<
         };
         gateways.push(DemoGateway {
             id,
+            http_port,
             stop: Some(stop_tx),
             task,
         });
@@ -443,6 +446,14 @@ async fn replay(scenario: Scenario, scale: f64, out: &mut impl Write) -> Result<
         .power_loss_at
         .map_or(scenario.end, |p| p.plus(AFTER_POWER_LOSS).min(scenario.end));
     header(&scenario, scale, stop_at, out)?;
+    for g in &gateways {
+        writeln!(
+            out,
+            "  {}'s live page while it runs: http://127.0.0.1:{}/",
+            g.id, g.http_port
+        )?;
+    }
+    writeln!(out)?;
     let mut happenings = scenario
         .happenings()
         .into_iter()

@@ -1,4 +1,9 @@
-//! The status endpoint: `/healthz`, `/metrics` (Prometheus text) and `/status` (JSON).
+//! The status endpoint: `/healthz`, `/metrics` (Prometheus text), `/status` (JSON) and the
+//! technician's page at `/` ([`crate::page`]). Every route is a `GET`: nothing here changes
+//! the gateway.
+//!
+//! `/status?device=NAME` and `/status?zone=NAME` narrow the answer to one device or zone, for
+//! scripts; an unknown name is a `404` saying so.
 //!
 //! `/healthz` answers `200 ok` only when the gateway is healthy ([`crate::health`]); otherwise
 //! `503` with `unhealthy` and one reason a line, for a watchdog.
@@ -10,11 +15,11 @@ use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::acquire::mono_ms;
 use crate::acquire::table::{DeviceHealth, SignalTable, SignalView};
@@ -49,7 +54,27 @@ pub fn router(shared: Shared) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/status", get(status))
+        .merge(crate::page::routes())
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(shared)
+}
+
+/// Headers on every answer: the page's content policy, no type sniffing, no referrer.
+async fn security_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(crate::page::CONTENT_SECURITY_POLICY),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    r
 }
 
 async fn healthz(State(s): State<Shared>) -> Response {
@@ -96,7 +121,16 @@ struct DeviceStatus<'a> {
     health: &'a DeviceHealth,
 }
 
-async fn status(State(s): State<Shared>) -> Response {
+/// `/status`'s filters.
+#[derive(Debug, Default, Deserialize)]
+struct StatusQuery {
+    /// One device: its entry, its signals and its sensor faults.
+    device: Option<String>,
+    /// One zone: its devices, their signals, its level and its transitions.
+    zone: Option<String>,
+}
+
+async fn status(State(s): State<Shared>, Query(q): Query<StatusQuery>) -> Response {
     let Ok(table) = s.table.lock() else {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -105,7 +139,51 @@ async fn status(State(s): State<Shared>) -> Response {
             .into_response();
     };
     let now = mono_ms();
-    let policy = s.levels.lock().map(|l| l.clone()).unwrap_or_default();
+    let mut policy = s.levels.lock().map(|l| l.clone()).unwrap_or_default();
+    // The filters: an unknown name is an error, never an empty answer a script would take
+    // for "nothing wrong".
+    if let Some(d) = &q.device {
+        let Some(h) = table
+            .devices()
+            .iter()
+            .find(|(id, _)| id.as_str() == d.as_str())
+        else {
+            return not_found(format!("no device named {d:?} (GET /status lists them)"));
+        };
+        if let Some(z) = &q.zone
+            && h.1.zone.as_str() != z.as_str()
+        {
+            return not_found(format!("device {d:?} is not in zone {z:?}"));
+        }
+    }
+    if let Some(z) = &q.zone {
+        let known = policy.zones.iter().any(|v| &v.zone == z)
+            || table
+                .devices()
+                .values()
+                .any(|h| h.zone.as_str() == z.as_str());
+        if !known {
+            return not_found(format!("no zone named {z:?} (GET /status lists them)"));
+        }
+        policy.zones.retain(|v| &v.zone == z);
+        policy.recent.retain(|t| t.zone.as_ref() == Some(z));
+    }
+    let wanted = |device: &str, zone: &str| {
+        q.device.as_deref().is_none_or(|d| d == device)
+            && q.zone.as_deref().is_none_or(|z| z == zone)
+    };
+    policy.sensor_faults.retain(|f| wanted(&f.device, &f.zone));
+    // The devices whose signals are shown, when filtered (a hall has tens of thousands of
+    // signals: one look-up each, not a scan of the devices).
+    let keep: Option<std::collections::HashSet<&str>> = (q.device.is_some() || q.zone.is_some())
+        .then(|| {
+            table
+                .devices()
+                .iter()
+                .filter(|(d, h)| wanted(d.as_str(), h.zone.as_str()))
+                .map(|(d, _)| d.as_str())
+                .collect()
+        });
     let delivery = s.delivery.as_ref().map(|d| {
         let st = d.stats();
         DeliveryStatus {
@@ -131,14 +209,24 @@ async fn status(State(s): State<Shared>) -> Response {
         devices: table
             .devices()
             .iter()
+            .filter(|(d, h)| wanted(d.as_str(), h.zone.as_str()))
             .map(|(d, health)| DeviceStatus {
                 device: d.as_str(),
                 health,
             })
             .collect(),
-        signals: table.snapshot(now),
+        signals: table
+            .snapshot(now)
+            .into_iter()
+            .filter(|v| keep.as_ref().is_none_or(|k| k.contains(v.device.as_str())))
+            .collect(),
     };
-    axum::Json(body).into_response()
+    // Live data: never from a cache.
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
+}
+
+fn not_found(message: String) -> Response {
+    (StatusCode::NOT_FOUND, format!("{message}\n")).into_response()
 }
 
 async fn metrics(State(s): State<Shared>) -> Response {

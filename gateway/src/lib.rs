@@ -11,6 +11,7 @@ pub mod demo;
 pub mod health;
 pub mod http;
 pub mod keys;
+pub mod page;
 pub mod policy;
 pub mod probe;
 pub mod reload;

@@ -3,7 +3,7 @@
 //!
 //! Each poll is one GET of the profile's scalar objects and one GETBULK walk of each of its
 //! table columns (an outlet table, the phases), bounded to [`MAX_ROWS`] rows. The answers
-//! are decoded by the profile's [`OidDescriptor`]s ([`map_values`]): scale, valid range,
+//! are decoded by the profile's [`OidDescriptor`](firebreak_protocols::OidDescriptor)s ([`map_values`]): scale, valid range,
 //! sentinels (APC's −1), flags (`upsOutputSource` = battery). A poll fails as a whole when
 //! the agent does not answer within the timeout after its retries, or refuses the
 //! credentials; like a Modbus device's, failed polls turn the device `comm-lost`, and a lost

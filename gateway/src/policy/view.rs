@@ -19,6 +19,9 @@ pub struct ZoneView {
     pub level: Level,
     /// The rules firing there now.
     pub firing: Vec<String>,
+    /// Why it is at its level now: each reason with the value seen and the threshold it was
+    /// compared with, strongest first; empty at `normal`.
+    pub reasons: Vec<Reason>,
 }
 
 /// A transition as `/status` shows it.
@@ -114,6 +117,7 @@ impl LevelsView {
                     .into_iter()
                     .map(String::from)
                     .collect(),
+                reasons: engine.reasons(z.as_str()),
             })
             .collect();
         self.sensor_faults = engine

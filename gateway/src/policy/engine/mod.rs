@@ -469,6 +469,18 @@ impl Engine {
             .collect()
     }
 
+    /// The reasons behind a zone's level now, with their values and thresholds, strongest
+    /// first (what a trigger raising it to this level would carry); empty at `normal` and for
+    /// a zone it does not know.
+    pub fn reasons(&self, zone: &str) -> Vec<Reason> {
+        self.zones
+            .iter()
+            .enumerate()
+            .find(|(_, z)| z.id.as_str() == zone)
+            .map(|(i, z)| self.zone_reasons(i, z.level))
+            .unwrap_or_default()
+    }
+
     /// The readings judged faulty now, by device, signal and channel.
     pub fn sensor_faults(&self) -> Vec<SensorFault> {
         let mut out: Vec<SensorFault> = self
