@@ -11,7 +11,7 @@
 #   /usr/bin/firebreak
 #   /lib/systemd/system/firebreak.service        (packaging/firebreak.service; not enabled)
 #   /etc/firebreak/site.toml                     (the commented example; a conffile)
-#   /usr/share/doc/firebreak/                    (README, operations guide, example, copyright)
+#   /usr/share/doc/firebreak/                    (README, operations guide and its image, example, copyright)
 # and its postinst creates the `firebreak` system user and /var/lib/firebreak (0700). Nothing
 # is enabled or started: edit /etc/firebreak/site.toml, then `systemctl enable --now firebreak`.
 set -euo pipefail
@@ -64,6 +64,8 @@ install -m 0640 "$repo/gateway/src/config/example-site.toml" "$root/etc/firebrea
 install -m 0644 "$repo/gateway/src/config/example-site.toml" "$root/usr/share/doc/firebreak/examples/site.toml"
 install -m 0644 "$repo/README.md" "$root/usr/share/doc/firebreak/README.md"
 install -m 0644 "$repo/docs/operations.md" "$root/usr/share/doc/firebreak/operations.md"
+# The operations guide shows the page during a fire; the image sits beside it, as in docs/.
+install -m 0644 "$repo/docs/console-during-fire.png" "$root/usr/share/doc/firebreak/console-during-fire.png"
 cat > "$root/usr/share/doc/firebreak/copyright" <<'EOF'
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: firebreak
