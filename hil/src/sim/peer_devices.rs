@@ -728,7 +728,7 @@ end = 0
         };
         assert_eq!(f.lag_quantile(0.5), Some(500));
         assert_eq!(f.lag_quantile(1.0), Some(900));
-        assert!(f.summary().contains("3 served"));
+        assert!(f.summary().contains("3 of them read"), "{}", f.summary());
         assert_eq!(community_of("UPS/apc-8641"), "apc-8641");
     }
 }
