@@ -64,7 +64,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
                 HEAD,
                 "[[timeline]]\ndevice = \"ups-1\"\nsignal = \"ups-mood\"\nat = 0\nvalue = 1\n",
             ),
-            "t.toml:27: timeline[0].signal: unknown variant `ups-mood`, expected one of `ups-on-battery`, `ups-low-battery`, `ups-replace-battery`, `ups-runtime-remaining`, `ups-battery-charge`, `ups-battery-temperature`, `ups-input-voltage`, `ups-output-voltage`, `ups-load`, `pdu-input-voltage`, `pdu-current`, `pdu-power`, `room-temperature`, `room-humidity`, `rack-temperature`, `off-gas`, `smoke-alarm`, `suppression-released`, `generator-running`, `transfer-switch-source`, `node-alarm`, `device-uptime`, `reset-reason`",
+            "t.toml:27: timeline[0].signal: unknown variant `ups-mood`, expected one of `ups-on-battery`, `ups-low-battery`, `ups-replace-battery`, `ups-runtime-remaining`, `ups-battery-charge`, `ups-battery-temperature`, `ups-input-voltage`, `ups-output-voltage`, `ups-load`, `pdu-input-voltage`, `pdu-current`, `pdu-power`, `pdu-outlet-current`, `pdu-outlet-power`, `room-temperature`, `room-humidity`, `rack-temperature`, `off-gas`, `smoke-alarm`, `suppression-released`, `generator-running`, `transfer-switch-source`, `node-alarm`, `device-uptime`, `reset-reason`",
         ),
         (
             "end before start",
