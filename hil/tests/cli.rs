@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use firebreak_hil::scenario::{DeviceKind, Peer, SNMP_PDU_PROFILE, load_dir};
+use firebreak_hil::scenario::{DeviceKind, Peer as DevicePeer, SNMP_PDU_PROFILE, load_dir};
 use firebreak_hil::sim::{Broker, Endpoint, SimAddresses};
 use firebreak_hil::site::site_config_for;
 use rig_common::{HIL, gateway, scenarios as suite};
@@ -131,10 +131,10 @@ fn site_configs_pass_firebreak_config_check() {
                 .enumerate()
                 .map(|(i, d)| {
                     let endpoint = match (&d.peer, d.kind) {
-                        (Some(Peer::Nut), _) => Endpoint::Nut {
+                        (Some(DevicePeer::Nut), _) => Endpoint::Nut {
                             url: format!("nut://127.0.0.1:3493/{}", d.name),
                         },
-                        (Some(Peer::Snmp { recording }), _) => Endpoint::Snmp {
+                        (Some(DevicePeer::Snmp { recording }), _) => Endpoint::Snmp {
                             addr: SocketAddr::from(([127, 0, 0, 1], 16100 + i as u16)),
                             community: recording.rsplit('/').next().unwrap().to_string(),
                             profile: SNMP_PDU_PROFILE,
@@ -167,8 +167,8 @@ fn site_configs_pass_firebreak_config_check() {
         let count = |f: &dyn Fn(&firebreak_hil::scenario::Device) -> bool| {
             scenario.devices.iter().filter(|d| f(d)).count()
         };
-        let nut = count(&|d| d.peer == Some(Peer::Nut));
-        let snmp = count(&|d| matches!(d.peer, Some(Peer::Snmp { .. })));
+        let nut = count(&|d| d.peer == Some(DevicePeer::Nut));
+        let snmp = count(&|d| matches!(d.peer, Some(DevicePeer::Snmp { .. })));
         let modbus = count(&|d| d.kind.is_modbus() && d.peer.is_none());
         let mqtt = count(&|d| d.kind == DeviceKind::RoomMqtt);
         assert!(
