@@ -150,6 +150,13 @@ fn the_suite_meets_its_expectations_time_scaled() {
             let notes = r["notes"].to_string();
             assert!(notes.contains("NUT: "), "{name}: {notes}");
             assert_eq!(r["time_scale"], 20.0, "{name}: capped by max_time_scale");
+            // The PDUs read over SNMP never raise a level: nothing before the outage, and no
+            // reason names them.
+            assert!(r["first_watch"]["s"].as_f64().unwrap() > 0.0, "{name}: {r}");
+            for t in r["received"].as_array().unwrap() {
+                let reasons = t["reasons"].to_string();
+                assert!(!reasons.contains("pdu-"), "{name}: {reasons}");
+            }
         }
         if !passed {
             unexpected.push(format!("{name}: {}", r["failures"]));
