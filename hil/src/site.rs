@@ -160,6 +160,39 @@ pub fn site_config_with(
                     );
                 }
             }
+            Some(Endpoint::Nut { url }) => {
+                // Written out: a NUT source does not take [defaults] (the gateway's 1 s poll
+                // otherwise).
+                let _ = writeln!(
+                    out,
+                    "\n# {name}: a UPS behind NUT (dummy-ups fed the timeline, upsd)\n[[nut_sources]]\nname = {}\nzone = {zone}\nurl = {}\npoll_interval_ms = {}\ntimeout_ms = {}\ncomm_lost_after = {}\nfreshness_ms = {}",
+                    s(name),
+                    s(url),
+                    options.poll_interval_ms,
+                    options.timeout_ms,
+                    options.comm_lost_after,
+                    options.freshness_ms
+                );
+            }
+            Some(Endpoint::Snmp {
+                addr,
+                community,
+                profile,
+            }) => {
+                // snmpsim answers in Python: give a walk of the profile time, whatever the
+                // speed, so that a slow answer is not taken for a lost device.
+                let snmp_poll = options.poll_interval_ms.max(1000);
+                let _ = writeln!(
+                    out,
+                    "\n# {name}: a PDU recorded from a real device, served by snmpsim\n[[snmp_sources]]\nname = {}\nzone = {zone}\nurl = {}\nprofile = {}\ncommunity = {}\npoll_interval_ms = {snmp_poll}\ntimeout_ms = {}\nfreshness_ms = {}",
+                    s(name),
+                    s(&format!("snmp://{addr}")),
+                    s(profile),
+                    s(community),
+                    options.timeout_ms.max(800),
+                    (snmp_poll * 3).max(options.freshness_ms)
+                );
+            }
             Some(Endpoint::NotStarted { reason }) => {
                 let _ = writeln!(out, "\n# {name}: left out, {reason}");
             }

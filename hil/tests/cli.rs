@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use firebreak_hil::scenario::{DeviceKind, load_dir};
+use firebreak_hil::scenario::{DeviceKind, Peer as DevicePeer, SNMP_PDU_PROFILE, load_dir};
 use firebreak_hil::sim::{Broker, Endpoint, SimAddresses};
 use firebreak_hil::site::site_config_for;
 use rig_common::{HIL, gateway, scenarios as suite};
@@ -130,8 +130,16 @@ fn site_configs_pass_firebreak_config_check() {
                 .iter()
                 .enumerate()
                 .map(|(i, d)| {
-                    let endpoint = match d.kind {
-                        DeviceKind::RoomMqtt => Endpoint::Mqtt {
+                    let endpoint = match (&d.peer, d.kind) {
+                        (Some(DevicePeer::Nut), _) => Endpoint::Nut {
+                            url: format!("nut://127.0.0.1:3493/{}", d.name),
+                        },
+                        (Some(DevicePeer::Snmp { recording }), _) => Endpoint::Snmp {
+                            addr: SocketAddr::from(([127, 0, 0, 1], 16100 + i as u16)),
+                            community: recording.rsplit('/').next().unwrap().to_string(),
+                            profile: SNMP_PDU_PROFILE,
+                        },
+                        (None, DeviceKind::RoomMqtt) => Endpoint::Mqtt {
                             broker: Broker {
                                 host: "127.0.0.1".into(),
                                 port: 1883,
@@ -140,11 +148,11 @@ fn site_configs_pass_firebreak_config_check() {
                         },
                         // As the firmware back-ends put them: every node on one line,
                         // told apart by its unit.
-                        DeviceKind::Node => Endpoint::ModbusRtu {
+                        (None, DeviceKind::Node) => Endpoint::ModbusRtu {
                             serial: dir.path().join("node-pty"),
                             unit: d.unit,
                         },
-                        _ => Endpoint::ModbusTcp {
+                        (None, _) => Endpoint::ModbusTcp {
                             addr: SocketAddr::from(([127, 0, 0, 1], 15020 + i as u16)),
                             unit: d.unit,
                         },
@@ -156,15 +164,16 @@ fn site_configs_pass_firebreak_config_check() {
         };
         let text = site_config_for(&scenario, &addresses);
         let summary = config_check(&bin, &text, dir.path(), &scenario.name);
-        let modbus = scenario
-            .devices
-            .iter()
-            .filter(|d| d.kind.is_modbus())
-            .count();
-        let mqtt = scenario.devices.len() - modbus;
+        let count = |f: &dyn Fn(&firebreak_hil::scenario::Device) -> bool| {
+            scenario.devices.iter().filter(|d| f(d)).count()
+        };
+        let nut = count(&|d| d.peer == Some(DevicePeer::Nut));
+        let snmp = count(&|d| matches!(d.peer, Some(DevicePeer::Snmp { .. })));
+        let modbus = count(&|d| d.kind.is_modbus() && d.peer.is_none());
+        let mqtt = count(&|d| d.kind == DeviceKind::RoomMqtt);
         assert!(
             summary.contains(&format!(
-                "ok: {modbus} devices, {mqtt} mqtt sources, 0 nut sources, 0 snmp sources, {} zones",
+                "ok: {modbus} devices, {mqtt} mqtt sources, {nut} nut sources, {snmp} snmp sources, {} zones",
                 scenario.zones().len()
             )),
             "{}: {summary}",

@@ -425,6 +425,7 @@ impl Rig {
                 )
                 .await
                 .map_err(|e| RigError::Setup(format!("simulators: {e}")))?;
+                peers_started(scenario, &sim)?;
                 let clock = sim.clock().clone();
                 (Some(sim), clock)
             }
@@ -792,6 +793,12 @@ impl Rig {
             Some(f) => Some(f.report().await),
             None => None,
         };
+        let peer_notes: Vec<String> = sim
+            .as_ref()
+            .and_then(Simulation::nut)
+            .map(|n| n.figures().summary())
+            .into_iter()
+            .collect();
         drop(sim);
         if let Some(m) = mosquitto.as_mut() {
             m.stop().await;
@@ -810,8 +817,30 @@ impl Rig {
             gateways: gateway_records,
             controller: heard,
         };
-        Ok(judge(scenario, &self.rules, observed))
+        let mut result = judge(scenario, &self.rules, observed);
+        result.notes.extend(peer_notes);
+        Ok(result)
     }
+}
+
+/// Refuses a replay whose NUT UPS or snmpsim PDUs could not start (the programs missing):
+/// without them the scenario is not the one written.
+fn peers_started(scenario: &Scenario, sim: &Simulation) -> Result<(), RigError> {
+    for d in scenario.devices.iter().filter(|d| d.peer.is_some()) {
+        if let Some(crate::sim::Endpoint::NotStarted { reason }) =
+            sim.addresses().get(d.name.as_str())
+        {
+            return Err(RigError::Setup(format!(
+                "peer missing: {} is served by {}, which did not start: {reason}",
+                d.name.as_str(),
+                match d.peer {
+                    Some(crate::scenario::Peer::Nut) => "NUT (upsd, dummy-ups)",
+                    _ => "snmpsim",
+                }
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// One gateway process of a replay.

@@ -133,6 +133,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "utility-outage-generator-trips",
         include_str!("../../scenarios/utility-outage-generator-trips.toml"),
     ),
+    (
+        "utility-outage-nut-ups-snmp-pdus",
+        include_str!("../../scenarios/utility-outage-nut-ups-snmp-pdus.toml"),
+    ),
 ];
 
 /// The built-in scenario `name`, checked; `None` when there is none of that name.

@@ -27,13 +27,13 @@ mod types;
 
 pub use raw::{
     ControllerVerdict, NodeBackendKind, RawChange, RawDevice, RawEvent, RawEventKind, RawExpect,
-    RawFault, RawFaultKind, RawGateway, RawLine, RawScenario, RawValue, RebootReason,
+    RawFault, RawFaultKind, RawGateway, RawLine, RawScenario, RawValue, RebootReason, UpsSource,
 };
 pub use read::{Loaded, load_dir, parse_raw};
 pub use types::{
     Bus, ControllerExpectation, Device, DeviceKind, Event, EventKind, Expectation, Fault,
-    FaultScope, FaultWindow, GatewaySpec, LineNoise, MAX_LINE_NOISE, NodeExpectation,
-    ScriptedSignal, Window, nominal,
+    FaultScope, FaultWindow, GatewaySpec, LineNoise, MAX_LINE_NOISE, NodeExpectation, Peer,
+    SNMP_PDU_PROFILE, ScriptedSignal, Window, nominal,
 };
 
 /// A scenario that cannot be used: where, and why.

@@ -156,6 +156,23 @@ pub struct RawDevice {
     pub unit: Option<u8>,
     /// `room-mqtt`: milliseconds between publications (1000).
     pub publish_interval_ms: Option<u64>,
+    /// `ups`: how the gateway reads it: `modbus` (the rig's simulator, the default) or `nut`
+    /// (NUT's dummy-ups behind upsd, its `.dev` file rewritten from the timeline).
+    pub source: Option<UpsSource>,
+    /// `pdu`: a recording of snmpsim-data (`UPS/apc-8641`) that snmpsim serves; the gateway
+    /// reads it over SNMP v2c with the `apc-rpdu2` profile. It serves what was recorded: no
+    /// timeline, no faults.
+    pub snmp: Option<String>,
+}
+
+/// How the gateway reads a scenario's UPS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpsSource {
+    /// The rig's Modbus TCP simulator (`generic-ups`).
+    Modbus,
+    /// NUT: dummy-ups fed a `.dev` file, served by upsd (`[[nut_sources]]`).
+    Nut,
 }
 
 /// A value in a timeline: a number, or `true`/`false` for states.

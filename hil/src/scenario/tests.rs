@@ -64,7 +64,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
                 HEAD,
                 "[[timeline]]\ndevice = \"ups-1\"\nsignal = \"ups-mood\"\nat = 0\nvalue = 1\n",
             ),
-            "t.toml:27: timeline[0].signal: unknown variant `ups-mood`, expected one of `ups-on-battery`, `ups-low-battery`, `ups-replace-battery`, `ups-runtime-remaining`, `ups-battery-charge`, `ups-battery-temperature`, `ups-input-voltage`, `ups-output-voltage`, `ups-load`, `pdu-input-voltage`, `pdu-current`, `pdu-power`, `room-temperature`, `room-humidity`, `rack-temperature`, `off-gas`, `smoke-alarm`, `suppression-released`, `generator-running`, `transfer-switch-source`, `node-alarm`, `device-uptime`, `reset-reason`",
+            "t.toml:27: timeline[0].signal: unknown variant `ups-mood`, expected one of `ups-on-battery`, `ups-low-battery`, `ups-replace-battery`, `ups-runtime-remaining`, `ups-battery-charge`, `ups-battery-temperature`, `ups-input-voltage`, `ups-output-voltage`, `ups-load`, `pdu-input-voltage`, `pdu-current`, `pdu-power`, `pdu-outlet-current`, `pdu-outlet-power`, `room-temperature`, `room-humidity`, `rack-temperature`, `off-gas`, `smoke-alarm`, `suppression-released`, `generator-running`, `transfer-switch-source`, `node-alarm`, `device-uptime`, `reset-reason`",
         ),
         (
             "end before start",
@@ -679,8 +679,73 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             ),
             "t.toml: expect.controller_max_level: the scenario loses power (power_loss_at): expect an evacuation with controller_evacuate_by",
         ),
+        (
+            "devices: source on a pdu",
+            with(HEAD, &format!("{PDU}source = \"nut\"\n")),
+            "t.toml: devices[3].source: only for ups devices",
+        ),
+        (
+            "devices: an unknown ups source",
+            with(
+                HEAD,
+                "[[devices]]\nname = \"u\"\nkind = \"ups\"\nzone = \"room\"\nsource = \"snmp\"\n",
+            ),
+            "t.toml:29: devices[3].source: unknown variant `snmp`, expected `modbus` or `nut`",
+        ),
+        (
+            "devices: snmp on a ups",
+            with(
+                HEAD,
+                "[[devices]]\nname = \"u\"\nkind = \"ups\"\nzone = \"room\"\nsnmp = \"UPS/apc-8641\"\n",
+            ),
+            "t.toml: devices[3].snmp: only for pdu devices",
+        ),
+        (
+            "devices: snmp not a recording",
+            with(HEAD, &format!("{PDU}snmp = \"../UPS/apc-8641.snmprec\"\n")),
+            "t.toml: devices[3].snmp: \"../UPS/apc-8641.snmprec\" is not a recording of snmpsim-data: a relative path without its extension, like \"UPS/apc-8641\"",
+        ),
+        (
+            "devices: a unit on a NUT ups",
+            with(
+                HEAD,
+                "[[devices]]\nname = \"u\"\nkind = \"ups\"\nzone = \"room\"\nsource = \"nut\"\nunit = 2\n",
+            ),
+            "t.toml: devices[3].unit: not for a device served by NUT or snmpsim: it is not read over Modbus",
+        ),
+        (
+            "timeline: a change of a recording",
+            with(
+                HEAD,
+                &format!(
+                    "{PDU}snmp = \"UPS/apc-8641\"\n[[timeline]]\ndevice = \"p\"\nsignal = \"pdu-current\"\nat = \"T0\"\nvalue = 0\n"
+                ),
+            ),
+            "t.toml: timeline[0].device: p is snmpsim's recording UPS/apc-8641: it serves what was recorded, a timeline cannot change it",
+        ),
+        (
+            "faults: on a NUT ups",
+            with(
+                HEAD,
+                "[[devices]]\nname = \"u\"\nkind = \"ups\"\nzone = \"room\"\nsource = \"nut\"\n[[faults]]\ndevice = \"u\"\nkind = \"silent\"\nfrom = \"T0\"\n",
+            ),
+            "t.toml: faults[0].device: u is served by NUT (dummy-ups and upsd): the rig cannot inject faults into it",
+        ),
+        (
+            "events: a network cut of every device, one of them a recording",
+            with(
+                HEAD,
+                &format!(
+                    "{PDU}snmp = \"UPS/apc-8641\"\n[[events]]\nat = \"T0\"\nkind = \"network-cut\"\n"
+                ),
+            ),
+            "t.toml: events[0].devices: p is served by snmpsim: the rig cannot cut its network (name the devices to cut)",
+        ),
     ]
 }
+
+/// A PDU for the peer cases: devices[3].
+const PDU: &str = "[[devices]]\nname = \"p\"\nkind = \"pdu\"\nzone = \"room\"\n";
 
 #[test]
 fn bad_scenarios_are_named_by_file_key_and_problem() {

@@ -218,6 +218,24 @@ impl ScriptedSignal {
     }
 }
 
+/// A device served by a program the rig runs rather than by its own simulators
+/// ([`crate::sim::peer_devices`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    /// A UPS behind NUT: dummy-ups reads a `.dev` file the rig rewrites from the timeline;
+    /// upsd serves it; the gateway reads it as a `[[nut_sources]]` entry.
+    Nut,
+    /// A PDU recorded from a real device, served by snmpsim; the gateway reads it as an
+    /// `[[snmp_sources]]` entry with the `apc-rpdu2` profile.
+    Snmp {
+        /// The snmpsim-data recording (`UPS/apc-8641`); its file name is the community.
+        recording: String,
+    },
+}
+
+/// The SNMP profile the gateway reads an snmpsim PDU with.
+pub const SNMP_PDU_PROFILE: &str = "apc-rpdu2";
+
 /// A simulated device of a scenario.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Device {
@@ -237,6 +255,8 @@ pub struct Device {
     pub faults: Vec<FaultWindow>,
     /// When the network between the gateway and this device is cut.
     pub network_cuts: Vec<Window>,
+    /// Served by NUT or snmpsim instead of the rig's simulators.
+    pub peer: Option<Peer>,
 }
 
 impl Device {

@@ -25,16 +25,18 @@ use std::sync::Arc;
 use firebreak_protocols::DeviceId;
 
 use crate::clock::{ScaleError, ScenarioClock};
-use crate::scenario::{Bus, DeviceKind, Scenario};
+use crate::scenario::{Bus, DeviceKind, Peer, SNMP_PDU_PROFILE, Scenario};
 
 pub mod device;
 pub mod modbus;
 pub mod mqtt;
+pub mod peer_devices;
 
 use crate::node::{FirmwareNodes, NodeBackend};
 pub use device::{ActiveFaults, Answer, DeviceStats, Publication, SimDevice, mqtt_field};
 pub use modbus::ModbusServer;
 pub use mqtt::{Broker, MqttSensor};
+pub use peer_devices::{NutFigures, NutServer, SnmpServer};
 
 /// How Modbus devices are spread over ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -144,6 +146,20 @@ pub enum Endpoint {
         /// The topic it publishes on.
         topic: String,
     },
+    /// A UPS behind NUT's upsd.
+    Nut {
+        /// `nut://127.0.0.1:PORT/UPS`.
+        url: String,
+    },
+    /// An SNMP agent (snmpsim serving a recording), v2c.
+    Snmp {
+        /// Its UDP address.
+        addr: SocketAddr,
+        /// The community (the recording's file name).
+        community: String,
+        /// The gateway's built-in OID profile to read it with.
+        profile: &'static str,
+    },
     /// Not started, and why.
     NotStarted {
         /// Why.
@@ -159,6 +175,10 @@ impl std::fmt::Display for Endpoint {
                 write!(f, "modbus rtu://{} unit {unit}", serial.display())
             }
             Self::Mqtt { broker, topic } => write!(f, "mqtt {} topic {topic}", broker.url()),
+            Self::Nut { url } => f.write_str(url),
+            Self::Snmp {
+                addr, community, ..
+            } => write!(f, "snmp://{addr} community {community}"),
             Self::NotStarted { reason } => write!(f, "not started: {reason}"),
         }
     }
@@ -212,6 +232,8 @@ pub struct Simulation {
     sensors: Vec<MqttSensor>,
     addresses: SimAddresses,
     firmware: Option<FirmwareNodes>,
+    nut: Option<NutServer>,
+    snmp: Option<SnmpServer>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -254,7 +276,9 @@ impl Simulation {
         let modbus: Vec<usize> = (0..devices.len())
             .filter(|&i| {
                 scenario.devices.get(i).is_some_and(|d| {
-                    d.kind.is_modbus() && !(firmware_nodes && d.kind == DeviceKind::Node)
+                    d.kind.is_modbus()
+                        && d.peer.is_none()
+                        && !(firmware_nodes && d.kind == DeviceKind::Node)
                 })
             })
             .collect();
@@ -420,6 +444,78 @@ impl Simulation {
             }
         }
 
+        // Devices served by NUT and snmpsim: when those are missing, the devices are not
+        // started, and say why (the rig refuses to run such a scenario).
+        let nut_devices: Vec<usize> = (0..devices.len())
+            .filter(|&i| {
+                scenario
+                    .devices
+                    .get(i)
+                    .is_some_and(|d| d.peer == Some(Peer::Nut))
+            })
+            .collect();
+        let nut = if nut_devices.is_empty() {
+            None
+        } else {
+            let ups: Vec<Arc<SimDevice>> = nut_devices
+                .iter()
+                .filter_map(|&i| devices.get(i).cloned())
+                .collect();
+            match NutServer::start(ups, clock.clone()).await {
+                Ok(server) => {
+                    for &i in &nut_devices {
+                        if let (Some(e), Some(d)) = (endpoints.get_mut(i), scenario.devices.get(i))
+                        {
+                            *e = Some(Endpoint::Nut {
+                                url: server.url(d.name.as_str()),
+                            });
+                        }
+                    }
+                    Some(server)
+                }
+                Err(reason) => {
+                    for &i in &nut_devices {
+                        if let Some(e) = endpoints.get_mut(i) {
+                            *e = Some(Endpoint::NotStarted {
+                                reason: reason.clone(),
+                            });
+                        }
+                    }
+                    None
+                }
+            }
+        };
+        let snmp_devices: Vec<(usize, String)> = scenario
+            .devices
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| match &d.peer {
+                Some(Peer::Snmp { recording }) => Some((i, recording.clone())),
+                _ => None,
+            })
+            .collect();
+        let snmp = if snmp_devices.is_empty() {
+            None
+        } else {
+            let recordings: Vec<String> = snmp_devices.iter().map(|(_, r)| r.clone()).collect();
+            let started = SnmpServer::start(&recordings).await;
+            for (i, recording) in &snmp_devices {
+                if let Some(e) = endpoints.get_mut(*i) {
+                    *e = Some(match &started {
+                        Ok(server) => Endpoint::Snmp {
+                            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), server.port()),
+                            community: peer_devices::community_of(recording).to_string(),
+                            profile: SNMP_PDU_PROFILE,
+                        },
+                        Err(reason) => Endpoint::NotStarted {
+                            reason: reason.clone(),
+                        },
+                    });
+                }
+            }
+            started.ok()
+        };
+
         let addresses = SimAddresses {
             devices: scenario
                 .devices
@@ -443,6 +539,8 @@ impl Simulation {
             sensors,
             addresses,
             firmware,
+            nut,
+            snmp,
             _dir: temp,
         })
     }
@@ -450,6 +548,16 @@ impl Simulation {
     /// The firmware nodes, when the nodes run the firmware.
     pub fn firmware(&self) -> Option<&FirmwareNodes> {
         self.firmware.as_ref()
+    }
+
+    /// NUT's upsd and drivers, when the scenario has a UPS behind NUT.
+    pub fn nut(&self) -> Option<&NutServer> {
+        self.nut.as_ref()
+    }
+
+    /// snmpsim, when the scenario has PDUs recorded from real devices.
+    pub fn snmp(&self) -> Option<&SnmpServer> {
+        self.snmp.as_ref()
     }
 
     /// The scenario clock every simulator reads.

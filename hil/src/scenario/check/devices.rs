@@ -6,7 +6,7 @@ use std::time::Duration;
 use firebreak_protocols::{DeviceId, RegisterDescriptor, Signal, SignalKind, ZoneId, encode_raw};
 
 use super::Validator;
-use crate::scenario::{Device, DeviceKind, RawDevice, ScenarioError};
+use crate::scenario::{Device, DeviceKind, Peer, RawDevice, ScenarioError, UpsSource};
 
 impl Validator<'_> {
     pub(super) fn devices(&self, raw: &[RawDevice]) -> Result<Vec<Device>, ScenarioError> {
@@ -24,6 +24,13 @@ impl Validator<'_> {
                 ));
             }
             let zone: ZoneId = self.id(&format!("{at}.zone"), &d.zone)?;
+            let peer = self.peer(&at, d)?;
+            if peer.is_some() && d.unit.is_some() {
+                return Err(self.err(
+                    format!("{at}.unit"),
+                    "not for a device served by NUT or snmpsim: it is not read over Modbus",
+                ));
+            }
             let unit = match (d.kind.is_modbus(), d.unit) {
                 (true, Some(u)) if (1..=247).contains(&u) => u,
                 (true, Some(u)) => {
@@ -83,9 +90,44 @@ impl Validator<'_> {
                 signals: Vec::new(),
                 faults: Vec::new(),
                 network_cuts: Vec::new(),
+                peer,
             });
         }
         Ok(devices)
+    }
+
+    /// `source` (a UPS) and `snmp` (a PDU): the program that serves the device, if not the
+    /// rig's simulators.
+    fn peer(&self, at: &str, d: &RawDevice) -> Result<Option<Peer>, ScenarioError> {
+        if d.source.is_some() && d.kind != DeviceKind::Ups {
+            return Err(self.err(format!("{at}.source"), "only for ups devices"));
+        }
+        let Some(recording) = &d.snmp else {
+            return Ok((d.source == Some(UpsSource::Nut)).then_some(Peer::Nut));
+        };
+        if d.kind != DeviceKind::Pdu {
+            return Err(self.err(format!("{at}.snmp"), "only for pdu devices"));
+        }
+        // A path under snmpsim-data's data directory, without `.snmprec`: its last part is
+        // the community snmpsim answers it under.
+        let valid_part = |p: &str| {
+            !p.is_empty()
+                && p != "."
+                && p != ".."
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        };
+        if !recording.split('/').all(valid_part) || recording.ends_with(".snmprec") {
+            return Err(self.err(
+                format!("{at}.snmp"),
+                format!(
+                    "{recording:?} is not a recording of snmpsim-data: a relative path without its extension, like \"UPS/apc-8641\""
+                ),
+            ));
+        }
+        Ok(Some(Peer::Snmp {
+            recording: recording.clone(),
+        }))
     }
 
     pub(super) fn device_index(

@@ -152,6 +152,20 @@ impl Validator<'_> {
                             v
                         }
                     };
+                    if let Some(d) = indices
+                        .iter()
+                        .filter_map(|&d| devices.get(d))
+                        .find(|d| d.peer.is_some())
+                    {
+                        return Err(self.err(
+                            format!("{at}.devices"),
+                            format!(
+                                "{} is served by {}: the rig cannot cut its network (name the devices to cut)",
+                                d.name.as_str(),
+                                super::faults::peer_name(d)
+                            ),
+                        ));
+                    }
                     cut_off = indices
                         .iter()
                         .filter_map(|&d| devices.get(d).map(|d| d.name.clone()))

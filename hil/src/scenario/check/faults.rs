@@ -22,6 +22,16 @@ impl Validator<'_> {
             let device = devices
                 .get(index)
                 .ok_or_else(|| self.err(&at, "no device"))?;
+            if device.peer.is_some() {
+                return Err(self.err(
+                    format!("{at}.device"),
+                    format!(
+                        "{} is served by {}: the rig cannot inject faults into it",
+                        f.device,
+                        peer_name(device)
+                    ),
+                ));
+            }
             self.within(&format!("{at}.from"), f.from, raw)?;
             if f.from >= raw.end {
                 return Err(self.err(
@@ -138,5 +148,14 @@ impl Validator<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// What serves a device that is not the rig's simulator, for error messages.
+pub(super) fn peer_name(device: &Device) -> &'static str {
+    match device.peer {
+        Some(crate::scenario::Peer::Nut) => "NUT (dummy-ups and upsd)",
+        Some(crate::scenario::Peer::Snmp { .. }) => "snmpsim",
+        None => "the rig's simulators",
     }
 }

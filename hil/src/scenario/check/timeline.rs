@@ -31,6 +31,15 @@ impl Validator<'_> {
             let device = devices
                 .get(index)
                 .ok_or_else(|| self.err(&at, "no device"))?;
+            if let Some(crate::scenario::Peer::Snmp { recording }) = &device.peer {
+                return Err(self.err(
+                    format!("{at}.device"),
+                    format!(
+                        "{} is snmpsim's recording {recording}: it serves what was recorded, a timeline cannot change it",
+                        c.device
+                    ),
+                ));
+            }
             let channel = c.channel.unwrap_or(0);
             let descriptor = self.served(&at, device, c.signal, channel)?;
             let key = pending
