@@ -596,6 +596,17 @@ fn nut_sources_are_checked_as_devices_and_brokers_are() {
         let e = parse(&nut(extra)).unwrap_err().to_string();
         assert!(e.contains(key) && e.contains(problem), "{extra}: {e}");
     }
+    // [defaults] apply to NUT sources as to devices and SNMP sources.
+    let c = parse(&format!(
+        "{}[defaults]\npoll_interval_ms = 250\ncomm_lost_after = 5\n",
+        nut("url = \"nut://h/u\"")
+    ))
+    .unwrap();
+    let s = &c.nut_sources[0];
+    assert_eq!(
+        (s.poll_interval, s.timeout, s.comm_lost_after),
+        (Duration::from_millis(250), Duration::from_millis(125), 5)
+    );
     let twice = format!(
         "{}[[nut_sources]]\nname = \"ups\"\nzone = \"room\"\nurl = \"nut://h/u\"\n",
         nut("url = \"nut://h/u\"")

@@ -131,7 +131,7 @@ impl Validator<'_> {
         }
         let mut nut_sources: Vec<NutSourceConfig> = Vec::new();
         for (i, s) in raw.nut_sources.into_iter().enumerate() {
-            let source = self.nut_source(i, s, &zones)?;
+            let source = self.nut_source(i, s, &defaults, &zones)?;
             if devices.iter().any(|d| d.name == source.name)
                 || mqtt_sources.iter().any(|o| o.name == source.name)
                 || nut_sources.iter().any(|o| o.name == source.name)

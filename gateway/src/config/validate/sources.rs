@@ -119,6 +119,7 @@ impl Validator<'_> {
         &self,
         i: usize,
         raw: RawNutSource,
+        defaults: &RawDefaults,
         zones: &[ZoneId],
     ) -> Result<NutSourceConfig, ConfigError> {
         let at = format!("nut_sources[{i}]");
@@ -142,10 +143,10 @@ impl Validator<'_> {
         let timing = self.timing(
             &at,
             super::devices::Timing {
-                poll_interval_ms: raw.poll_interval_ms,
-                timeout_ms: raw.timeout_ms,
-                comm_lost_after: raw.comm_lost_after,
-                freshness_ms: raw.freshness_ms,
+                poll_interval_ms: raw.poll_interval_ms.or(defaults.poll_interval_ms),
+                timeout_ms: raw.timeout_ms.or(defaults.timeout_ms),
+                comm_lost_after: raw.comm_lost_after.or(defaults.comm_lost_after),
+                freshness_ms: raw.freshness_ms.or(defaults.freshness_ms),
             },
         )?;
         Ok(NutSourceConfig {
