@@ -233,10 +233,7 @@ pub async fn scan(
         scan.timeout.as_millis(),
         scan.gap.as_millis()
     )?;
-    let (first_table, first) = ranges
-        .first()
-        .cloned()
-        .unwrap_or((Table::Holding, 0..1));
+    let (first_table, first) = ranges.first().cloned().unwrap_or((Table::Holding, 0..1));
     let hello = ReadRequest {
         table: first_table,
         start: u16::try_from(first.start).unwrap_or(0),

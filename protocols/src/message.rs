@@ -888,7 +888,10 @@ mod tests {
         let d = Drill::new(t.clone()).unwrap();
         let json = encode_vec(&d).unwrap();
         let text = std::str::from_utf8(&json).unwrap();
-        assert!(text.starts_with("{\"schema\":\"firebreak.drill/1\""), "{text}");
+        assert!(
+            text.starts_with("{\"schema\":\"firebreak.drill/1\""),
+            "{text}"
+        );
         assert!(text.ends_with(",\"drill\":true}"), "{text}");
         assert_eq!(round_trip(&d), d);
         assert_eq!(
