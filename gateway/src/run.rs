@@ -293,6 +293,24 @@ pub async fn run_service(
             );
         }
     }
+    // The local control channel (`firebreak drill`): a problem with it is logged, never a
+    // reason not to run.
+    let control = match (&config.control_socket, &publisher) {
+        (Some(path), Some(d)) => match crate::control::ControlSocket::bind(path) {
+            Ok(socket) => Some((
+                socket,
+                crate::control::Handler {
+                    delivery: d.clone(),
+                    zones: config.zones.clone(),
+                },
+            )),
+            Err(e) => {
+                error!(error = %e, "no control socket: `firebreak drill` cannot reach this gateway");
+                None
+            }
+        },
+        _ => None,
+    };
     let mut outbox = Outbox::new(publisher.clone());
     let health = Health::new(mono_ms());
     let mut wall_watch = WallClockWatch::default();
@@ -354,6 +372,9 @@ pub async fn run_service(
         }
     });
 
+    if let Some((socket, handler)) = control {
+        tasks.spawn(socket.serve(handler));
+    }
     let mut acquisition = Acquisition::new(health.clone(), tx);
     acquisition.apply(acquirers(&config)).await;
     if notifier.enabled() {
