@@ -304,10 +304,7 @@ async fn serve_one(mut stream: tokio::net::UnixStream, handler: &Handler) -> std
     })
     .await;
     let answer = match read {
-        Err(_) => Answer::error(format!(
-            "no request within {} s",
-            READ_TIMEOUT.as_secs()
-        )),
+        Err(_) => Answer::error(format!("no request within {} s", READ_TIMEOUT.as_secs())),
         Ok(Err(e)) => return Err(e),
         Ok(Ok(())) if buf.len() > MAX_REQUEST => {
             Answer::error(format!("request longer than {MAX_REQUEST} bytes"))
@@ -387,7 +384,13 @@ mod tests {
         );
         let r: Request =
             serde_json::from_str(r#"{"request":"drill","zone":"b1","level":"prepare"}"#).unwrap();
-        assert!(matches!(r, Request::Drill { level: Level::Prepare, .. }));
+        assert!(matches!(
+            r,
+            Request::Drill {
+                level: Level::Prepare,
+                ..
+            }
+        ));
         assert!(serde_json::from_str::<Request>(r#"{"request":"drill","lvl":"x"}"#).is_err());
         assert!(serde_json::from_str::<Request>(r#"{"request":"evacuate"}"#).is_err());
         assert!(serde_json::from_str::<Request>(r#"{"request":"drill","level":"fire"}"#).is_err());
@@ -407,10 +410,22 @@ mod tests {
         let socket = ControlSocket::bind(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert!(matches!(ControlSocket::bind(&path), Err(ControlError::InUse(_))));
+        assert!(matches!(
+            ControlSocket::bind(&path),
+            Err(ControlError::InUse(_))
+        ));
         drop(socket);
         assert!(!path.exists());
-        let e = request(&path, &Request::Drill { zone: None, level: Level::Evacuate, timeout_s: None }, Duration::from_secs(1)).unwrap_err();
+        let e = request(
+            &path,
+            &Request::Drill {
+                zone: None,
+                level: Level::Evacuate,
+                timeout_s: None,
+            },
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
         assert!(matches!(e, ControlError::NoGateway { .. }), "{e}");
     }
 }

@@ -94,7 +94,11 @@ pub fn run(args: DrillArgs, out: &mut impl Write) -> Result<(), DrillError> {
     let wait = Duration::from_secs_f64(args.timeout.clamp(0.0, 60.0)) + Duration::from_secs(10);
     let answer = crate::control::request(&socket, &request, wait)?;
     if args.json {
-        writeln!(out, "{}", serde_json::to_string(&answer).unwrap_or_default())?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&answer).unwrap_or_default()
+        )?;
     }
     let Some(report) = answer.drill.filter(|_| answer.ok) else {
         return Err(DrillError::Refused(

@@ -117,7 +117,8 @@ impl Delivery {
         .map_err(|e| DeliverError::InvalidDraft(e.to_string()))?;
         body.epoch = Some(inner.epoch);
         let drill = Drill::new(body).map_err(|e| DeliverError::InvalidDraft(e.to_string()))?;
-        let canonical = encode_vec(&drill).map_err(|e| DeliverError::InvalidDraft(e.to_string()))?;
+        let canonical =
+            encode_vec(&drill).map_err(|e| DeliverError::InvalidDraft(e.to_string()))?;
         let payload: Arc<[u8]> = signed_vec(&canonical, &inner.key.sign(&canonical))
             .map_err(|e| DeliverError::InvalidDraft(e.to_string()))?
             .into();
@@ -130,7 +131,10 @@ impl Delivery {
                 payload: payload.clone(),
                 reply,
             });
-            waiting.push(sent.map(|()| rx).map_err(|_| "the broker's task is busy or stopped"));
+            waiting.push(
+                sent.map(|()| rx)
+                    .map_err(|_| "the broker's task is busy or stopped"),
+            );
         }
         let deadline = tokio::time::Instant::now() + timeout;
         let mut brokers = Vec::new();
@@ -189,7 +193,11 @@ impl Delivery {
 
     /// The last drill since start, for `/status`.
     pub fn last_drill(&self) -> Option<DrillReport> {
-        self.inner.drill_book.lock().ok().and_then(|b| b.last.clone())
+        self.inner
+            .drill_book
+            .lock()
+            .ok()
+            .and_then(|b| b.last.clone())
     }
 
     /// Prometheus text lines about drills (`firebreak_drill_…`), to append to `/metrics`.
@@ -233,7 +241,11 @@ impl Delivery {
         }
         type Series = (&'static str, &'static str, fn(&(u64, u64)) -> u64);
         let series: [Series; 2] = [
-            ("firebreak_drills_total", "Drills sent through the broker.", |t| t.0),
+            (
+                "firebreak_drills_total",
+                "Drills sent through the broker.",
+                |t| t.0,
+            ),
             (
                 "firebreak_drill_failures_total",
                 "Drills that did not come back from the broker.",
