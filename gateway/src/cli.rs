@@ -873,7 +873,8 @@ mod tests {
         assert_eq!(
             text,
             "firebreak/v1/paris-1/triggers\nfirebreak/v1/paris-1/state\n\
-             firebreak/v1/paris-1/gateways/gw-1/status\n"
+             firebreak/v1/paris-1/gateways/gw-1/status\n\
+             firebreak/v1/paris-1/drill/gw-1\n"
         );
     }
 }
