@@ -296,7 +296,7 @@ async fn serve_one(mut stream: tokio::net::UnixStream, handler: &Handler) -> std
             if n == 0 {
                 return Ok::<_, std::io::Error>(());
             }
-            buf.extend_from_slice(&chunk[..n]);
+            buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
             if buf.len() > MAX_REQUEST || buf.contains(&b'\n') {
                 return Ok(());
             }

@@ -394,22 +394,21 @@ fn handle(
             }
             fill(ctx, client, s);
         }
-        Event::Incoming(Packet::SubAck(ack)) => {
+        Event::Incoming(Packet::SubAck(ack))
             if ack
                 .return_codes
                 .iter()
-                .any(|c| matches!(c, SubscribeReasonCode::Failure))
-            {
-                let why = format!(
-                    "the broker refused this gateway's subscription to {} (its ACL): a drill cannot be timed there",
-                    ctx.drill_topic
-                );
-                warn!(broker = %ctx.shared.name, "{why}");
-                if let Some(d) = s.drill.take() {
-                    let _ = d.reply.send(Err(why.clone()));
-                }
-                s.drill_refused = Some(why);
+                .any(|c| matches!(c, SubscribeReasonCode::Failure)) =>
+        {
+            let why = format!(
+                "the broker refused this gateway's subscription to {} (its ACL): a drill cannot be timed there",
+                ctx.drill_topic
+            );
+            warn!(broker = %ctx.shared.name, "{why}");
+            if let Some(d) = s.drill.take() {
+                let _ = d.reply.send(Err(why.clone()));
             }
+            s.drill_refused = Some(why);
         }
         Event::Incoming(Packet::Publish(p)) => {
             if p.topic == ctx.drill_topic
