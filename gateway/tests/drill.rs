@@ -137,6 +137,14 @@ fn a_drill_goes_through_every_broker_and_is_never_a_level() {
         "drill-watch".into(),
     ];
     let mut watch = Watch::start_with_status(&watch_args, 2, &[]);
+    // The same, for machines: one JSON object a line, on broker a only.
+    let mut json_args = watch_args.clone();
+    json_args.drain(2..4);
+    json_args.extend(["--json".to_string()]);
+    if let Some(id) = json_args.iter_mut().find(|a| *a == "drill-watch") {
+        *id = "drill-watch-json".into();
+    }
+    let mut json_watch = Watch::start_with_status(&json_args, 1, &[]);
     let publish =
         |payload: &str| mosquitto_pub(port_a, "building/br/env", payload.as_bytes(), false);
 
@@ -151,6 +159,7 @@ fn a_drill_goes_through_every_broker_and_is_never_a_level() {
     let out = drill(&site_toml, &["--zone", "battery-room"]);
     let said = text(&out.stdout);
     assert!(out.status.success(), "{said}{}", text(&out.stderr));
+    println!("firebreak drill:\n{said}");
     for broker in ["a", "b"] {
         assert!(
             said.lines()
@@ -173,12 +182,34 @@ fn a_drill_goes_through_every_broker_and_is_never_a_level() {
         l.iter().filter(|l| l.starts_with("DRILL ")).count() >= 2
     });
     let after = about_levels(&lines[before..]);
+    println!("firebreak watch after the drill:\n{}", after.join("\n"));
     assert!(after.iter().all(|l| l.starts_with("DRILL ")), "{after:#?}");
     assert!(
         after[0].contains("EVACUATE site drill-site zone battery-room")
             && after[0].contains("not a level: nothing changes"),
         "{after:#?}"
     );
+
+    let json_lines = json_watch.wait_for(Duration::from_secs(10), |l| {
+        l.iter().any(|l| l.contains("\"event\":\"drill\""))
+    });
+    let event: serde_json::Value = serde_json::from_str(
+        json_lines
+            .iter()
+            .find(|l| l.contains("\"event\":\"drill\""))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(event["topic"], DRILL_TOPIC, "{event}");
+    assert_eq!(event["key_id"], "gw-d-2026", "{event}");
+    assert_eq!(event["drill"]["schema"], "firebreak.drill/1", "{event}");
+    assert_eq!(event["drill"]["drill"], true, "{event}");
+    assert!(event["age_ms"].as_u64().is_some(), "{event}");
+    let levels_json = json_lines
+        .iter()
+        .filter(|l| l.contains("\"event\":\"level\""))
+        .count();
+    assert_eq!(levels_json, 2, "{json_lines:#?}");
 
     // The next real change is accepted, with no missed seq and no rejection anywhere.
     publish(r#"{"voc_ppm": 60.0, "smoke": 1}"#);
