@@ -126,8 +126,8 @@ pub fn run(args: DrillArgs, out: &mut impl Write) -> Result<(), DrillError> {
             match (b.round_trip_ms, &b.error) {
                 (Some(ms), _) if b.delivered => writeln!(
                     out,
-                    "  broker {} ({}): ok, round trip {ms:.1} ms",
-                    b.broker, b.url
+                    "  broker {} ({}): ok, round trip {ms:.1} ms ({})",
+                    b.broker, b.url, b.id
                 )?,
                 (_, e) => writeln!(
                     out,

@@ -438,7 +438,7 @@ fn example_drill_payload() -> Vec<u8> {
     let mut body = Trigger::new(
         t.gateway.clone(),
         t.seq,
-        firebreak_protocols::IncidentId::new(&format!("drill-{at}")).unwrap(),
+        firebreak_protocols::IncidentId::new(&format!("drill-{at}-1")).unwrap(),
         t.site.clone(),
         t.zone.clone(),
         Level::Evacuate,
@@ -463,8 +463,9 @@ fn example_drill_payload() -> Vec<u8> {
 
 fn drill_example() -> String {
     format!(
-        "A drill of the example gateway, on `firebreak/v1/paris-1/drill/gw-paris-1a`, signed \
-         with the example key (one line, exactly as on the wire):\n\n```json\n{}\n```\n",
+        "A drill of the example gateway (the copy for its first broker), on \
+         `firebreak/v1/paris-1/drill/gw-paris-1a`, signed with the example key (one line, \
+         exactly as on the wire):\n\n```json\n{}\n```\n",
         String::from_utf8(example_drill_payload()).unwrap()
     )
 }

@@ -4,7 +4,9 @@
 //! A drill is a [`firebreak_protocols::Drill`]: schema `firebreak.drill/1`, `drill: true`,
 //! signed by the gateway's key with its boot `epoch`, on `firebreak/v1/{site}/drill/{gateway}`
 //! (QoS 1, never retained). It never enters the outbox and never takes a `seq`: it carries the
-//! last trigger `seq` issued, so controllers see no gap and no replay. Each broker's task
+//! last trigger `seq` issued, so controllers see no gap and no replay. Each broker gets its own
+//! signed copy (`incident` `drill-{issued_at_ms}-{n}`, n the broker's position from 1), so an
+//! echo is matched to the path it took even where brokers are bridged to each other. Each broker's task
 //! queues it behind whatever waits there (a drill never delays a trigger) and subscribes to
 //! the drill topic on its connection; the round trip is the time from the task taking the
 //! drill to the broker delivering it back. A broker that is down, refuses the subscription
@@ -41,12 +43,17 @@ pub struct BrokerDrill {
     /// Why not, when not delivered.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
+    /// The `incident` of the copy sent to this broker: `{drill}-{n}`, n its position in the
+    /// configuration from 1. Each broker gets its own signed copy, so that an echo is matched
+    /// to the broker it went through even where brokers are bridged.
+    pub id: String,
 }
 
 /// A drill and how every broker did: the control socket's answer, and `/status`'s last drill.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct DrillReport {
-    /// The drill's id (its `incident`): `drill-{issued_at_ms}`.
+    /// The drill's id: `drill-{issued_at_ms}`; each broker's copy has `-{n}` added
+    /// ([`BrokerDrill::id`]).
     pub drill: String,
     /// The level it rehearsed.
     pub level: Level,
@@ -102,35 +109,16 @@ impl Delivery {
         let issued_at_ms = crate::acquire::now_ms();
         let seq = inner.book.next_seq().saturating_sub(1);
         let id = format!("drill-{issued_at_ms}");
-        let incident =
-            IncidentId::new(&id).map_err(|e| DeliverError::InvalidDraft(e.to_string()))?;
-        let mut body = Trigger::new(
-            inner.gateway.clone(),
-            seq,
-            incident,
-            inner.site.clone(),
-            zone.clone(),
-            level,
-            Level::Normal,
-            issued_at_ms,
-        )
-        .map_err(|e| DeliverError::InvalidDraft(e.to_string()))?;
-        body.epoch = Some(inner.epoch);
-        let drill = Drill::new(body).map_err(|e| DeliverError::InvalidDraft(e.to_string()))?;
-        let canonical =
-            encode_vec(&drill).map_err(|e| DeliverError::InvalidDraft(e.to_string()))?;
-        let payload: Arc<[u8]> = signed_vec(&canonical, &inner.key.sign(&canonical))
-            .map_err(|e| DeliverError::InvalidDraft(e.to_string()))?
-            .into();
         let topic = firebreak_protocols::topic::drill(&inner.site, &inner.gateway).to_string();
         info!(drill = %id, %level, zone = ?zone.as_ref().map(ZoneId::as_str), seq, "drill issued");
         let mut waiting = Vec::new();
-        for tx in &inner.drills {
+        let mut ids = Vec::new();
+        for (n, tx) in inner.drills.iter().enumerate() {
+            let copy = format!("{id}-{}", n + 1);
+            let payload = self.drill_payload(&copy, zone.clone(), level, seq, issued_at_ms)?;
+            ids.push(copy);
             let (reply, rx) = oneshot::channel();
-            let sent = tx.try_send(DrillJob {
-                payload: payload.clone(),
-                reply,
-            });
+            let sent = tx.try_send(DrillJob { payload, reply });
             waiting.push(
                 sent.map(|()| rx)
                     .map_err(|_| "the broker's task is busy or stopped"),
@@ -138,7 +126,7 @@ impl Delivery {
         }
         let deadline = tokio::time::Instant::now() + timeout;
         let mut brokers = Vec::new();
-        for (b, w) in inner.brokers.iter().zip(waiting) {
+        for ((b, w), copy) in inner.brokers.iter().zip(waiting).zip(ids) {
             let outcome = match w {
                 Err(e) => Err(e.to_string()),
                 Ok(rx) => match tokio::time::timeout_at(deadline, rx).await {
@@ -157,6 +145,7 @@ impl Delivery {
                     delivered: true,
                     round_trip_ms: Some(rt.as_secs_f64() * 1000.0),
                     error: None,
+                    id: copy,
                 },
                 Err(e) => {
                     warn!(broker = %b.name, drill = %id, error = %e, "drill FAILED on this broker");
@@ -166,6 +155,7 @@ impl Delivery {
                         delivered: false,
                         round_trip_ms: None,
                         error: Some(e),
+                        id: copy,
                     }
                 }
             });
@@ -189,6 +179,36 @@ impl Delivery {
             book.last = Some(report.clone());
         }
         Ok(report)
+    }
+
+    /// One broker's signed copy of a drill, its `incident` being `copy`.
+    fn drill_payload(
+        &self,
+        copy: &str,
+        zone: Option<ZoneId>,
+        level: Level,
+        seq: u64,
+        issued_at_ms: u64,
+    ) -> Result<Arc<[u8]>, DeliverError> {
+        let inner = &self.inner;
+        let bad = |e: &dyn std::fmt::Display| DeliverError::InvalidDraft(e.to_string());
+        let incident = IncidentId::new(copy).map_err(|e| bad(&e))?;
+        let mut body = Trigger::new(
+            inner.gateway.clone(),
+            seq,
+            incident,
+            inner.site.clone(),
+            zone,
+            level,
+            Level::Normal,
+            issued_at_ms,
+        )
+        .map_err(|e| bad(&e))?;
+        body.epoch = Some(inner.epoch);
+        let drill = Drill::new(body).map_err(|e| bad(&e))?;
+        let canonical = encode_vec(&drill).map_err(|e| bad(&e))?;
+        let payload = signed_vec(&canonical, &inner.key.sign(&canonical)).map_err(|e| bad(&e))?;
+        Ok(payload.into())
     }
 
     /// The last drill since start, for `/status`.
