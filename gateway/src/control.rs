@@ -140,8 +140,9 @@ pub enum ControlError {
 pub struct Handler {
     /// Delivery: drills go through it.
     pub delivery: Delivery,
-    /// The site's zones: a drill names one of them, or none.
-    pub zones: Vec<ZoneId>,
+    /// The site's zones, as the running configuration has them (a reload updates them): a
+    /// drill names one of them, or none.
+    pub zones: Arc<std::sync::Mutex<Vec<ZoneId>>>,
 }
 
 impl Handler {
@@ -155,20 +156,23 @@ impl Handler {
             } => {
                 let zone = match zone {
                     None => None,
-                    Some(z) => match self.zones.iter().find(|c| c.as_str() == z) {
-                        Some(z) => Some(z.clone()),
-                        None => {
-                            let known: Vec<&str> = self.zones.iter().map(ZoneId::as_str).collect();
-                            return Answer::error(format!(
-                                "zone {z:?} is not a zone of this site (zones: {})",
-                                if known.is_empty() {
-                                    "none".to_string()
-                                } else {
-                                    known.join(", ")
-                                }
-                            ));
+                    Some(z) => {
+                        let zones = self.zones.lock().map(|z| z.clone()).unwrap_or_default();
+                        match zones.iter().find(|c| c.as_str() == z) {
+                            Some(z) => Some(z.clone()),
+                            None => {
+                                let known: Vec<&str> = zones.iter().map(ZoneId::as_str).collect();
+                                return Answer::error(format!(
+                                    "zone {z:?} is not a zone of this site (zones: {})",
+                                    if known.is_empty() {
+                                        "none".to_string()
+                                    } else {
+                                        known.join(", ")
+                                    }
+                                ));
+                            }
                         }
-                    },
+                    }
                 };
                 let timeout = match timeout_s {
                     None => DRILL_TIMEOUT,

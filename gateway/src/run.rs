@@ -295,13 +295,16 @@ pub async fn run_service(
     }
     // The local control channel (`firebreak drill`): a problem with it is logged, never a
     // reason not to run.
-    let control = match (&config.control_socket, &publisher) {
-        (Some(path), Some(d)) => match crate::control::ControlSocket::bind(path) {
+    let drill_zones = publisher
+        .as_ref()
+        .map(|_| Arc::new(Mutex::new(config.zones.clone())));
+    let control = match (&config.control_socket, &publisher, &drill_zones) {
+        (Some(path), Some(d), Some(zones)) => match crate::control::ControlSocket::bind(path) {
             Ok(socket) => Some((
                 socket,
                 crate::control::Handler {
                     delivery: d.clone(),
-                    zones: config.zones.clone(),
+                    zones: zones.clone(),
                 },
             )),
             Err(e) => {
@@ -448,6 +451,11 @@ pub async fn run_service(
                             s.applied(plan.file, summary);
                         }
                         config = plan.config;
+                        if let Some(zones) = &drill_zones
+                            && let Ok(mut z) = zones.lock()
+                        {
+                            z.clone_from(&config.zones);
+                        }
                     }
                 }
                 notifier.ready(&crate::service::status_line(&health, publisher.as_ref(), &table, &levels).2);
