@@ -432,3 +432,82 @@ fn without_a_gateway_the_drill_says_where_it_looked() {
         "{err}"
     );
 }
+
+/// On a broker with the documented ACL (docs/examples/mosquitto.acl, passwords), the gateway
+/// reads its own drill topic back and the drill succeeds; with the same ACL lacking that read
+/// grant, the drill fails there, saying it was not sent back.
+#[test]
+fn the_documented_acl_lets_a_drill_come_back_and_one_without_the_read_grant_does_not() {
+    if !require_peer("mosquitto") || !require_peer("mosquitto_passwd") {
+        return;
+    }
+    const PASSWORD: &str = "acl-drill-Passw0rd";
+    let documented =
+        std::fs::read_to_string(workspace().join("docs/examples/mosquitto.acl")).unwrap();
+    assert!(documented.contains("topic read firebreak/v1/paris-1/drill/gw-paris-1a\n"));
+    let without_read: String = documented
+        .lines()
+        .filter(|l| !l.contains("/drill/"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for (acl, succeeds) in [(documented, true), (without_read, false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let passwd = d.join("passwd");
+        let made = Command::new("mosquitto_passwd")
+            .args(["-b", "-c"])
+            .arg(&passwd)
+            .args(["gw-paris-1a", PASSWORD])
+            .status()
+            .unwrap();
+        assert!(made.success());
+        std::fs::write(d.join("firebreak.acl"), &acl).unwrap();
+        let extra = format!(
+            "allow_anonymous false\npassword_file {}\nacl_file {}\npersistence false\n",
+            passwd.display(),
+            d.join("firebreak.acl").display()
+        );
+        let (_broker, port) = (0..5)
+            .find_map(|_| mosquitto_with(d, free_port(), &extra))
+            .expect("mosquitto with the ACL");
+        let key = SigningKey::generate(KeyId::new("gw-paris-1a-2026").unwrap()).unwrap();
+        key.write_pair(d).unwrap();
+        // A device that never answers: the gateway runs, the drill needs no device.
+        let config = format!(
+            "[site]\nname = \"paris-1\"\ngateway = \"gw-paris-1a\"\n[[zones]]\nname = \"room\"\n\
+             [http]\nbind = \"{{HTTP}}\"\n\
+             [[devices]]\nname = \"ups\"\nzone = \"room\"\ntransport = \"tcp\"\naddress = \"127.0.0.1:{}\"\nunit = 1\nprofile = \"generic-ups\"\n\
+             [[brokers]]\nname = \"site-b\"\nurl = \"mqtt://127.0.0.1:{port}\"\nusername = \"gw-paris-1a\"\npassword_env = \"FB_DRILL_PASSWORD\"\n\
+             [signing]\nkey_file = \"{}\"\n[outbox]\ndir = \"{}\"\n",
+            free_port(),
+            d.join("gw-paris-1a-2026.key").display(),
+            d.join("outbox").display()
+        );
+        let gw = Gateway::start_with_env(d, &config, None, &[("FB_DRILL_PASSWORD", PASSWORD)]);
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                gw.status()["delivery"]["brokers"][0]["connected"] == true
+            })
+            .is_some()
+        );
+        let out = drill(&d.join("site.toml"), &["--timeout", "2"]);
+        let said = text(&out.stdout);
+        assert_eq!(
+            out.status.success(),
+            succeeds,
+            "{said}{}",
+            text(&out.stderr)
+        );
+        if succeeds {
+            assert!(
+                said.contains("  broker site-b (") && said.contains(": ok, round trip "),
+                "{said}"
+            );
+        } else {
+            assert!(
+                said.contains(": FAILED: not sent back within 2 s"),
+                "{said}"
+            );
+        }
+    }
+}
