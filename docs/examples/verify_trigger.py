@@ -6,7 +6,9 @@ on `firebreak/v1/{site}/triggers`, the retained `state` topics and the gateways'
 finds the signed bytes as "What is signed" says, verifies the Ed25519 signature with
 libsodium (PyNaCl: strict RFC 8032 verification, which refuses a non-canonical S and
 small-order keys), and applies "The subscriber side"'s checks, giving `accepted`,
-`duplicate` or the rejection's kind.
+`duplicate` or the rejection's kind. A drill (`firebreak.drill/1`, on
+`firebreak/v1/{site}/drill/{gateway}`, "Drills") is checked like a trigger up to its age and
+reported as `drill`: never a level, and it changes nothing the verifier holds.
 
     pip install pynacl
     python3 verify_trigger.py vectors ../vectors/triggers.json
@@ -33,6 +35,7 @@ from nacl.signing import VerifyKey
 
 SCHEMA = "firebreak.trigger/1"
 STATUS_SCHEMA = "firebreak.status/1"
+DRILL_SCHEMA = "firebreak.drill/1"
 MARK = b',"signature":{'
 MAX_SKEW_MS = 60_000
 MAX_SEQ_AHEAD = 10_000_000
@@ -87,7 +90,26 @@ def fields(m, schema, strings, integers, optional_integers=()):
 
 
 def trigger_fields(t):
-    return fields(t, SCHEMA, ("gateway", "site", "level", "previous"), ("seq", "issued_at_ms"), ("epoch",))
+    t = fields(t, SCHEMA, ("gateway", "site", "level", "previous"), ("seq", "issued_at_ms"), ("epoch",))
+    if t.get("drill", False) is not False:
+        raise Rejected("malformed", "a trigger that says drill: a drill is a firebreak.drill/1 message")
+    return t
+
+
+def drill_fields(t):
+    t = fields(t, DRILL_SCHEMA, ("gateway", "site", "level", "previous"), ("seq", "issued_at_ms"), ("epoch",))
+    if t.get("drill") is not True:
+        raise Rejected("malformed", "a firebreak.drill/1 message says drill: true")
+    return t
+
+
+def is_drill(payload):
+    """Whether the payload claims to be a drill (then checked as one, never as a trigger)."""
+    try:
+        m = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(m, dict) and m.get("schema") == DRILL_SCHEMA
 
 
 def status_fields(s):
@@ -181,6 +203,19 @@ class Verifier:
         self.scopes[scope] = max(t["seq"], self.scopes.get(scope, -1))
         return t
 
+    def check_drill(self, payload, now_ms):
+        """A drill: the drill (a dict) if genuine; raises Rejected. Checked like a trigger up
+        to its age; it is never a level and changes nothing this verifier holds (no seq, no
+        scope, no epoch), so it makes no gap and no replay among the triggers."""
+        d, _ = self.signed(payload, drill_fields)
+        in_time(d, now_ms)
+        if d["seq"] > d["issued_at_ms"] + MAX_SEQ_AHEAD:
+            raise Rejected("seq-ahead", f"seq {d['seq']} is far above its issue time")
+        self.about_this_site(d)
+        if now_ms - d["issued_at_ms"] > self.max_age_ms:
+            raise Rejected("stale", f"issued {(now_ms - d['issued_at_ms']) // 1000} s ago")
+        return d
+
     def check_state(self, payload, now_ms):
         """A retained state: the trigger it holds, if taken; raises Rejected."""
         t, _ = self.signed(payload, trigger_fields)
@@ -225,8 +260,15 @@ class Verifier:
 
 
 def verdict(verifier, kind, payload, now_ms):
-    """(verdict, detail) for one message of `kind`: trigger, state or status."""
+    """(verdict, detail) for one message of `kind`: trigger, state, status or drill. A drill
+    on a trigger topic is still a drill, never a trigger."""
+    if kind == "trigger" and is_drill(payload):
+        kind = "drill"
     try:
+        if kind == "drill":
+            d = verifier.check_drill(payload, now_ms)
+            zone = f" zone {d['zone']}" if "zone" in d else ""
+            return "drill", f"{d['level']} site {d['site']}{zone} from {d['gateway']} (a drill: never a level)"
         if kind == "state":
             m = verifier.check_state(payload, now_ms)
         elif kind == "status":
@@ -270,6 +312,8 @@ def run_vectors(path):
 def kind_of(topic):
     if "/telemetry/" in topic:
         return "telemetry"
+    if "/drill/" in topic:
+        return "drill"
     if topic.endswith("/status"):
         return "status"
     if topic.endswith("/state"):

@@ -88,6 +88,9 @@ pub enum Command {
     },
     /// Subscribe to a site's triggers, verify and de-duplicate them, print each one.
     Watch(crate::watch::WatchArgs),
+    /// Ask the running gateway to issue a signed drill through every broker (never a level
+    /// for any controller) and print each broker's round trip; non-zero when one failed.
+    Drill(crate::drill::DrillArgs),
     /// Print the MQTT topics a site's gateway publishes and controllers subscribe to.
     Topics {
         /// The site id.
@@ -99,7 +102,7 @@ pub enum Command {
         /// A device id, to show its telemetry topic.
         #[arg(long)]
         device: Option<String>,
-        /// A gateway id, to show its status topic.
+        /// A gateway id, to show its status and drill topics.
         #[arg(long)]
         gateway: Option<String>,
     },
@@ -207,6 +210,9 @@ pub enum PolicyAction {
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    /// `firebreak drill` failed, or a broker did not send the drill back.
+    #[error("drill: {0}")]
+    Drill(#[from] crate::drill::DrillError),
     /// `--time-scale` out of range.
     #[error("--time-scale: {0} is not between 0.01 and 1000")]
     BadTimeScale(f64),
@@ -347,6 +353,7 @@ pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
             )?;
             Ok(())
         }
+        Command::Drill(args) => Ok(crate::drill::run(args, out)?),
         Command::Watch(args) => {
             runtime()?.block_on(crate::watch::watch(args, out, shutdown_signal()))?;
             Ok(())
@@ -402,6 +409,7 @@ pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
             if let Some(gateway) = gateway {
                 let gateway: GatewayId = parse_id("--gateway", &gateway)?;
                 writeln!(out, "{}", topic::gateway_status(&site, &gateway))?;
+                writeln!(out, "{}", topic::drill(&site, &gateway))?;
             }
             Ok(())
         }
@@ -865,7 +873,8 @@ mod tests {
         assert_eq!(
             text,
             "firebreak/v1/paris-1/triggers\nfirebreak/v1/paris-1/state\n\
-             firebreak/v1/paris-1/gateways/gw-1/status\n"
+             firebreak/v1/paris-1/gateways/gw-1/status\n\
+             firebreak/v1/paris-1/drill/gw-1\n"
         );
     }
 }

@@ -375,6 +375,7 @@ async fn replay(scenario: Scenario, scale: f64, out: &mut impl Write) -> Result<
                             }
                         }
                         Verdict::Duplicate { .. } => {}
+                        Verdict::Drill(_) => {}
                         Verdict::Rejected(why) => eprintln!("controller: REJECTED {why}"),
                     }
                 }

@@ -100,6 +100,9 @@ struct Status<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     delivery: Option<DeliveryStatus>,
     policy: LevelsView,
+    /// The last drill since start (`firebreak drill`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drill: Option<crate::deliver::DrillReport>,
     devices: Vec<DeviceStatus<'a>>,
     signals: Vec<SignalView>,
 }
@@ -206,6 +209,7 @@ async fn status(State(s): State<Shared>, Query(q): Query<StatusQuery>) -> Respon
         health: s.health.check(s.delivery.as_ref(), now),
         delivery,
         policy,
+        drill: s.delivery.as_ref().and_then(|d| d.last_drill()),
         devices: table
             .devices()
             .iter()
@@ -244,6 +248,7 @@ async fn metrics(State(s): State<Shared>) -> Response {
     }
     if let Some(d) = &s.delivery {
         text.push_str(&d.stats().prometheus());
+        text.push_str(&d.drill_prometheus());
     }
     if let Some(t) = &s.telemetry {
         let _ = writeln!(

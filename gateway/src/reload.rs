@@ -3,7 +3,8 @@
 //! The file is read and checked exactly as at start ([`SiteConfig::load`]'s path: every error
 //! names the file, the line when known and the key). A reload is all or nothing: a file that
 //! does not pass, or that changes what only a restart can change ([`needs_restart`]: the
-//! site and gateway ids, the HTTP address, the brokers, the signing key, the outbox, whether
+//! site and gateway ids, the HTTP address, the brokers, the signing key, the outbox, the
+//! control socket, whether
 //! telemetry is published and its queue), is **rejected** and the running configuration is
 //! kept whole, so what runs is always one file's content, the one whose hash `/status` shows.
 //!
@@ -165,6 +166,9 @@ pub fn needs_restart(old: &SiteConfig, new: &SiteConfig) -> Vec<&'static str> {
     }
     if old.outbox != new.outbox {
         out.push("[outbox]");
+    }
+    if old.control_socket != new.control_socket {
+        out.push("control.socket");
     }
     if old.telemetry.enabled != new.telemetry.enabled {
         out.push("telemetry.enabled");

@@ -293,6 +293,27 @@ pub async fn run_service(
             );
         }
     }
+    // The local control channel (`firebreak drill`): a problem with it is logged, never a
+    // reason not to run.
+    let drill_zones = publisher
+        .as_ref()
+        .map(|_| Arc::new(Mutex::new(config.zones.clone())));
+    let control = match (&config.control_socket, &publisher, &drill_zones) {
+        (Some(path), Some(d), Some(zones)) => match crate::control::ControlSocket::bind(path) {
+            Ok(socket) => Some((
+                socket,
+                crate::control::Handler {
+                    delivery: d.clone(),
+                    zones: zones.clone(),
+                },
+            )),
+            Err(e) => {
+                error!(error = %e, "no control socket: `firebreak drill` cannot reach this gateway");
+                None
+            }
+        },
+        _ => None,
+    };
     let mut outbox = Outbox::new(publisher.clone());
     let health = Health::new(mono_ms());
     let mut wall_watch = WallClockWatch::default();
@@ -354,6 +375,9 @@ pub async fn run_service(
         }
     });
 
+    if let Some((socket, handler)) = control {
+        tasks.spawn(socket.serve(handler));
+    }
     let mut acquisition = Acquisition::new(health.clone(), tx);
     acquisition.apply(acquirers(&config)).await;
     if notifier.enabled() {
@@ -427,6 +451,11 @@ pub async fn run_service(
                             s.applied(plan.file, summary);
                         }
                         config = plan.config;
+                        if let Some(zones) = &drill_zones
+                            && let Ok(mut z) = zones.lock()
+                        {
+                            z.clone_from(&config.zones);
+                        }
                     }
                 }
                 notifier.ready(&crate::service::status_line(&health, publisher.as_ref(), &table, &levels).2);

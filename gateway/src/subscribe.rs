@@ -27,7 +27,9 @@
 //!     `seq` above: a genuine gateway's `seq` and `epoch` rise together;
 //! 13. **stale** — `issued_at_ms` older than the maximum age: old news, whatever its `seq`;
 //!
-//! and otherwise **accepted**, once. The trigger a controller acts on is decoded from the
+//! and otherwise **accepted**, once. A **drill** (`firebreak.drill/1`, `firebreak drill`) is
+//! never accepted as a trigger: [`Verifier::check_drill`] checks it through step 8 and its
+//! age, and says [`Verdict::Drill`], leaving every `seq` the verifier holds untouched. The trigger a controller acts on is decoded from the
 //! **signed bytes** (see [`firebreak_protocols::signed`]), never from anything outside them.
 //!
 //! [`Verifier::check_status`] does the same for the gateways' signed `status` messages and
@@ -61,7 +63,9 @@ use std::fmt;
 
 use firebreak_protocols::message::{self, MessageError, SignedMessage};
 use firebreak_protocols::signed;
-use firebreak_protocols::{GatewayId, GatewayStatus, KeyId, Presence, SiteId, Trigger, ZoneId};
+use firebreak_protocols::{
+    Drill, GatewayId, GatewayStatus, KeyId, Presence, SiteId, Trigger, ZoneId,
+};
 
 use crate::keys::PublicKey;
 use crate::trust::{Grant, Trust};
@@ -395,6 +399,23 @@ pub enum StatusVerdict {
     Rejected(Rejection),
 }
 
+/// A verified drill ([`firebreak_protocols::Drill`]): signed, granted and in time like a
+/// trigger, and **never a level**. Taking it changes nothing the verifier holds: no `seq` is
+/// remembered or counted missed, no scope, no epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DrillSeen {
+    /// The drill's body (schema `firebreak.drill/1`, `drill: true`): the level it rehearses,
+    /// its scope, gateway, `incident` (its drill id) and time.
+    pub drill: Trigger,
+    /// The key that signed it.
+    pub key_id: KeyId,
+    /// The payload as received.
+    pub payload: Vec<u8>,
+    /// How long after its `issued_at_ms` it was checked, by the controller's clock (0 when
+    /// the clocks put it ahead).
+    pub age_ms: u64,
+}
+
 /// What to do with a payload.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
@@ -409,6 +430,8 @@ pub enum Verdict {
     },
     /// Do not act on it; say why.
     Rejected(Rejection),
+    /// A genuine drill: report it, never act on it as a level ([`Verifier::check_drill`]).
+    Drill(Box<DrillSeen>),
 }
 
 #[derive(Debug, Default)]
@@ -803,10 +826,50 @@ impl Verifier {
         })))
     }
 
-    /// Every check, in the order of the module docs; `now_ms` is the controller's clock.
+    /// Checks a drill (`firebreak.drill/1`, on `firebreak/v1/{site}/drill/{gateway}`) as a
+    /// trigger is checked up to its age — malformed, unsigned, unknown key, bad signature, key
+    /// not granted (on the controller's clock), future, epoch ahead, seq ahead, wrong site,
+    /// stale — and nothing else: a drill is never a level, and it leaves every `seq`, scope
+    /// and epoch the verifier holds as they were, so it makes no gap and no replay among the
+    /// triggers. The same drill from several brokers is reported from each.
+    pub fn check_drill(&self, payload: &[u8], now_ms: u64) -> Result<DrillSeen, Rejection> {
+        let (Drill(drill), key_id) = self.verify_signed::<Drill>(payload)?;
+        self.authorize(&key_id, Speaks::from(&drill), Some(now_ms))?;
+        in_time(Speaks::from(&drill), drill.epoch, now_ms)?;
+        seq_in_time(&drill)?;
+        if let Some(site) = self.site.as_ref().filter(|s| **s != drill.site) {
+            return Err(Rejection::WrongSite {
+                found: drill.site.to_string(),
+                expected: site.to_string(),
+            });
+        }
+        let age_ms = now_ms.saturating_sub(drill.issued_at_ms);
+        if age_ms > self.max_age_ms {
+            return Err(Rejection::Stale {
+                age_ms,
+                max_age_ms: self.max_age_ms,
+            });
+        }
+        Ok(DrillSeen {
+            drill,
+            key_id,
+            payload: payload.to_vec(),
+            age_ms,
+        })
+    }
+
+    /// Every check, in the order of the module docs; `now_ms` is the controller's clock. A
+    /// drill, from whatever topic, is checked by [`Verifier::check_drill`] and is
+    /// [`Verdict::Drill`] at best: never accepted as a trigger.
     pub fn check(&mut self, payload: &[u8], now_ms: u64) -> Verdict {
         let (trigger, key_id) = match self.verify_signature(payload) {
             Ok(v) => v,
+            Err(Rejection::Malformed(_)) if message::decode::<Drill>(payload).is_ok() => {
+                return match self.check_drill(payload, now_ms) {
+                    Ok(d) => Verdict::Drill(Box::new(d)),
+                    Err(r) => Verdict::Rejected(r),
+                };
+            }
             Err(r) => return Verdict::Rejected(r),
         };
         if let Err(r) = self.authorize(&key_id, Speaks::from(&trigger), Some(now_ms)) {
@@ -1058,6 +1121,81 @@ mod tests {
             not_after_ms: None,
             revoked: false,
         }
+    }
+
+    fn sign_drill(t: &Trigger, k: &SigningKey) -> Vec<u8> {
+        let d = Drill::new(t.clone()).unwrap();
+        let b = encode_vec(&d).unwrap();
+        signed_vec(&b, &k.sign(&b)).unwrap()
+    }
+
+    /// A drill is reported and changes nothing: the seq it carries (the last trigger's) is
+    /// neither a duplicate nor a replay, no gap follows, and the next trigger is accepted
+    /// with no missed seq; forged, unknown-key, stale and other-site drills are refused like
+    /// triggers; a drill on a state topic is malformed, never a state.
+    #[test]
+    fn a_drill_is_verified_like_a_trigger_and_is_never_a_level() {
+        let good = key("k1", 1);
+        let mut v = verifier();
+        assert!(matches!(
+            v.check(&sign(&trigger(10, NOW), &good), NOW),
+            Verdict::Accepted(_)
+        ));
+        let before = v.ledger();
+        let drill = sign_drill(&trigger(10, NOW + 5), &good);
+        for _ in 0..2 {
+            // From two brokers, or on the triggers topic: a drill each time, never a level.
+            let Verdict::Drill(d) = v.check(&drill, NOW + 7) else {
+                panic!("not a drill")
+            };
+            assert!(d.drill.drill);
+            assert_eq!(d.age_ms, 2);
+            assert_eq!(v.check_drill(&drill, NOW + 7).unwrap().drill.seq, 10);
+        }
+        assert_eq!(v.ledger(), before);
+        assert_eq!(
+            v.check_state(&drill, NOW + 7).unwrap_err().kind(),
+            "malformed"
+        );
+        let Verdict::Accepted(a) = v.check(&sign(&trigger(11, NOW + 9), &good), NOW + 9) else {
+            panic!("the next trigger is accepted")
+        };
+        assert_eq!(a.missed, None);
+        // A drill ahead of every trigger (seq above the last) makes no gap either.
+        assert!(matches!(
+            v.check(&sign_drill(&trigger(50, NOW), &good), NOW),
+            Verdict::Drill(_)
+        ));
+        let Verdict::Accepted(a) = v.check(&sign(&trigger(12, NOW + 9), &good), NOW + 9) else {
+            panic!("the next trigger is accepted")
+        };
+        assert_eq!(a.missed, None);
+        let forged = sign_drill(&trigger(10, NOW), &key("k1", 9));
+        assert_eq!(
+            v.check_drill(&forged, NOW).unwrap_err().kind(),
+            "bad-signature"
+        );
+        assert_eq!(rejected(v.check(&forged, NOW)).kind(), "bad-signature");
+        let unknown = sign_drill(&trigger(10, NOW), &key("k9", 9));
+        assert_eq!(
+            v.check_drill(&unknown, NOW).unwrap_err().kind(),
+            "unknown-key"
+        );
+        let stale = sign_drill(&trigger(10, NOW - 700_000), &good);
+        assert_eq!(v.check_drill(&stale, NOW).unwrap_err().kind(), "stale");
+        let lyon = sign_drill(&of("gw-1", "lyon-2", 10, NOW), &good);
+        assert_eq!(v.check_drill(&lyon, NOW).unwrap_err().kind(), "wrong-site");
+        let mut tampered = drill.clone();
+        let at = tampered.windows(8).position(|w| w == b"evacuate").unwrap();
+        tampered[at..at + 8].copy_from_slice(b"prepare_");
+        assert!(v.check_drill(&tampered, NOW).is_err());
+        // A trigger is never a drill.
+        assert_eq!(
+            v.check_drill(&sign(&trigger(13, NOW), &good), NOW)
+                .unwrap_err()
+                .kind(),
+            "malformed"
+        );
     }
 
     #[test]

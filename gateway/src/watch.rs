@@ -340,6 +340,8 @@ pub async fn watch(
         topic::site_state(&site).to_string(),
         topic::zone_states_filter(&site).to_string(),
         topic::gateway_statuses_filter(&site).to_string(),
+        // Drills (`firebreak drill`): reported, never a level.
+        topic::drills_filter(&site).to_string(),
     ];
     let (tx, mut rx) = mpsc::channel::<Received>(256);
     let mut tasks = tokio::task::JoinSet::new();
@@ -407,6 +409,10 @@ impl Controller<'_> {
             // connect); the same trigger published live also comes on the triggers topic.
             Ok(Topic::SiteState(_) | Topic::ZoneState(..)) if r.retain => self.state(r, out).await,
             Ok(Topic::GatewayStatus(..)) => self.status(r, out).await,
+            Ok(Topic::Drill(..)) => match self.verifier.check_drill(&r.payload, now_ms()) {
+                Ok(d) => drill_line(self.args.json, out, &d, r),
+                Err(why) => rejected_line(self.args.json, out, &why, r),
+            },
             _ => {
                 debug!(topic = %r.topic, broker = %r.broker, "not read");
                 Ok(())
@@ -459,6 +465,8 @@ impl Controller<'_> {
                 debug!(%gateway, seq, broker = %r.broker, "duplicate dropped");
             }
             Verdict::Rejected(why) => rejected_line(self.args.json, out, &why, r)?,
+            // A drill where triggers go (republished there by someone): still never a level.
+            Verdict::Drill(d) => drill_line(self.args.json, out, &d, r)?,
         }
         Ok(())
     }
@@ -756,6 +764,53 @@ fn missed_line(
         )?;
     }
     Ok(())
+}
+
+/// A verified drill: `DRILL …`, never `ACCEPTED` or `LEVEL`, and `--exec` does not run. Each
+/// broker's copy is printed: the drill tests every path.
+fn drill_line(
+    json: bool,
+    out: &mut impl Write,
+    d: &crate::subscribe::DrillSeen,
+    r: &Received,
+) -> Result<(), WatchError> {
+    if json {
+        let drill: serde_json::Value = serde_json::from_slice(&d.payload).unwrap_or_default();
+        let line = serde_json::json!({
+            "event": "drill",
+            "broker": r.broker,
+            "topic": r.topic,
+            "key_id": d.key_id.as_str(),
+            "age_ms": d.age_ms,
+            "drill": drill,
+        });
+        writeln!(out, "{line}")?;
+    } else {
+        writeln!(out, "DRILL {} via {}", describe_drill(d), r.broker)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// One line for people about a drill: what it rehearses, where from, how old; and that it
+/// changes nothing.
+pub fn describe_drill(d: &crate::subscribe::DrillSeen) -> String {
+    let t = &d.drill;
+    let zone = t
+        .zone
+        .as_ref()
+        .map(|z| format!(" zone {z}"))
+        .unwrap_or_default();
+    format!(
+        "{} site {}{zone} | drill {} from {} (key {}) at {}, {} ms ago | not a level: nothing changes",
+        t.level.name().to_uppercase(),
+        t.site,
+        t.incident,
+        t.gateway,
+        d.key_id,
+        t.issued_at,
+        d.age_ms
+    )
 }
 
 fn rejected_line(

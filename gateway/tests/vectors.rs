@@ -25,8 +25,8 @@ use firebreak_gateway::trust::{Grant, Trust};
 use firebreak_protocols::message::encode_vec;
 use firebreak_protocols::signed::signed_vec;
 use firebreak_protocols::{
-    DeviceId, GatewayId, GatewayStatus, IncidentId, KeyId, Level, Presence, Reason, RuleId, Signal,
-    SiteId, Trigger, ZoneId,
+    DeviceId, Drill, GatewayId, GatewayStatus, IncidentId, KeyId, Level, Presence, Reason, RuleId,
+    Signal, SiteId, Trigger, ZoneId,
 };
 use serde_json::{Value, json};
 
@@ -391,6 +391,7 @@ fn the_gateways_verifier_gives_every_expected_verdict() {
             .site(site.clone())
             .max_age_ms(doc["max_age_ms"].as_u64().unwrap());
         let got = match verifier.check(payload.as_bytes(), now) {
+            Verdict::Drill(_) => "drill".to_string(),
             Verdict::Accepted(_) => "accepted".to_string(),
             Verdict::Duplicate { .. } => "duplicate".to_string(),
             Verdict::Rejected(r) => r.kind().to_string(),
@@ -470,6 +471,17 @@ fn sign_status(st: &GatewayStatus, k: &SigningKey) -> String {
 }
 
 /// A trigger of gw-paris-1a with its boot epoch, about the site or a zone.
+/// A drill of gw-paris-1a carrying trigger seq `seq`, signed by `k`.
+fn sign_drill(seq: u64, at: u64, gateway: &str, k: &SigningKey) -> String {
+    let mut t = scoped(seq, EPOCH, Some("b1"), at);
+    t.gateway = GatewayId::new(gateway).unwrap();
+    t.incident = IncidentId::new(&format!("drill-{at}")).unwrap();
+    t.previous = Level::Normal;
+    t.reasons.clear();
+    let b = encode_vec(&Drill::new(t).unwrap()).unwrap();
+    String::from_utf8(signed_vec(&b, &k.sign(&b)).unwrap()).unwrap()
+}
+
 fn scoped(seq: u64, epoch: u64, zone: Option<&str>, at: u64) -> Trigger {
     let mut t = trigger("gw-paris-1a", "paris-1", seq, at);
     t.epoch = Some(epoch);
@@ -691,6 +703,82 @@ fn sequences() -> Vec<Sequence> {
                 "epoch-ahead",
             ),
         ),
+        Sequence {
+            name: "drill-between-triggers",
+            about: "a trigger at seq S; a drill carrying seq S (the last trigger's: a drill takes no seq), on the drill topic and again on the triggers topic, is a drill both times, never a level, neither a duplicate nor a replay; on a state topic it is malformed; then the trigger at seq S+1 is accepted (no gap, no replay)",
+            steps: vec![
+                step(
+                    "trigger",
+                    sign(&scoped(seq, EPOCH, Some("b1"), NOW - 3_000), &a),
+                    "accepted",
+                ),
+                step(
+                    "drill",
+                    sign_drill(seq, NOW - 2_000, "gw-paris-1a", &a),
+                    "drill",
+                ),
+                step(
+                    "trigger",
+                    sign_drill(seq, NOW - 2_000, "gw-paris-1a", &a),
+                    "drill",
+                ),
+                step(
+                    "state",
+                    sign_drill(seq, NOW - 2_000, "gw-paris-1a", &a),
+                    "malformed",
+                ),
+                step(
+                    "trigger",
+                    sign(&scoped(seq + 1, EPOCH, Some("b1"), NOW - 1_000), &a),
+                    "accepted",
+                ),
+            ],
+        },
+        one(
+            "drill-forged",
+            "a drill signed by another key under the gateway's key id",
+            step(
+                "drill",
+                sign_drill(seq, NOW - 2_000, "gw-paris-1a", &key("gw-paris-1a-2026", 3)),
+                "bad-signature",
+            ),
+        ),
+        one(
+            "drill-key-not-granted",
+            "a drill for gateway gw-paris-1b signed by gw-paris-1a's key",
+            step(
+                "drill",
+                sign_drill(seq, NOW - 2_000, "gw-paris-1b", &a),
+                "key-not-granted",
+            ),
+        ),
+        one(
+            "drill-stale",
+            "a drill issued 700 s before now_ms (a recording replayed)",
+            step(
+                "drill",
+                sign_drill(seq, NOW - 700_000, "gw-paris-1a", &a),
+                "stale",
+            ),
+        ),
+        one(
+            "trigger-marked-drill",
+            "a firebreak.trigger/1 message that says drill: true (the field alone never makes a drill, nor a trigger)",
+            step(
+                "trigger",
+                {
+                    let b = encode_vec(&scoped(seq, EPOCH, None, NOW - 2_000)).unwrap();
+                    let text = String::from_utf8(b).unwrap();
+                    let marked = format!("{},\"drill\":true}}", text.strip_suffix('}').unwrap());
+                    let s = a.sign(marked.as_bytes());
+                    let sig =
+                        <[u8; 64]>::try_from(BASE64.decode(s.ed25519.as_str()).unwrap().as_slice())
+                            .unwrap();
+                    attach(&marked, "gw-paris-1a-2026", &sig)
+                },
+                "malformed",
+            ),
+        ),
         one(
             "state-future",
             "a retained state issued an hour after now_ms",
@@ -706,7 +794,7 @@ fn sequences() -> Vec<Sequence> {
 fn sequences_document() -> String {
     let doc = SequenceDocument {
         schema: "firebreak.sequence-vectors/1",
-        about: "Signed triggers, retained states and gateway statuses, in sequences, with the verdict docs/contract.md calls for at each step. Give the steps of one vector, in order, to one fresh verifier that trusts `keys` (each bound to its gateways and sites), watches site `site`, with the controller's clock at `now_ms` and the maximum age `max_age_ms`. `kind` is trigger (from the triggers topic), state (a retained state) or status (a gateway status). `expect` is `accepted`, `duplicate` or the rejection's kind.",
+        about: "Signed triggers, retained states and gateway statuses, in sequences, with the verdict docs/contract.md calls for at each step. Give the steps of one vector, in order, to one fresh verifier that trusts `keys` (each bound to its gateways and sites), watches site `site`, with the controller's clock at `now_ms` and the maximum age `max_age_ms`. `kind` is trigger (from the triggers topic), state (a retained state), status (a gateway status) or drill (from a drill topic). `expect` is `accepted`, `duplicate`, `drill` (a genuine drill: reported, never a level, nothing the verifier holds changes) or the rejection's kind.",
         site: "paris-1",
         now_ms: NOW,
         max_age_ms: MAX_AGE_MS,
@@ -746,6 +834,7 @@ fn the_gateways_verifier_gives_every_expected_verdict_in_sequence() {
             let payload = step["payload"].as_str().unwrap().as_bytes();
             let got = match step["kind"].as_str().unwrap() {
                 "trigger" => match verifier.check(payload, now) {
+                    Verdict::Drill(_) => "drill".to_string(),
                     Verdict::Accepted(_) => "accepted".to_string(),
                     Verdict::Duplicate { .. } => "duplicate".to_string(),
                     Verdict::Rejected(r) => r.kind().to_string(),
@@ -758,6 +847,10 @@ fn the_gateways_verifier_gives_every_expected_verdict_in_sequence() {
                     StatusVerdict::Accepted(_) => "accepted".to_string(),
                     StatusVerdict::Duplicate { .. } => "duplicate".to_string(),
                     StatusVerdict::Rejected(r) => r.kind().to_string(),
+                },
+                "drill" => match verifier.check_drill(payload, now) {
+                    Ok(_) => "drill".to_string(),
+                    Err(r) => r.kind().to_string(),
                 },
                 other => panic!("vector {name}: kind {other}"),
             };
@@ -780,6 +873,7 @@ fn the_gateways_verifier_gives_every_expected_verdict_in_sequence() {
         "unsigned",
         "key-not-granted",
         "duplicate",
+        "drill",
     ] {
         assert!(kinds.iter().any(|k| k == needed), "no {needed} step");
     }
@@ -813,6 +907,66 @@ fn the_python_verifier_gives_every_expected_verdict_in_sequence() {
     assert_eq!(
         text.lines().filter(|l| l.starts_with("ok ")).count(),
         steps,
+        "{text}"
+    );
+}
+
+/// A controller written before drills existed — the Python verifier as it was then, frozen in
+/// gateway/tests/peers/verify_trigger_before_drills.py — never takes a drill as a level: every
+/// drill of the sequences, on whatever topic, is `malformed` to it (its schema is unknown),
+/// and the triggers around them keep their verdicts.
+#[test]
+fn a_verifier_from_before_drills_refuses_every_drill() {
+    let Some(python) = common::python() else {
+        return;
+    };
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(sequences_file()).unwrap()).unwrap();
+    let mut drills = 0;
+    let vectors: Vec<Value> = doc["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["name"].as_str().unwrap().starts_with("drill"))
+        .cloned()
+        .map(|mut v| {
+            for step in v["steps"].as_array_mut().unwrap() {
+                if step["payload"]
+                    .as_str()
+                    .unwrap()
+                    .contains("firebreak.drill/1")
+                {
+                    // It knows no drill topic: a drill is a trigger to it, or a state.
+                    if step["kind"] == "drill" {
+                        step["kind"] = json!("trigger");
+                    }
+                    step["expect"] = json!("malformed");
+                    drills += 1;
+                }
+            }
+            v
+        })
+        .collect();
+    assert!(drills >= 5, "{drills}");
+    doc["vectors"] = json!(vectors);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("drills.json");
+    std::fs::write(&path, doc.to_string()).unwrap();
+    let out = std::process::Command::new(python)
+        .arg(common::workspace().join("gateway/tests/peers/verify_trigger_before_drills.py"))
+        .arg("vectors")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("FAIL"), "{text}");
+    assert!(
+        text.contains("ok drill-between-triggers step 5: accepted"),
         "{text}"
     );
 }

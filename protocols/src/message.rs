@@ -18,6 +18,10 @@ pub const TRIGGER_SCHEMA: &str = "firebreak.trigger/1";
 pub const TELEMETRY_SCHEMA: &str = "firebreak.telemetry/1";
 /// The schema of [`GatewayStatus`].
 pub const STATUS_SCHEMA: &str = "firebreak.status/1";
+/// The schema of a [`Drill`]: a signed rehearsal of a trigger, never a level. A schema of its
+/// own, so that a controller that does not know drills refuses one as malformed (the contract
+/// says decoders refuse a schema they do not know) wherever it comes from.
+pub const DRILL_SCHEMA: &str = "firebreak.drill/1";
 
 /// Storage of a schema name.
 pub type SchemaName = heapless::String<32>;
@@ -149,6 +153,11 @@ pub struct Trigger {
     pub issued_at: Rfc3339,
     /// When it was issued, in milliseconds since the Unix epoch.
     pub issued_at_ms: u64,
+    /// `true` only on a [`Drill`] (schema [`DRILL_SCHEMA`]); omitted when `false`, so a
+    /// trigger's bytes, and so its signature, are those of a gateway older than drills. A
+    /// `firebreak.trigger/1` message that says `drill: true` is refused.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_false"))]
+    pub drill: bool,
     /// The signature; absent on unsigned triggers.
     #[cfg_attr(
         feature = "serde",
@@ -187,6 +196,7 @@ impl Trigger {
                 problem: "is past year 9999",
             })?,
             issued_at_ms,
+            drill: false,
             signature: None,
         };
         trigger.validate()?;
@@ -208,6 +218,17 @@ impl Trigger {
     /// that both timestamps agree, that reason values are finite.
     pub fn validate(&self) -> Result<(), MessageError> {
         check_schema(&self.schema, TRIGGER_SCHEMA)?;
+        if self.drill {
+            return Err(MessageError::Invalid {
+                field: "drill",
+                problem: "is true on a firebreak.trigger/1: a drill is a firebreak.drill/1 message",
+            });
+        }
+        self.validate_body()
+    }
+
+    /// The checks a trigger and a drill share.
+    fn validate_body(&self) -> Result<(), MessageError> {
         if self.level == self.previous {
             return Err(MessageError::Invalid {
                 field: "level",
@@ -227,6 +248,47 @@ impl Trigger {
     /// re-sent after reconnects.
     pub fn dedup_key(&self) -> (&GatewayId, u64) {
         (&self.gateway, self.seq)
+    }
+}
+
+#[cfg(feature = "serde")]
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A drill: a signed rehearsal of a trigger, issued by `firebreak drill` to test the path to
+/// the controllers. It is a [`Trigger`] with schema [`DRILL_SCHEMA`] and `drill: true`,
+/// published on `firebreak/v1/{site}/drill/{gateway}` (never on a trigger or state topic), and
+/// **never a level**: a controller reports it and changes nothing. Its `seq` is the last
+/// trigger `seq` of the gateway when it was issued: a drill takes no `seq` of its own, so it
+/// makes no gap and no replay among the triggers. `decode::<Trigger>` refuses a drill, and
+/// `decode::<Drill>` a trigger.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(transparent))]
+pub struct Drill(pub Trigger);
+
+impl Drill {
+    /// Makes `trigger` a drill (its schema and `drill` field), unsigned.
+    pub fn new(mut trigger: Trigger) -> Result<Drill, MessageError> {
+        trigger.schema = schema_name(DRILL_SCHEMA);
+        trigger.drill = true;
+        trigger.signature = None;
+        let drill = Drill(trigger);
+        drill.validate()?;
+        Ok(drill)
+    }
+
+    /// Checks the schema, the `drill` field and what a trigger's [`Trigger::validate`] checks.
+    pub fn validate(&self) -> Result<(), MessageError> {
+        check_schema(&self.0.schema, DRILL_SCHEMA)?;
+        if !self.0.drill {
+            return Err(MessageError::Invalid {
+                field: "drill",
+                problem: "is not true on a firebreak.drill/1 message",
+            });
+        }
+        self.0.validate_body()
     }
 }
 
@@ -562,6 +624,13 @@ impl Message for Trigger {
     }
 }
 
+impl Message for Drill {
+    const SCHEMA: &'static str = DRILL_SCHEMA;
+    fn check(&self) -> Result<(), MessageError> {
+        self.validate()
+    }
+}
+
 impl Message for Telemetry {
     const SCHEMA: &'static str = TELEMETRY_SCHEMA;
     fn check(&self) -> Result<(), MessageError> {
@@ -590,6 +659,15 @@ impl SignedMessage for Trigger {
     }
     fn set_signature(&mut self, signature: Option<Signature>) {
         self.signature = signature;
+    }
+}
+
+impl SignedMessage for Drill {
+    fn signature(&self) -> Option<&Signature> {
+        self.0.signature.as_ref()
+    }
+    fn set_signature(&mut self, signature: Option<Signature>) {
+        self.0.signature = signature;
     }
 }
 
@@ -798,6 +876,47 @@ mod tests {
             9,
         );
         assert_eq!(round_trip(&st), st);
+    }
+
+    /// A drill is a trigger's body under its own schema: its bytes say `drill: true` before
+    /// the signature, a trigger's bytes never mention it, and neither decodes as the other.
+    #[test]
+    fn drills_and_triggers_never_pass_for_each_other() {
+        let t = trigger();
+        let plain = encode_vec(&t).unwrap();
+        assert!(!std::str::from_utf8(&plain).unwrap().contains("drill"));
+        let d = Drill::new(t.clone()).unwrap();
+        let json = encode_vec(&d).unwrap();
+        let text = std::str::from_utf8(&json).unwrap();
+        assert!(
+            text.starts_with("{\"schema\":\"firebreak.drill/1\""),
+            "{text}"
+        );
+        assert!(text.ends_with(",\"drill\":true}"), "{text}");
+        assert_eq!(round_trip(&d), d);
+        assert_eq!(
+            decode::<Trigger>(&json),
+            Err(MessageError::Schema {
+                expected: TRIGGER_SCHEMA
+            })
+        );
+        assert_eq!(
+            decode::<Drill>(&plain),
+            Err(MessageError::Schema {
+                expected: DRILL_SCHEMA
+            })
+        );
+        // Either marker alone is refused: a drill field on a trigger, a drill schema without it.
+        let marked = text.replace("firebreak.drill/1", "firebreak.trigger/1");
+        assert!(matches!(
+            decode::<Trigger>(marked.as_bytes()),
+            Err(MessageError::Invalid { field: "drill", .. })
+        ));
+        let unmarked = text.replace(",\"drill\":true", "");
+        assert!(matches!(
+            decode::<Drill>(unmarked.as_bytes()),
+            Err(MessageError::Invalid { field: "drill", .. })
+        ));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! firebreak/v1/{site}/zones/{zone}/state         retained current zone level
 //! firebreak/v1/{site}/telemetry/{device}         a device's latest samples
 //! firebreak/v1/{site}/gateways/{gateway}/status  retained gateway status; the will says offline
+//! firebreak/v1/{site}/drill/{gateway}            a gateway's drills (never a level; not retained)
 //! ```
 
 use core::fmt;
@@ -57,6 +58,19 @@ pub fn gateway_status(site: &SiteId, gateway: &GatewayId) -> TopicString {
     build(&[site.as_str(), "gateways", gateway.as_str(), "status"])
 }
 
+/// `firebreak/v1/{site}/drill/{gateway}`: the gateway's drills (`firebreak drill`), not
+/// retained. Outside every filter a controller uses for levels (`triggers`, `state`,
+/// `zones/+/state`): only `firebreak/v1/{site}/#` (or `drill/+`) sees them.
+pub fn drill(site: &SiteId, gateway: &GatewayId) -> TopicString {
+    build(&[site.as_str(), "drill", gateway.as_str()])
+}
+
+/// A subscription filter for the drills of every gateway of one site:
+/// `firebreak/v1/{site}/drill/+`.
+pub fn drills_filter(site: &SiteId) -> TopicString {
+    build(&[site.as_str(), "drill", "+"])
+}
+
 /// A subscription filter for every zone state of one site: `firebreak/v1/{site}/zones/+/state`.
 pub fn zone_states_filter(site: &SiteId) -> TopicString {
     build(&[site.as_str(), "zones", "+", "state"])
@@ -90,6 +104,8 @@ pub enum Topic {
     Telemetry(SiteId, DeviceId),
     /// `firebreak/v1/{site}/gateways/{gateway}/status`.
     GatewayStatus(SiteId, GatewayId),
+    /// `firebreak/v1/{site}/drill/{gateway}`.
+    Drill(SiteId, GatewayId),
 }
 
 /// Why a topic name is not one of the layout's.
@@ -148,6 +164,7 @@ impl Topic {
             (2, Some("triggers"), _, _) => Topic::Triggers(site()?),
             (4, Some("zones"), _, Some("state")) => Topic::ZoneState(site()?, parse_id(id(2)?)?),
             (3, Some("telemetry"), _, _) => Topic::Telemetry(site()?, parse_id(id(2)?)?),
+            (3, Some("drill"), _, _) => Topic::Drill(site()?, parse_id(id(2)?)?),
             (4, Some("gateways"), _, Some("status")) => {
                 Topic::GatewayStatus(site()?, parse_id(id(2)?)?)
             }
@@ -164,6 +181,7 @@ impl Topic {
             Topic::ZoneState(s, z) => zone_state(s, z),
             Topic::Telemetry(s, d) => telemetry(s, d),
             Topic::GatewayStatus(s, g) => gateway_status(s, g),
+            Topic::Drill(s, g) => drill(s, g),
         }
     }
 }
@@ -213,6 +231,45 @@ mod tests {
         );
     }
 
+    /// MQTT's topic matching (`+` one level, `#` the rest), for the test below.
+    fn matches(filter: &str, topic: &str) -> bool {
+        let (mut f, mut t) = (filter.split('/'), topic.split('/'));
+        loop {
+            match (f.next(), t.next()) {
+                (Some("#"), _) => return true,
+                (Some("+"), Some(_)) => {}
+                (Some(a), Some(b)) if a == b => {}
+                (None, None) => return true,
+                _ => return false,
+            }
+        }
+    }
+
+    /// A drill is never where a controller looks for levels: no filter the contract gives
+    /// for triggers and states (those `firebreak watch` and older controllers subscribe to)
+    /// matches the drill topic; only the site's `#` and the drill filter do.
+    #[test]
+    fn drills_stay_off_the_level_topics() {
+        let gw = GatewayId::new("gw-1").unwrap();
+        let d = drill(&site(), &gw);
+        assert_eq!(d, "firebreak/v1/paris-1/drill/gw-1");
+        for filter in [
+            triggers(&site()),
+            site_state(&site()),
+            zone_states_filter(&site()),
+            gateway_statuses_filter(&site()),
+        ] {
+            assert!(!matches(&filter, &d), "{filter} matches {d}");
+        }
+        assert!(!matches(ALL_TRIGGERS_FILTER, &d));
+        assert!(matches(&site_filter(&site()), &d));
+        assert!(matches(&drills_filter(&site()), &d));
+        assert!(matches(
+            &zone_states_filter(&site()),
+            "firebreak/v1/paris-1/zones/z/state"
+        ));
+    }
+
     #[test]
     fn longest_ids_fit() {
         let long = "x".repeat(MAX_ID_LEN);
@@ -234,6 +291,7 @@ mod tests {
             Topic::ZoneState(site(), ZoneId::new("z").unwrap()),
             Topic::Telemetry(site(), DeviceId::new("d").unwrap()),
             Topic::GatewayStatus(site(), GatewayId::new("g").unwrap()),
+            Topic::Drill(site(), GatewayId::new("g").unwrap()),
         ] {
             assert_eq!(Topic::parse(&t.name()), Ok(t));
         }

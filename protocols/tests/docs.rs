@@ -427,3 +427,62 @@ fn documented_examples_still_parse() {
     let status: GatewayStatus = message::decode(blocks[2].as_bytes()).unwrap();
     assert_eq!(status, example_status());
 }
+
+/// The example drill: the example trigger's gateway, `seq` (its last trigger), epoch and zone,
+/// rehearsing `evacuate`, signed with the example key: the payload on the wire.
+fn example_drill_payload() -> Vec<u8> {
+    use base64::Engine;
+    use ed25519_dalek::Signer;
+    let t = example_trigger();
+    let at = t.issued_at_ms + 47_750;
+    let mut body = Trigger::new(
+        t.gateway.clone(),
+        t.seq,
+        firebreak_protocols::IncidentId::new(&format!("drill-{at}-1")).unwrap(),
+        t.site.clone(),
+        t.zone.clone(),
+        Level::Evacuate,
+        Level::Normal,
+        at,
+    )
+    .unwrap();
+    body.epoch = t.epoch;
+    let drill = firebreak_protocols::Drill::new(body).unwrap();
+    let canonical = message::encode_vec(&drill).unwrap();
+    let sig = example_key().sign(&canonical);
+    let signature = firebreak_protocols::Signature {
+        key_id: firebreak_protocols::KeyId::new(EXAMPLE_KEY_ID).unwrap(),
+        ed25519: base64::engine::general_purpose::STANDARD
+            .encode(sig.to_bytes())
+            .as_str()
+            .try_into()
+            .unwrap(),
+    };
+    firebreak_protocols::signed::signed_vec(&canonical, &signature).unwrap()
+}
+
+fn drill_example() -> String {
+    format!(
+        "A drill of the example gateway (the copy for its first broker), on \
+         `firebreak/v1/paris-1/drill/gw-paris-1a`, signed with the example key (one line, \
+         exactly as on the wire):\n\n```json\n{}\n```\n",
+        String::from_utf8(example_drill_payload()).unwrap()
+    )
+}
+
+#[test]
+fn contract_drill_example_is_generated() {
+    sync_section("contract.md", "drill", &drill_example());
+}
+
+/// The documented drill decodes as a drill and never as a trigger.
+#[test]
+fn documented_drill_is_a_drill_and_never_a_trigger() {
+    let blocks = json_blocks("contract.md", "drill");
+    assert_eq!(blocks.len(), 1);
+    let payload = blocks[0].trim_end().as_bytes();
+    assert_eq!(payload, example_drill_payload().as_slice());
+    let drill: firebreak_protocols::Drill = message::decode(payload).unwrap();
+    assert!(drill.0.drill);
+    assert!(message::decode::<Trigger>(payload).is_err());
+}

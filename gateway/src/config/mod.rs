@@ -345,6 +345,9 @@ pub struct SiteConfig {
     pub outbox: Option<OutboxConfig>,
     /// Telemetry out to the brokers.
     pub telemetry: crate::telemetry::TelemetryConfig,
+    /// The local control socket (`firebreak drill`): `[control] socket`, by default
+    /// `control.sock` in the outbox directory; `None` without an outbox (no brokers).
+    pub control_socket: Option<std::path::PathBuf>,
 }
 
 /// How to reach an MQTT broker: a `[[brokers]]` entry triggers are delivered to, or the

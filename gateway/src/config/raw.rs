@@ -46,6 +46,16 @@ pub struct RawSiteConfig {
     pub snmp_sources: Vec<RawSnmpSource>,
     /// `[snmp_traps]`: where SNMP traps from the SNMP sources are received.
     pub snmp_traps: Option<RawSnmpTraps>,
+    /// `[control]`: the local control socket (`firebreak drill`).
+    pub control: Option<RawControl>,
+}
+
+/// `[control]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawControl {
+    /// The Unix socket's path (default: `control.sock` in the outbox directory).
+    pub socket: Option<String>,
 }
 
 /// `[snmp_traps]`.

@@ -822,3 +822,25 @@ fn snmp_traps_need_an_address_and_snmp_sources() {
         assert!(e.contains(key) && e.contains(problem), "{e}");
     }
 }
+
+#[test]
+fn the_control_socket_is_next_to_the_outbox_unless_configured() {
+    let c = parse(EXAMPLE).unwrap();
+    assert_eq!(
+        c.control_socket.as_deref(),
+        Some(std::path::Path::new(
+            "/var/lib/firebreak/outbox/control.sock"
+        ))
+    );
+    assert_eq!(parse(BASE).unwrap().control_socket, None);
+    let c = parse(&format!(
+        "{BASE}{DELIVERY}[control]\nsocket = \"/run/fb/c.sock\"\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.control_socket.as_deref(),
+        Some(std::path::Path::new("/run/fb/c.sock"))
+    );
+    let e = parse(&format!("{BASE}[control]\nsocket = \"\"\n")).unwrap_err();
+    assert!(e.to_string().contains("control.socket"), "{e}");
+}

@@ -15,8 +15,10 @@ use std::time::Duration;
 use firebreak_protocols::message::encode_vec;
 use firebreak_protocols::signed::signed_vec;
 use firebreak_protocols::{GatewayId, GatewayStatus, Presence, SiteId};
-use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, Outgoing, Packet, QoS};
-use tokio::sync::{mpsc, watch};
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, LastWill, Outgoing, Packet, QoS, SubscribeReasonCode,
+};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use super::book::Book;
@@ -83,6 +85,27 @@ pub(crate) struct BrokerCtx {
     pub(crate) epoch: u64,
     /// Connections made since the start, over every broker: numbers each connection.
     pub(crate) sessions: Arc<AtomicU64>,
+    /// The gateway's drill topic: drills are published there, and the connection subscribes
+    /// to it to time each drill's round trip.
+    pub(crate) drill_topic: String,
+    /// Drills to publish on this broker (`firebreak drill`).
+    pub(crate) drills: mpsc::Receiver<DrillJob>,
+}
+
+/// One drill for one broker: its signed payload, and where to say how it went (the round
+/// trip from the moment the task took it to the broker sending it back, or why not).
+#[derive(Debug)]
+pub(crate) struct DrillJob {
+    pub(crate) payload: Arc<[u8]>,
+    pub(crate) reply: oneshot::Sender<Result<Duration, String>>,
+}
+
+/// A drill published on this connection, waiting for its echo.
+#[derive(Debug)]
+struct PendingDrill {
+    payload: Arc<[u8]>,
+    started: tokio::time::Instant,
+    reply: oneshot::Sender<Result<Duration, String>>,
 }
 
 enum Ended {
@@ -103,6 +126,8 @@ enum Item {
     State { topic: String, payload: Arc<[u8]> },
     /// The gateway's status.
     Status { payload: Vec<u8> },
+    /// A drill, on the drill topic (never retained, never in the outbox).
+    Drill { payload: Arc<[u8]> },
 }
 
 #[derive(Default)]
@@ -121,6 +146,12 @@ struct Session {
     outstanding: BTreeMap<u64, u8>,
     last_loaded: Option<u64>,
     wake_closed: bool,
+    /// The drill waiting for its echo.
+    drill: Option<PendingDrill>,
+    /// Why this connection cannot time a drill (its subscription to the drill topic was
+    /// refused), once the broker said so.
+    drill_refused: Option<String>,
+    drills_closed: bool,
 }
 
 /// Runs one broker's delivery until shutdown.
@@ -255,7 +286,9 @@ async fn connection(ctx: &mut BrokerCtx) -> Ended {
             let event = eventloop.poll().await;
             let stop = event.is_err();
             let forward = match &event {
-                Ok(Event::Incoming(Packet::ConnAck(_) | Packet::PubAck(_))) => true,
+                Ok(Event::Incoming(
+                    Packet::ConnAck(_) | Packet::PubAck(_) | Packet::Publish(_) | Packet::SubAck(_),
+                )) => true,
                 Ok(Event::Outgoing(Outgoing::Publish(_))) => true,
                 Ok(_) => false,
                 Err(_) => true,
@@ -305,6 +338,12 @@ async fn connection(ctx: &mut BrokerCtx) -> Ended {
                 load(ctx, &mut s);
                 fill(ctx, &client, &mut s);
             }
+            job = ctx.drills.recv(), if !s.drills_closed => {
+                match job {
+                    None => s.drills_closed = true,
+                    Some(job) => drill(ctx, &client, &mut s, job),
+                }
+            }
             _ = heartbeat.tick(), if s.connected => {
                 // One status waiting is enough: a stalled broker does not grow the queue.
                 if !s.queue.iter().any(|i| matches!(i, Item::Status { .. })) {
@@ -349,7 +388,39 @@ fn handle(
             for (topic, payload) in ctx.book.states() {
                 s.queue.push_back(Item::State { topic, payload });
             }
+            // Its own drills come back to it: that is how a drill's round trip is timed.
+            if let Err(e) = client.try_subscribe(ctx.drill_topic.clone(), QoS::AtMostOnce) {
+                debug!(broker = %ctx.shared.name, error = %e, "cannot subscribe to the drill topic");
+            }
             fill(ctx, client, s);
+        }
+        Event::Incoming(Packet::SubAck(ack))
+            if ack
+                .return_codes
+                .iter()
+                .any(|c| matches!(c, SubscribeReasonCode::Failure)) =>
+        {
+            let why = format!(
+                "the broker refused this gateway's subscription to {} (its ACL): a drill cannot be timed there",
+                ctx.drill_topic
+            );
+            warn!(broker = %ctx.shared.name, "{why}");
+            if let Some(d) = s.drill.take() {
+                let _ = d.reply.send(Err(why.clone()));
+            }
+            s.drill_refused = Some(why);
+        }
+        Event::Incoming(Packet::Publish(p)) => {
+            if p.topic == ctx.drill_topic
+                && s.drill
+                    .as_ref()
+                    .is_some_and(|d| d.payload.as_ref() == p.payload.as_ref())
+                && let Some(d) = s.drill.take()
+            {
+                let round_trip = d.started.elapsed();
+                debug!(broker = %ctx.shared.name, ms = round_trip.as_secs_f64() * 1000.0, "drill came back");
+                let _ = d.reply.send(Ok(round_trip));
+            }
         }
         Event::Outgoing(Outgoing::Publish(pkid)) => {
             if let Some(item) = s.sent.pop_front() {
@@ -423,6 +494,7 @@ fn fill(ctx: &BrokerCtx, client: &AsyncClient, s: &mut Session) {
             } => (topic, *retain, payload.to_vec()),
             Item::State { topic, payload } => (topic, true, payload.to_vec()),
             Item::Status { payload } => (&ctx.status_topic, true, payload.clone()),
+            Item::Drill { payload } => (&ctx.drill_topic, false, payload.to_vec()),
         };
         match client.try_publish(topic, QoS::AtLeastOnce, retain, payload) {
             Ok(()) => {
@@ -442,6 +514,42 @@ fn fill(ctx: &BrokerCtx, client: &AsyncClient, s: &mut Session) {
             }
         }
     }
+}
+
+/// Takes a drill: queued behind whatever waits (a drill never delays a trigger), timed from
+/// now until the broker sends it back on this connection's subscription.
+fn drill(ctx: &BrokerCtx, client: &AsyncClient, s: &mut Session, job: DrillJob) {
+    if !s.connected {
+        let why = ctx
+            .shared
+            .stats
+            .lock()
+            .ok()
+            .and_then(|st| st.last_error.clone())
+            .map_or_else(
+                || "not connected to the broker".to_string(),
+                |e| format!("not connected to the broker: {e}"),
+            );
+        let _ = job.reply.send(Err(why));
+        return;
+    }
+    if let Some(why) = &s.drill_refused {
+        let _ = job.reply.send(Err(why.clone()));
+        return;
+    }
+    if s.drill.as_ref().is_some_and(|d| !d.reply.is_closed()) {
+        let _ = job.reply.send(Err("a drill is already under way".into()));
+        return;
+    }
+    s.queue.push_back(Item::Drill {
+        payload: job.payload.clone(),
+    });
+    s.drill = Some(PendingDrill {
+        payload: job.payload,
+        started: tokio::time::Instant::now(),
+        reply: job.reply,
+    });
+    fill(ctx, client, s);
 }
 
 /// Removes acknowledged triggers from the outbox (in memory at once; the writer stores the

@@ -91,6 +91,7 @@
 
 mod book;
 mod broker;
+pub mod drill;
 pub mod fault;
 pub mod link;
 pub mod outbox;
@@ -111,6 +112,7 @@ use crate::config::SiteConfig;
 use crate::keys::{KeyError, PublicKey, SigningKey};
 use book::Book;
 use broker::{BrokerCtx, BrokerShared};
+pub use drill::{BrokerDrill, DRILL_TIMEOUT, DrillReport};
 pub use fault::Fault;
 use fault::Faults;
 pub use link::{Link, LinkError, Secret};
@@ -382,6 +384,11 @@ struct Inner {
     issued: AtomicU64,
     refused: AtomicU64,
     last_seq: AtomicU64,
+    /// Per broker, in order: where its task takes drills.
+    drills: Vec<mpsc::Sender<broker::DrillJob>>,
+    /// One drill at a time.
+    drill_lock: tokio::sync::Mutex<()>,
+    drill_book: Mutex<drill::DrillBook>,
 }
 
 /// The brokers' tasks. Dropping it aborts them (as a crash would: the outbox keeps what was
@@ -542,6 +549,8 @@ impl Delivery {
         let key = Arc::new(key);
         let sessions = Arc::new(AtomicU64::new(0));
         let mut brokers = Vec::new();
+        let mut drills = Vec::new();
+        let drill_topic = topic::drill(&config.site, &config.gateway).to_string();
         let mut tasks = JoinSet::new();
         for (index, broker) in config.brokers.iter().enumerate() {
             let name = broker.name.clone();
@@ -569,6 +578,8 @@ impl Delivery {
                 }),
             });
             shared.set_pending(book.len(index));
+            let (drill_tx, drill_rx) = mpsc::channel(4);
+            drills.push(drill_tx);
             tasks.spawn(broker::run(BrokerCtx {
                 shared: shared.clone(),
                 config: broker.clone(),
@@ -587,6 +598,8 @@ impl Delivery {
                 key: key.clone(),
                 epoch,
                 sessions: sessions.clone(),
+                drill_topic: drill_topic.clone(),
+                drills: drill_rx,
             }));
             brokers.push(shared);
         }
@@ -634,6 +647,9 @@ impl Delivery {
                 issued: AtomicU64::new(0),
                 refused: AtomicU64::new(0),
                 last_seq: AtomicU64::new(0),
+                drills,
+                drill_lock: tokio::sync::Mutex::new(()),
+                drill_book: Mutex::new(drill::DrillBook::default()),
             }),
         };
         Ok((

@@ -198,6 +198,13 @@ impl Validator<'_> {
         let policy = self.policy(raw.policy.unwrap_or_default())?;
         let (brokers, signing, outbox) = self.delivery(raw.brokers, raw.signing, raw.outbox)?;
         let telemetry = self.telemetry(raw.telemetry)?;
+        let control_socket = match raw.control.and_then(|c| c.socket) {
+            Some(s) if s.is_empty() => return Err(self.err("control.socket", "is empty")),
+            Some(s) => Some(std::path::PathBuf::from(s)),
+            None => outbox
+                .as_ref()
+                .map(|o| o.dir.join(crate::control::DEFAULT_SOCKET_NAME)),
+        };
         Ok(SiteConfig {
             site,
             gateway,
@@ -214,6 +221,7 @@ impl Validator<'_> {
             signing,
             outbox,
             telemetry,
+            control_socket,
         })
     }
 }
