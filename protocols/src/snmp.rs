@@ -7,7 +7,7 @@
 //! (`1.3.6.1.4.1.318.1.1.26.9.4.3.1.6`, the outlets' currents), whose rows are walked; a
 //! row's channel is its index less the column's first index (outlet 1 is channel 0).
 //!
-//! The built-in profiles ([`BUILTIN_OID_PROFILES`]) cover RFC 1628's UPS-MIB and APC's
+//! The built-in profiles ([`BUILTIN_OID_PROFILES`](crate::snmp_builtin::BUILTIN_OID_PROFILES)) cover RFC 1628's UPS-MIB and APC's
 //! PowerNet MIB for rack PDUs (`rPDU`, `rPDU2`) and UPSes; `docs/register-maps.md` lists them,
 //! generated from these tables.
 
