@@ -55,6 +55,8 @@
 //!     Verdict::Accepted(a) => println!("{} from {} seq {}", a.trigger.level, a.trigger.gateway, a.trigger.seq),
 //!     Verdict::Duplicate { .. } => {}
 //!     Verdict::Rejected(why) => eprintln!("REJECTED: {why}"),
+//!     // A drill rehearses the path: report it, never act on it as a level.
+//!     Verdict::Drill(d) => println!("DRILL {} from {}", d.drill.incident, d.drill.gateway),
 //! }
 //! ```
 
