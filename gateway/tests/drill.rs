@@ -261,6 +261,24 @@ fn a_drill_goes_through_every_broker_and_is_never_a_level() {
         "{status}"
     );
 
+    // The technician's page shows the last drill, broker by broker.
+    if require_peer("chromium") {
+        let page = common::browser::dom(dir.path(), &format!("http://127.0.0.1:{}/", gw.http_port));
+        let drill_id = last["drill"].as_str().unwrap();
+        assert!(
+            page.contains(&format!("data-drill=\"{drill_id}\" data-failed=\"0\"")),
+            "{page}"
+        );
+        for broker in ["a", "b"] {
+            assert!(
+                page.contains(&format!(
+                    "data-drill-broker=\"{broker}\" data-delivered=\"true\""
+                )),
+                "{page}"
+            );
+        }
+    }
+
     // A forged drill (another key under the gateway's key id) is rejected like a forged trigger.
     let forger = SigningKey::generate(KeyId::new("gw-d-2026").unwrap()).unwrap();
     let now = std::time::SystemTime::now()

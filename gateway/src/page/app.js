@@ -270,7 +270,44 @@ function drawBrokers(s) {
       el("p", { class: "dim" }, "triggers issued " + d.issued + (d.last_seq !== null && d.last_seq !== undefined ? " · last seq " + d.last_seq : "") + (d.refused ? " · refused " + d.refused : "")),
     ),
   );
+  cards.push(drillCard(s.drill));
   $("brokers").replaceChildren(...cards);
+}
+
+// The last drill (`firebreak drill`) and how each broker did: the path to the controllers,
+// proved without a fire.
+function drillCard(d) {
+  if (!d) {
+    return el(
+      "article",
+      { class: "card drill", "data-drill": "" },
+      el("h3", {}, "last drill"),
+      el("p", { class: "dim" }, "none since the gateway started (firebreak drill --config …)"),
+    );
+  }
+  const failed = d.brokers.filter((b) => !b.delivered).length;
+  return el(
+    "article",
+    { class: "card drill", "data-drill": d.drill, "data-failed": String(failed) },
+    el(
+      "div",
+      { class: "card-head" },
+      el("h3", {}, "last drill"),
+      failed ? el("span", { class: "bad" }, "FAILED on " + failed) : el("span", { class: "ok" }, "ok"),
+    ),
+    el("p", {}, d.drill + " · " + String(d.level).toUpperCase() + (d.zone ? " zone " + d.zone : " site") + " · " + clock(d.issued_at_ms)),
+    el(
+      "ul",
+      { class: "plain" },
+      d.brokers.map((b) =>
+        el(
+          "li",
+          { "data-drill-broker": b.broker, "data-delivered": String(b.delivered), class: b.delivered ? "" : "bad" },
+          b.broker + ": " + (b.delivered ? "round trip " + num(b.round_trip_ms) + " ms" : "FAILED: " + (b.error || "no answer")),
+        ),
+      ),
+    ),
+  );
 }
 
 function drawHealth(s) {

@@ -11,6 +11,7 @@
 )] // test code
 
 /// SNMP peers (snmpsim, snmpd), net-snmp's tools and `.snmprec` recordings.
+pub mod browser;
 pub mod snmp;
 
 use std::io::{BufRead, BufReader, Read, Write};
