@@ -456,17 +456,7 @@ pub async fn device(device: &DeviceConfig, out: &mut impl Write) -> Result<(), P
         device.profile.name,
         report.latency.as_secs_f64() * 1000.0
     )?;
-    for s in &report.samples {
-        writeln!(
-            out,
-            "  {:<24} ch{:<2} {:>10} {:<5} {}",
-            s.signal.name(),
-            s.channel,
-            s.value,
-            s.unit.symbol(),
-            s.quality
-        )?;
-    }
+    write_samples(&report.samples, out)?;
     for e in &report.errors {
         writeln!(out, "  error: {e}")?;
     }
@@ -520,6 +510,26 @@ pub async fn nut(
     Ok(())
 }
 
+/// One line a sample: signal, channel, value, unit and quality, in columns (the Modbus and
+/// the SNMP probe print alike).
+fn write_samples(
+    samples: &[firebreak_protocols::Sample],
+    out: &mut impl Write,
+) -> Result<(), ProbeError> {
+    for s in samples {
+        writeln!(
+            out,
+            "  {:<24} ch{:<2} {:>10} {:<5} {}",
+            s.signal.name(),
+            s.channel,
+            s.value,
+            s.unit.symbol(),
+            s.quality
+        )?;
+    }
+    Ok(())
+}
+
 /// Reads an SNMP source once through its profile and prints every value received (OID,
 /// type, value), then the signals Firebreak takes from them, per channel, with units and
 /// quality, and what could not be used.
@@ -549,17 +559,7 @@ pub async fn snmp(
     }
     let mapped = map_values(&source.name, &source.profile, &readout, 0);
     writeln!(out, "-- as Firebreak reads it:")?;
-    for s in &mapped.samples {
-        writeln!(
-            out,
-            "  {:<24} ch{:<2} {:>10} {:<5} {}",
-            s.signal.name(),
-            s.channel,
-            s.value,
-            s.unit.symbol(),
-            s.quality
-        )?;
-    }
+    write_samples(&mapped.samples, out)?;
     for p in &mapped.no_reading {
         writeln!(out, "  no reading: {p}")?;
     }

@@ -316,15 +316,15 @@ async fn poll(
     password: Option<&str>,
     client: &mut Option<NutClient>,
 ) -> Result<BTreeMap<String, String>, NutError> {
-    if client.is_none() {
-        let mut c = NutClient::connect(&source.host, source.port, source.timeout).await?;
-        if let (Some(user), Some(pass)) = (&source.username, password) {
-            c.login(user, pass).await?;
+    let c = match client {
+        Some(c) => c,
+        None => {
+            let mut c = NutClient::connect(&source.host, source.port, source.timeout).await?;
+            if let (Some(user), Some(pass)) = (&source.username, password) {
+                c.login(user, pass).await?;
+            }
+            client.insert(c)
         }
-        *client = Some(c);
-    }
-    let Some(c) = client.as_mut() else {
-        return Err(NutError::Io("no connection".into()));
     };
     let vars = c.list_vars(&source.ups).await?;
     // upsd says WAIT until its driver has given it data: nothing is known yet.

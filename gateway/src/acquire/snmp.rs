@@ -459,11 +459,9 @@ async fn poll(
     source: &SnmpSourceConfig,
     client: &mut Option<SnmpClient>,
 ) -> Result<Readout, SnmpError> {
-    if client.is_none() {
-        *client = Some(SnmpClient::connect(source).await?);
-    }
-    let Some(c) = client.as_ref() else {
-        return Err(SnmpError::Setup("no client".into()));
+    let c = match client {
+        Some(c) => c,
+        None => client.insert(SnmpClient::connect(source).await?),
     };
     c.read(source, &source.profile).await
 }
@@ -471,11 +469,7 @@ async fn poll(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use firebreak_protocols::{BUILTIN_OID_PROFILES, OidProfile, Quality, Signal};
-
-    fn profile(p: &OidProfile<'_>) -> OwnedProfile {
-        OwnedProfile::from_builtin_oids(p)
-    }
+    use firebreak_protocols::{BUILTIN_OID_PROFILES, Quality, Signal};
 
     fn oid(s: &str) -> Oid {
         Oid::parse(s).unwrap()
@@ -487,7 +481,7 @@ mod tests {
             .iter()
             .find(|p| p.name == "apc-rpdu2")
             .unwrap();
-        let p = profile(p);
+        let p = OwnedProfile::from_builtin_oids(p);
         let d = DeviceId::new("pdu-1").unwrap();
         let readout = vec![
             (oid("1.3.6.1.4.1.318.1.1.26.6.3.1.5.1"), Value::Integer(65)),
@@ -536,7 +530,7 @@ mod tests {
 
     #[test]
     fn a_missing_scalar_is_named_and_a_wrapped_counter_is_not_a_number() {
-        let p = profile(
+        let p = OwnedProfile::from_builtin_oids(
             BUILTIN_OID_PROFILES
                 .iter()
                 .find(|p| p.name == "ups-mib")
