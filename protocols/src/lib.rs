@@ -49,8 +49,8 @@ pub use decode::{DecodeError, RawData, Reading, decode, decode_samples};
 pub use encode::{EncodeError, encode_bit, encode_raw, encode_words};
 pub use id::{DeviceId, GatewayId, IdError, IncidentId, KeyId, RuleId, SiteId, ZoneId};
 pub use message::{
-    Drill, GatewayStatus, Level, MessageError, Presence, Reason, Signature, Telemetry,
-    TelemetryValue, Trigger,
+    Drill, GatewayStatus, Level, MaintenanceNote, MessageError, Presence, Reason, Signature,
+    Telemetry, TelemetryValue, Trigger,
 };
 pub use plan::{PlanError, PlanOptions, ReadRequest, plan_reads};
 pub use profile::{

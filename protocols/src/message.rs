@@ -435,6 +435,15 @@ pub struct GatewayStatus {
     /// there is none. At most [`MAX_FAULTS`], each at most 32 bytes.
     #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "no_faults"))]
     pub faults: heapless::Vec<heapless::String<32>, MAX_FAULTS>,
+    /// The devices, or channels of a device, a technician put under maintenance: their
+    /// readings are not evidence until `until_ms` (docs/operations.md, "Maintenance");
+    /// absent when there is none. At most [`MAX_MAINTENANCE`]. A status is published again as
+    /// soon as this changes.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "heapless::Vec::is_empty")
+    )]
+    pub maintenance: heapless::Vec<MaintenanceNote, MAX_MAINTENANCE>,
     /// The gateway's boot epoch, as in its triggers.
     #[cfg_attr(
         feature = "serde",
@@ -474,6 +483,27 @@ pub struct GatewayStatus {
 /// The most faults a [`GatewayStatus`] lists.
 pub const MAX_FAULTS: usize = 4;
 
+/// The most maintenance entries a gateway keeps (and a [`GatewayStatus`] lists).
+pub const MAX_MAINTENANCE: usize = 16;
+
+/// A device, or one channel of it, under maintenance, as a [`GatewayStatus`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct MaintenanceNote {
+    /// The device.
+    pub device: DeviceId,
+    /// The channel, when only one channel (one probe) of the device is under maintenance.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub channel: Option<u8>,
+    /// Since when, in milliseconds since the Unix epoch.
+    pub since_ms: u64,
+    /// Until when: it ends by itself then, in milliseconds since the Unix epoch.
+    pub until_ms: u64,
+}
+
 #[cfg(feature = "serde")]
 fn no_faults(f: &heapless::Vec<heapless::String<32>, MAX_FAULTS>) -> bool {
     f.is_empty()
@@ -506,6 +536,7 @@ impl GatewayStatus {
             devices_total,
             issued_at_ms,
             faults: heapless::Vec::new(),
+            maintenance: heapless::Vec::new(),
             epoch: None,
             session: None,
             beat: None,

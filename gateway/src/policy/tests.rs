@@ -872,3 +872,161 @@ fn a_device_going_silent_during_a_fire_alarm_escalates_one_silent_before_does_no
     });
     assert!(ts.iter().all(|t| t.level <= Level::Prepare), "{ts:?}");
 }
+
+/// [`SITE`] without one device, keeping every zone.
+fn site_without(device: &str) -> Topology {
+    let mut t = topology(&SITE);
+    t.devices.retain(|(d, _)| d.as_str() != device);
+    t
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// A device under maintenance is judged as if it did not exist: whatever it and every
+    /// other device report, the transitions (levels, times, reasons) are those of the site
+    /// without it. So maintenance can never take evidence away from another witness, nor
+    /// let the maintained one raise anything.
+    #[test]
+    fn maintenance_is_the_device_not_existing(steps in disturbance(), which in 0..SITE.len()) {
+        let device = SITE[which].0;
+        let mut maintained = Engine::new(Policy::default_policy().unwrap(), &topology(&SITE));
+        let unknown = maintained.set_maintenance(&[(DeviceId::new(device).unwrap(), None)]);
+        prop_assert!(unknown.is_empty());
+        let mut without = Engine::new(Policy::default_policy().unwrap(), &site_without(device));
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for (t, step) in steps.iter().enumerate() {
+            let all: Vec<Sample> = step
+                .iter()
+                .map(|&(i, v, q)| {
+                    let (d, s, ch, _) = HEALTHY[i];
+                    sample(d, s, ch, v, q)
+                })
+                .collect();
+            let others: Vec<Sample> = all.iter().filter(|s| s.device.as_str() != device).cloned().collect();
+            let now = t as u64 * 1000;
+            a.extend(maintained.step(now, &all));
+            b.extend(without.step(now, &others));
+            if t % 7 == 0 {
+                // The acquisition table's view of the links, the maintained device silent.
+                maintained.set_link(&DeviceId::new(device).unwrap(), true);
+            }
+        }
+        prop_assert_eq!(a, b);
+    }
+
+    /// One channel under maintenance is judged as if that channel did not exist; the
+    /// device's other channels count as before.
+    #[test]
+    fn a_channel_under_maintenance_is_that_channel_not_existing(steps in disturbance(), which in 0..HEALTHY.len()) {
+        let (device, _, channel, _) = HEALTHY[which];
+        let mut maintained = Engine::new(Policy::default_policy().unwrap(), &topology(&SITE));
+        maintained.set_maintenance(&[(DeviceId::new(device).unwrap(), Some(channel))]);
+        let mut without = Engine::new(Policy::default_policy().unwrap(), &topology(&SITE));
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for (t, step) in steps.iter().enumerate() {
+            let all: Vec<Sample> = step
+                .iter()
+                .map(|&(i, v, q)| {
+                    let (d, s, ch, _) = HEALTHY[i];
+                    sample(d, s, ch, v, q)
+                })
+                .collect();
+            let others: Vec<Sample> = all
+                .iter()
+                .filter(|s| !(s.device.as_str() == device && s.channel == channel))
+                .cloned()
+                .collect();
+            let now = t as u64 * 1000;
+            a.extend(maintained.step(now, &all));
+            b.extend(without.step(now, &others));
+        }
+        prop_assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn maintenance_forgets_what_the_device_said_and_lowers_what_only_it_held() {
+    let topo = topology(&[("n1", "room"), ("n2", "room")]);
+    let n1 = DeviceId::new("n1").unwrap();
+    let mut e = Engine::new(policy(THRESHOLD), &topo);
+    // n1 reads off-gas: prepare.
+    let ts = run(&mut e, 0, 30, |_| vec![good("n1", Signal::OffGas, 0, 70.0)]);
+    assert_eq!(site_levels(&ts), vec![(10, Level::Prepare)]);
+    // The technician puts n1 under maintenance (calibration gas): it no longer holds the
+    // level, which comes down after the hold (60 s), though n1 still reads 70.
+    assert!(e.set_maintenance(&[(n1.clone(), None)]).is_empty());
+    assert!(e.under_maintenance(&n1, None) && e.under_maintenance(&n1, Some(3)));
+    let ts = run(&mut e, 31, 120, |_| {
+        vec![good("n1", Signal::OffGas, 0, 70.0)]
+    });
+    assert_eq!(site_levels(&ts), vec![(91, Level::Normal)]);
+    assert!(e.stats().maintenance >= 90);
+    // n2 sees off-gas while n1 is still under maintenance: n2 counts.
+    let ts = run(&mut e, 121, 140, |_| {
+        vec![
+            good("n1", Signal::OffGas, 0, 70.0),
+            good("n2", Signal::OffGas, 0, 70.0),
+        ]
+    });
+    assert_eq!(site_levels(&ts), vec![(131, Level::Prepare)]);
+    let up = ts.iter().rfind(|t| t.zone.is_none()).unwrap();
+    let devices: Vec<&str> = up
+        .reasons
+        .iter()
+        .filter_map(|r| r.device.as_ref().map(|d| d.as_str()))
+        .collect();
+    assert_eq!(devices, vec!["n2"]);
+    // Maintenance over: n1 counts again from its next reading, fresh.
+    e.set_maintenance(&[]);
+    assert!(!e.under_maintenance(&n1, None));
+    e.step(141_000, &[good("n1", Signal::OffGas, 0, 70.0)]);
+    assert!(
+        e.reasons("room")
+            .iter()
+            .any(|r| r.device.as_ref() == Some(&n1))
+    );
+    // A device the engine does not know is named back.
+    let ghost = DeviceId::new("ghost").unwrap();
+    assert_eq!(e.set_maintenance(&[(ghost.clone(), None)]), vec![ghost]);
+}
+
+#[test]
+fn a_device_under_maintenance_going_silent_raises_nothing_and_is_not_all_of_a_zone() {
+    let topo = topology(&[("a", "room"), ("b", "room")]);
+    let mut e = Engine::new(Policy::default_policy().unwrap(), &topo);
+    let a = DeviceId::new("a").unwrap();
+    e.set_maintenance(&[(a.clone(), None)]);
+    // a is unplugged: nothing.
+    let ts = run(&mut e, 0, 120, |_| {
+        vec![
+            sample("a", Signal::OffGas, 0, 0.0, Quality::CommLost),
+            good("b", Signal::OffGas, 0, 0.5),
+        ]
+    });
+    assert!(ts.is_empty(), "{ts:?}");
+    // b goes silent too: the zone is dark for the devices it watches (b), so device-lost and
+    // zone-dark fire on b alone.
+    let ts = run(&mut e, 121, 200, |_| {
+        vec![
+            sample("a", Signal::OffGas, 0, 0.0, Quality::CommLost),
+            sample("b", Signal::OffGas, 0, 0.0, Quality::CommLost),
+        ]
+    });
+    assert_eq!(site_levels(&ts).first().map(|l| l.1), Some(Level::Watch));
+    let rules: Vec<&str> = e.firing("room");
+    assert!(rules.contains(&"zone-dark"), "{rules:?}");
+    for r in e.reasons("room") {
+        assert_ne!(r.device.as_ref(), Some(&a), "{r:?}");
+    }
+    // Maintenance over, a still silent: it counts as lost again.
+    e.set_maintenance(&[]);
+    e.step(201_000, &[]);
+    let lost = e
+        .reasons("room")
+        .into_iter()
+        .filter(|r| r.rule.as_str() == "zone-dark")
+        .map(|r| r.value)
+        .next();
+    assert_eq!(lost, Some(2.0));
+}

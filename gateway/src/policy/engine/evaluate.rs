@@ -37,7 +37,7 @@ impl Engine {
             let Some(dev) = devices.get_mut(d) else {
                 continue;
             };
-            let comm_lost = dev.comm_lost;
+            let comm_lost = dev.link_lost();
             if let Some(ups) = dev.ups.as_mut() {
                 let o = ups.outlook(comm_lost, now_ms, present_v);
                 ups.judge(o, threshold);
@@ -87,19 +87,22 @@ impl Engine {
                 RuleKind::CommLost { all } => {
                     for &d in &zone.devices {
                         if let Some(dev) = devices.get(d)
-                            && dev.comm_lost
+                            && dev.link_lost()
                         {
                             inst.active_w
                                 .push(((dev.group, ALL_CHANNELS), Physics::Other));
                         }
                     }
                     inst.held_w.extend(&inst.active_w);
+                    // Devices under maintenance are not watched: "all" is all the others.
+                    let watched = || {
+                        zone.devices
+                            .iter()
+                            .filter_map(|&d| devices.get(d))
+                            .filter(|x| !x.out_all)
+                    };
                     let raw = if *all {
-                        !zone.devices.is_empty()
-                            && zone
-                                .devices
-                                .iter()
-                                .all(|&d| devices.get(d).is_some_and(|x| x.comm_lost))
+                        watched().next().is_some() && watched().all(|x| x.comm_lost)
                     } else {
                         inst.active_w.independent() > 0
                     };
@@ -132,7 +135,10 @@ impl Engine {
                         let common = dev
                             .and_then(|d| d.common_mode.as_ref())
                             .is_some_and(|cm| cm.channels.iter().any(|c| c.0 == i));
-                        if dev.map(|d| d.zone) == Some(z) && (src.fault().is_some() || common) {
+                        if dev.map(|d| d.zone) == Some(z)
+                            && !src.out
+                            && (src.fault().is_some() || common)
+                        {
                             inst.active_w.push((src.witness, src.physics));
                         }
                     }
@@ -150,7 +156,7 @@ impl Engine {
                             // A device of the zone that went silent after the alarm began.
                             for &d in &zone.devices {
                                 if let Some(dev) = devices.get(d)
-                                    && dev.comm_lost
+                                    && dev.link_lost()
                                     && dev.lost_since >= ci.since_ms
                                 {
                                     inst.active_w
@@ -225,7 +231,9 @@ fn gather(
 ) -> bool {
     let mut lost = false;
     for &(s, w) in watches.into_iter().flatten() {
-        let Some(src) = sources.get(s) else { continue };
+        let Some(src) = sources.get(s).filter(|src| !src.out) else {
+            continue;
+        };
         let Some(watch) = src.watches.get(w) else {
             continue;
         };

@@ -130,7 +130,7 @@ impl Engine {
                         .min();
                     for &d in &zone.devices {
                         if let Some(dev) = self.devices.get(d)
-                            && dev.comm_lost
+                            && dev.link_lost()
                             && since.is_some_and(|s| dev.lost_since >= s)
                         {
                             push(out, reason(None, Some(dev), 0, 1.0, 1.0));
@@ -146,9 +146,17 @@ impl Engine {
                     .devices
                     .iter()
                     .filter_map(|&d| self.devices.get(d))
-                    .filter(|d| d.comm_lost)
+                    .filter(|d| d.link_lost())
                     .collect();
-                let need = if *all { zone.devices.len() } else { 1 };
+                let need = if *all {
+                    zone.devices
+                        .iter()
+                        .filter_map(|&d| self.devices.get(d))
+                        .filter(|d| !d.out_all)
+                        .count()
+                } else {
+                    1
+                };
                 push(
                     out,
                     reason(

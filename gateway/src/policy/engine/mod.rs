@@ -20,6 +20,7 @@ mod common_mode;
 mod evaluate;
 mod evidence;
 mod explain;
+mod maintenance;
 mod plausibility;
 mod power;
 mod settle;
@@ -145,6 +146,8 @@ pub struct EngineStats {
     pub clock_backwards: u64,
     /// Good samples judged implausible (not evidence).
     pub implausible: u64,
+    /// Samples of devices or channels under maintenance, not evidence.
+    pub maintenance: u64,
 }
 
 /// A reading the engine judged not to be evidence, for a technician: `/status`, the log, and
@@ -215,6 +218,9 @@ struct Source {
     /// Its latest good value, plausible or not.
     last: Option<f32>,
     watches: Vec<Watch>,
+    /// Under maintenance: its readings are not evidence and it is no witness
+    /// ([`Engine::set_maintenance`]).
+    out: bool,
 }
 
 impl Source {
@@ -241,6 +247,10 @@ struct Device {
     heat_sources: Vec<usize>,
     /// Its probes moved together: its kinds of evidence are one witness.
     common_mode: Option<common_mode::CommonMode>,
+    /// The whole device is under maintenance.
+    out_all: bool,
+    /// These channels of it are under maintenance.
+    out_channels: Vec<u8>,
 }
 
 impl Device {
@@ -249,6 +259,16 @@ impl Device {
             self.lost_since = now_ms;
         }
         self.comm_lost = lost;
+    }
+
+    /// Whether its readings on `channel` are under maintenance.
+    fn out(&self, channel: u8) -> bool {
+        self.out_all || self.out_channels.contains(&channel)
+    }
+
+    /// Whether it is silent and counts as such: a device under maintenance is not watched.
+    fn link_lost(&self) -> bool {
+        self.comm_lost && !self.out_all
     }
 
     fn witness(&self, channel: u8) -> WitnessKey {
@@ -392,6 +412,8 @@ impl Engine {
                 ups: None,
                 heat_sources: Vec::new(),
                 common_mode: None,
+                out_all: false,
+                out_channels: Vec::new(),
             });
         }
         let mut rules_by_signal: HashMap<Signal, Vec<usize>> = HashMap::new();
@@ -589,7 +611,15 @@ impl Engine {
             return;
         };
         if let Some(dev) = self.devices.get_mut(d) {
-            dev.set_lost(s.quality == Quality::CommLost, now_ms);
+            // A device under maintenance is still followed (silent or not, for when it
+            // ends); a channel under maintenance says nothing, not even that much.
+            if dev.out_all || !dev.out(s.channel) {
+                dev.set_lost(s.quality == Quality::CommLost, now_ms);
+            }
+            if dev.out(s.channel) {
+                self.stats.maintenance += 1;
+                return;
+            }
         }
         let src = self.source(d, s.signal, s.channel);
         let was = self.fault_of(src).map(|f| f.0);
@@ -636,9 +666,12 @@ impl Engine {
             return i;
         }
         let i = self.sources.len();
-        let (zone, witness) = self.devices.get(d).map_or((0, (0, ALL_CHANNELS)), |dev| {
-            (dev.zone, dev.witness(channel))
-        });
+        let (zone, witness, out) = self
+            .devices
+            .get(d)
+            .map_or((0, (0, ALL_CHANNELS), false), |dev| {
+                (dev.zone, dev.witness(channel), dev.out(channel))
+            });
         let rules = self
             .rules_by_signal
             .get(&signal)
@@ -689,6 +722,7 @@ impl Engine {
             reported_fault: false,
             last: None,
             watches,
+            out,
         });
         self.source_index.insert(key, i);
         i
@@ -845,7 +879,7 @@ impl Engine {
             let Some(o) = self.sources.get(j) else {
                 return false;
             };
-            if j == i {
+            if j == i || o.out {
                 return false;
             }
             let fired = o.watches.iter().any(|w| w.fired);
