@@ -91,6 +91,9 @@ pub enum Command {
     /// Ask the running gateway to issue a signed drill through every broker (never a level
     /// for any controller) and print each broker's round trip; non-zero when one failed.
     Drill(crate::drill::DrillArgs),
+    /// Put a device or one of its channels under maintenance in the running gateway (its
+    /// readings stop counting as evidence for a bounded time), end it, or list it.
+    Maintenance(crate::maintenance::cli::MaintenanceArgs),
     /// Print the MQTT topics a site's gateway publishes and controllers subscribe to.
     Topics {
         /// The site id.
@@ -213,6 +216,9 @@ pub enum CliError {
     /// `firebreak drill` failed, or a broker did not send the drill back.
     #[error("drill: {0}")]
     Drill(#[from] crate::drill::DrillError),
+    /// `firebreak maintenance` failed or was refused.
+    #[error("maintenance: {0}")]
+    Maintenance(#[from] crate::maintenance::cli::MaintenanceError),
     /// `--time-scale` out of range.
     #[error("--time-scale: {0} is not between 0.01 and 1000")]
     BadTimeScale(f64),
@@ -354,6 +360,7 @@ pub fn run(cli: Cli, out: &mut impl Write) -> Result<(), CliError> {
             Ok(())
         }
         Command::Drill(args) => Ok(crate::drill::run(args, out)?),
+        Command::Maintenance(args) => Ok(crate::maintenance::cli::run(args, out)?),
         Command::Watch(args) => {
             runtime()?.block_on(crate::watch::watch(args, out, shutdown_signal()))?;
             Ok(())

@@ -1,6 +1,5 @@
 //! The local control channel of a running gateway: a Unix domain socket, one JSON request and
-//! one JSON answer per connection. `firebreak drill` uses it; later commands (maintenance
-//! mode) add requests here.
+//! one JSON answer per connection. `firebreak drill` and `firebreak maintenance` use it.
 //!
 //! - **Where**: `[control] socket` in the site configuration, by default `control.sock` in
 //!   the outbox directory (`{outbox.dir}/control.sock`). Only a gateway with brokers has one.
@@ -12,8 +11,13 @@
 //!   reads one JSON object (at most [`MAX_ANSWER`] bytes, ended by a newline); then the
 //!   gateway closes the connection. A request is `{"request":"drill","zone":"battery-room",
 //!   "level":"evacuate","timeout_s":10}` (`zone`, `level` — default `evacuate` — and
-//!   `timeout_s` optional); an answer is `{"ok":true,"drill":{…}}` or
-//!   `{"ok":false,"error":"…"}`. At most [`MAX_CONNECTIONS`] are served at once; more are
+//!   `timeout_s` optional); `{"request":"maintenance-start","device":"node-1","channel":2,
+//!   "for_s":2700,"reason":"swap the off-gas probe","by":"alice"}` (`channel`, `by` and
+//!   `force` optional), `{"request":"maintenance-end","device":"node-1"}` and
+//!   `{"request":"maintenance-list"}` ([`crate::maintenance`]). An answer is
+//!   `{"ok":true,"drill":{…}}`, `{"ok":true,"maintenance":{…}}` or
+//!   `{"ok":false,"error":"…"}`. The gateway logs the Unix user of every request's process
+//!   (the socket's peer credentials). At most [`MAX_CONNECTIONS`] are served at once; more are
 //!   answered `busy`.
 //! - **Lifetime**: a socket file left by a gateway that died is replaced at start; one that
 //!   a running gateway answers on is not (the second gateway runs without a control
@@ -62,6 +66,25 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timeout_s: Option<f64>,
     },
+    /// Put a device, or one channel of it, under maintenance (or renew it).
+    MaintenanceStart(crate::maintenance::StartRequest),
+    /// End maintenance of a device or channel.
+    MaintenanceEnd(crate::maintenance::EndRequest),
+    /// List what is under maintenance.
+    MaintenanceList {},
+}
+
+/// A maintenance request on its way to the gateway's main loop (which owns the policy
+/// engine), with the Unix user that asked and where the answer goes.
+#[derive(Debug)]
+pub struct MaintenanceJob {
+    /// The request: [`Request::MaintenanceStart`], [`Request::MaintenanceEnd`] or
+    /// [`Request::MaintenanceList`].
+    pub request: Request,
+    /// The asking process's Unix user, as the kernel says.
+    pub uid: Option<u32>,
+    /// The answer.
+    pub reply: tokio::sync::oneshot::Sender<Answer>,
 }
 
 fn evacuate() -> Level {
@@ -80,6 +103,9 @@ pub struct Answer {
     /// A drill's report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill: Option<DrillReport>,
+    /// A maintenance request's report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<crate::maintenance::Report>,
 }
 
 impl Answer {
@@ -89,6 +115,7 @@ impl Answer {
             ok: false,
             error: Some(why.into()),
             drill: None,
+            maintenance: None,
         }
     }
 }
@@ -143,12 +170,30 @@ pub struct Handler {
     /// The site's zones, as the running configuration has them (a reload updates them): a
     /// drill names one of them, or none.
     pub zones: Arc<std::sync::Mutex<Vec<ZoneId>>>,
+    /// The gateway's main loop, for maintenance requests.
+    pub maintenance: tokio::sync::mpsc::Sender<MaintenanceJob>,
 }
 
 impl Handler {
-    /// Carries out one request.
-    pub async fn answer(&self, request: Request) -> Answer {
+    /// Carries out one request from the process of Unix user `uid`.
+    pub async fn answer(&self, request: Request, uid: Option<u32>) -> Answer {
         match request {
+            Request::MaintenanceStart(_)
+            | Request::MaintenanceEnd(_)
+            | Request::MaintenanceList {} => {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                let job = MaintenanceJob {
+                    request,
+                    uid,
+                    reply,
+                };
+                if self.maintenance.send(job).await.is_err() {
+                    return Answer::error("the gateway is stopping");
+                }
+                answer
+                    .await
+                    .unwrap_or_else(|_| Answer::error("the gateway is stopping"))
+            }
             Request::Drill {
                 zone,
                 level,
@@ -190,6 +235,7 @@ impl Handler {
                         ok: true,
                         error: None,
                         drill: Some(report),
+                        maintenance: None,
                     },
                     Err(e) => Answer::error(e.to_string()),
                 }
@@ -292,6 +338,7 @@ impl Drop for ControlSocket {
 }
 
 async fn serve_one(mut stream: tokio::net::UnixStream, handler: &Handler) -> std::io::Result<()> {
+    let uid = stream.peer_cred().ok().map(|c| c.uid());
     let mut buf = Vec::new();
     let read = tokio::time::timeout(READ_TIMEOUT, async {
         let mut chunk = [0u8; 1024];
@@ -317,8 +364,8 @@ async fn serve_one(mut stream: tokio::net::UnixStream, handler: &Handler) -> std
             let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
             match serde_json::from_slice::<Request>(line) {
                 Ok(request) => {
-                    info!(?request, "control request");
-                    handler.answer(request).await
+                    info!(?request, uid, "control request");
+                    handler.answer(request, uid).await
                 }
                 Err(e) => Answer::error(format!("not a request: {e}")),
             }
@@ -398,6 +445,30 @@ mod tests {
         assert!(serde_json::from_str::<Request>(r#"{"request":"drill","lvl":"x"}"#).is_err());
         assert!(serde_json::from_str::<Request>(r#"{"request":"evacuate"}"#).is_err());
         assert!(serde_json::from_str::<Request>(r#"{"request":"drill","level":"fire"}"#).is_err());
+        let r: Request = serde_json::from_str(
+            r#"{"request":"maintenance-start","device":"n1","channel":2,"for_s":60,"reason":"swap"}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            r,
+            Request::MaintenanceStart(crate::maintenance::StartRequest {
+                channel: Some(2),
+                force: false,
+                ..
+            })
+        ));
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"request":"maintenance-start","device":"n1","channel":2,"for_s":60.0,"reason":"swap"}"#
+        );
+        assert!(
+            serde_json::from_str::<Request>(
+                r#"{"request":"maintenance-start","device":"n1","for_s":60,"reason":"x","forse":true}"#
+            )
+            .is_err()
+        );
+        let r: Request = serde_json::from_str(r#"{"request":"maintenance-list"}"#).unwrap();
+        assert_eq!(r, Request::MaintenanceList {});
     }
 
     #[tokio::test]

@@ -46,6 +46,8 @@ pub struct Shared {
     pub telemetry: Option<Arc<crate::telemetry::TelemetryStats>>,
     /// The configuration file running and its reloads, when run from a file.
     pub config: Option<Arc<Mutex<crate::reload::ConfigStatus>>>,
+    /// The devices and channels under maintenance.
+    pub maintenance: Arc<Mutex<crate::maintenance::Maintenance>>,
 }
 
 /// The routes.
@@ -103,6 +105,8 @@ struct Status<'a> {
     /// The last drill since start (`firebreak drill`).
     #[serde(skip_serializing_if = "Option::is_none")]
     drill: Option<crate::deliver::DrillReport>,
+    /// Devices and channels under maintenance, and the latest changes.
+    maintenance: crate::maintenance::View,
     devices: Vec<DeviceStatus<'a>>,
     signals: Vec<SignalView>,
 }
@@ -122,6 +126,17 @@ struct DeviceStatus<'a> {
     device: &'a str,
     #[serde(flatten)]
     health: &'a DeviceHealth,
+    /// Its maintenance entries (the whole device, or channels), when it has any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    maintenance: Vec<DeviceMaintenance>,
+}
+
+#[derive(Serialize)]
+struct DeviceMaintenance {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<u8>,
+    until_ms: u64,
+    remaining_s: u64,
 }
 
 /// `/status`'s filters.
@@ -198,6 +213,36 @@ async fn status(State(s): State<Shared>, Query(q): Query<StatusQuery>) -> Respon
             faults: st.faults,
         }
     });
+    let mut maintenance = s
+        .maintenance
+        .lock()
+        .map(|m| m.view(crate::acquire::now_ms()))
+        .unwrap_or_else(|_| crate::maintenance::Maintenance::default().view(0));
+    maintenance
+        .active
+        .retain(|a| wanted(a.entry.device.as_str(), &a.entry.zone));
+    let maintenance_of = |device: &str| -> Vec<DeviceMaintenance> {
+        maintenance
+            .active
+            .iter()
+            .filter(|a| a.entry.device.as_str() == device)
+            .map(|a| DeviceMaintenance {
+                channel: a.entry.channel,
+                until_ms: a.entry.until_ms,
+                remaining_s: a.remaining_s,
+            })
+            .collect()
+    };
+    let devices = table
+        .devices()
+        .iter()
+        .filter(|(d, h)| wanted(d.as_str(), h.zone.as_str()))
+        .map(|(d, health)| DeviceStatus {
+            device: d.as_str(),
+            health,
+            maintenance: maintenance_of(d.as_str()),
+        })
+        .collect();
     let body = Status {
         site: &s.site,
         gateway: &s.gateway,
@@ -210,15 +255,8 @@ async fn status(State(s): State<Shared>, Query(q): Query<StatusQuery>) -> Respon
         delivery,
         policy,
         drill: s.delivery.as_ref().and_then(|d| d.last_drill()),
-        devices: table
-            .devices()
-            .iter()
-            .filter(|(d, h)| wanted(d.as_str(), h.zone.as_str()))
-            .map(|(d, health)| DeviceStatus {
-                device: d.as_str(),
-                health,
-            })
-            .collect(),
+        maintenance,
+        devices,
         signals: table
             .snapshot(now)
             .into_iter()
@@ -262,6 +300,9 @@ async fn metrics(State(s): State<Shared>) -> Response {
         && let Ok(c) = c.lock()
     {
         text.push_str(&c.prometheus());
+    }
+    if let Ok(m) = s.maintenance.lock() {
+        text.push_str(&m.prometheus());
     }
     let healthy = s.health.check(s.delivery.as_ref(), mono_ms()).healthy;
     let _ = writeln!(
@@ -455,7 +496,7 @@ pub fn render_level_metrics(levels: &LevelsView) -> String {
 }
 
 /// Escapes a label value (backslash, quote, newline).
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

@@ -18,6 +18,7 @@ use crate::config::{
     DeviceConfig, MqttSourceConfig, NutSourceConfig, SerialLine, SiteConfig, SnmpSourceConfig,
     Transport,
 };
+use crate::control::MaintenanceJob;
 use crate::deliver::{Delivery, DeliveryOptions, TriggerDraft};
 use crate::health::Health;
 use crate::http;
@@ -293,8 +294,17 @@ pub async fn run_service(
             );
         }
     }
-    // The local control channel (`firebreak drill`): a problem with it is logged, never a
-    // reason not to run.
+    // Maintenance: the entries kept across a restart count from the first step.
+    let maintenance = Arc::new(Mutex::new(match crate::maintenance::file_of(&config) {
+        Some(file) => crate::maintenance::Maintenance::load(file, &config, now_ms(), mono_ms()),
+        None => crate::maintenance::Maintenance::default(),
+    }));
+    if let Ok(m) = maintenance.lock() {
+        apply_maintenance(&m, &mut engine, publisher.as_ref());
+    }
+    let (maintenance_tx, mut maintenance_rx) = mpsc::channel::<MaintenanceJob>(8);
+    // The local control channel (`firebreak drill`, `firebreak maintenance`): a problem with
+    // it is logged, never a reason not to run.
     let drill_zones = publisher
         .as_ref()
         .map(|_| Arc::new(Mutex::new(config.zones.clone())));
@@ -305,10 +315,11 @@ pub async fn run_service(
                 crate::control::Handler {
                     delivery: d.clone(),
                     zones: zones.clone(),
+                    maintenance: maintenance_tx.clone(),
                 },
             )),
             Err(e) => {
-                error!(error = %e, "no control socket: `firebreak drill` cannot reach this gateway");
+                error!(error = %e, "no control socket: `firebreak drill` and `firebreak maintenance` cannot reach this gateway");
                 None
             }
         },
@@ -368,6 +379,7 @@ pub async fn run_service(
         health: health.clone(),
         telemetry: telemetry_out.as_ref().map(|t| t.stats.clone()),
         config: config_status.clone(),
+        maintenance: maintenance.clone(),
     });
     tasks.spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -451,6 +463,10 @@ pub async fn run_service(
                             s.applied(plan.file, summary);
                         }
                         config = plan.config;
+                        if let Ok(mut m) = maintenance.lock() {
+                            m.retain_configured(&config, now_ms());
+                            apply_maintenance(&m, &mut engine, publisher.as_ref());
+                        }
                         if let Some(zones) = &drill_zones
                             && let Ok(mut z) = zones.lock()
                         {
@@ -459,6 +475,14 @@ pub async fn run_service(
                     }
                 }
                 notifier.ready(&crate::service::status_line(&health, publisher.as_ref(), &table, &levels).2);
+                continue;
+            }
+            Some(job) = maintenance_rx.recv() => {
+                let answer = match (maintenance.lock(), table.lock()) {
+                    (Ok(mut m), Ok(t)) => answer_maintenance(&job, &mut m, &mut engine, &config, &t, publisher.as_ref()),
+                    _ => crate::control::Answer::error("the gateway's state is unavailable"),
+                };
+                let _ = job.reply.send(answer);
                 continue;
             }
             event = rx.recv() => {
@@ -475,6 +499,11 @@ pub async fn run_service(
             }
             _ = tick.tick() => {
                 let now = mono_ms();
+                if let Ok(mut m) = maintenance.lock()
+                    && !m.expire(now_ms(), now).is_empty()
+                {
+                    apply_maintenance(&m, &mut engine, publisher.as_ref());
+                }
                 match table.lock() {
                     Ok(mut t) => (t.tick(now), t.take_link_changes(), true, now),
                     Err(_) => break,
@@ -551,6 +580,63 @@ pub async fn run_service(
     }
     tasks.shutdown().await;
     Ok(())
+}
+
+/// Gives the maintenance entries to the engine and the status, and keeps them in their file
+/// (a failure to write it is logged and returned: the entries apply all the same).
+fn apply_maintenance(
+    m: &crate::maintenance::Maintenance,
+    engine: &mut Engine,
+    publisher: Option<&Delivery>,
+) -> Option<String> {
+    for d in engine.set_maintenance(&m.for_engine()) {
+        warn!(device = %d, "maintenance names a device the policy engine does not judge");
+    }
+    if let Some(p) = publisher {
+        p.set_maintenance(m.notes());
+    }
+    m.save()
+        .inspect_err(|e| error!(error = %e, "maintenance applies but is not kept across a restart"))
+        .err()
+}
+
+/// Carries out a maintenance request in the main loop, which owns the engine.
+fn answer_maintenance(
+    job: &MaintenanceJob,
+    m: &mut crate::maintenance::Maintenance,
+    engine: &mut Engine,
+    config: &SiteConfig,
+    table: &SignalTable,
+    publisher: Option<&Delivery>,
+) -> crate::control::Answer {
+    use crate::control::Request;
+    let (now, mono) = (now_ms(), mono_ms());
+    let change = match &job.request {
+        Request::MaintenanceStart(r) => {
+            let seen = crate::maintenance::channels_seen(table, &r.device);
+            m.start(r, job.uid, config, engine, &seen, (now, mono))
+                .map(Some)
+        }
+        Request::MaintenanceEnd(r) => m.end(r, job.uid, now).map(Some),
+        _ => Ok(None),
+    };
+    let change = match change {
+        Ok(c) => c,
+        Err(why) => return crate::control::Answer::error(why),
+    };
+    let warning = change
+        .as_ref()
+        .and_then(|_| apply_maintenance(m, engine, publisher));
+    crate::control::Answer {
+        ok: true,
+        error: None,
+        drill: None,
+        maintenance: Some(crate::maintenance::Report {
+            change,
+            entries: m.entries().to_vec(),
+            warning,
+        }),
+    }
 }
 
 #[cfg(unix)]

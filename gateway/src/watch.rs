@@ -493,6 +493,24 @@ impl Controller<'_> {
             let faults: Vec<&str> = st.faults.iter().map(|f| f.as_str()).collect();
             said.push_str(&format!(" | faults: {}", faults.join(", ")));
         }
+        if !st.maintenance.is_empty() {
+            // The device's readings are not evidence at that gateway: a controller may want
+            // to know its coverage is reduced.
+            let m: Vec<String> = st
+                .maintenance
+                .iter()
+                .map(|m| {
+                    let until = firebreak_protocols::time::format_rfc3339(m.until_ms)
+                        .map(|t| t.to_string())
+                        .unwrap_or_default();
+                    match m.channel {
+                        Some(c) => format!("{} channel {c} until {until}", m.device),
+                        None => format!("{} until {until}", m.device),
+                    }
+                })
+                .collect();
+            said.push_str(&format!(" | maintenance: {}", m.join(", ")));
+        }
         if a.silent {
             said.push_str(&format!(" | SILENT: last heard {} s ago", a.age_ms / 1000));
         }

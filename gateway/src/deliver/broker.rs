@@ -235,6 +235,10 @@ fn status_payload(ctx: &BrokerCtx, state: Presence, session: u64, beat: u64) -> 
         for f in ctx.faults.list() {
             status.push_fault(f.kind);
         }
+        for m in ctx.faults.maintenance() {
+            // The gateway keeps at most as many as a status lists.
+            let _ = status.maintenance.push(m);
+        }
     }
     status.epoch = Some(ctx.epoch);
     status.session = Some(session);
@@ -325,7 +329,8 @@ async fn connection(ctx: &mut BrokerCtx) -> Ended {
             }
             // The sender lives in `ctx.faults`: this never fails.
             _ = ctx.faults_changed.changed(), if s.connected => {
-                // The status says the faults: published again at once when they change.
+                // The status says the faults and the maintenance: published again at once when
+                // they change.
                 s.queue.retain(|i| !matches!(i, Item::Status { .. }));
                 let status = next_status(ctx, &mut s, Presence::Online);
                 s.queue.push_front(status);

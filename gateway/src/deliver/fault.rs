@@ -26,11 +26,12 @@ pub struct Fault {
     pub since_ms: u64,
 }
 
-/// The faults raised now. Every change bumps a generation, so the brokers' tasks publish the
-/// status again at once.
+/// The faults raised now, and the maintenance the status lists. Every change bumps a
+/// generation, so the brokers' tasks publish the status again at once.
 #[derive(Debug)]
 pub(crate) struct Faults {
     now: Mutex<BTreeMap<(&'static str, Option<String>), Fault>>,
+    maintenance: Mutex<Vec<firebreak_protocols::MaintenanceNote>>,
     changed: watch::Sender<u64>,
 }
 
@@ -38,6 +39,7 @@ impl Faults {
     pub(crate) fn new() -> Faults {
         Faults {
             now: Mutex::new(BTreeMap::new()),
+            maintenance: Mutex::new(Vec::new()),
             changed: watch::channel(0).0,
         }
     }
@@ -92,6 +94,24 @@ impl Faults {
     pub(crate) fn list(&self) -> Vec<Fault> {
         let now = self.now.lock().unwrap_or_else(|p| p.into_inner());
         now.values().cloned().collect()
+    }
+
+    /// Sets the maintenance entries the status lists; a change publishes it again.
+    pub(crate) fn set_maintenance(&self, notes: Vec<firebreak_protocols::MaintenanceNote>) {
+        let mut now = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
+        if *now != notes {
+            *now = notes;
+            drop(now);
+            self.changed.send_modify(|g| *g += 1);
+        }
+    }
+
+    /// The maintenance entries the status lists.
+    pub(crate) fn maintenance(&self) -> Vec<firebreak_protocols::MaintenanceNote> {
+        self.maintenance
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// A receiver told of every change.

@@ -760,6 +760,13 @@ impl Delivery {
         }
     }
 
+    /// Sets the devices and channels under maintenance the status lists (at most
+    /// [`firebreak_protocols::message::MAX_MAINTENANCE`]); a change publishes the status again
+    /// at once on every broker.
+    pub fn set_maintenance(&self, notes: Vec<firebreak_protocols::MaintenanceNote>) {
+        self.inner.faults.set_maintenance(notes);
+    }
+
     /// Sets the device counts the status heartbeat reports.
     pub fn set_devices(&self, healthy: u16, total: u16) {
         self.inner.devices.store(

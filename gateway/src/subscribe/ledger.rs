@@ -12,7 +12,6 @@
 //! and the problem; it is never taken for an empty ledger, which would forget every `seq`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use firebreak_protocols::{GatewayId, ZoneId};
@@ -202,26 +201,10 @@ impl Ledger {
 
     /// Replaces the file at `path` with this ledger, atomically (see the module docs).
     pub fn save(&self, path: &Path) -> Result<(), LedgerError> {
-        let err = |what: &str, e: std::io::Error| LedgerError {
+        crate::durable::replace(path, &self.to_json()).map_err(|(what, e)| LedgerError {
             path: path.to_path_buf(),
             problem: format!("cannot {what}: {e}"),
-        };
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        let mut file =
-            std::fs::File::create(&tmp).map_err(|e| err("create its temporary file", e))?;
-        file.write_all(&self.to_json())
-            .and_then(|()| file.sync_all())
-            .map_err(|e| err("write its temporary file", e))?;
-        drop(file);
-        std::fs::rename(&tmp, path).map_err(|e| err("rename its temporary file over it", e))?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| err("sync its directory", e))?;
-        }
-        Ok(())
+        })
     }
 }
 
