@@ -1,7 +1,7 @@
 //! `firebreak maintenance` against a running gateway and a real Mosquitto: a probe under
 //! maintenance reads calibration gas and nothing is raised, while another probe's fire still
 //! evacuates; the state is in `/status`, `/metrics`, the log and the signed status that
-//! `firebreak watch` verifies; it survives a restart, ends on request (the probe counts
+//! `firebreak watch` verifies, and on the page (headless Chromium); it survives a restart, ends on request (the probe counts
 //! again) or by itself; a probe behind an evacuation needs `--force`; a bad request is
 //! refused naming what is wrong, and a user other than the gateway's cannot use the socket.
 
@@ -204,6 +204,24 @@ fn a_probe_under_maintenance_raises_nothing_and_never_silences_another() {
         "{:#?}",
         &watch.lines[before..]
     );
+
+    // The technician's page says so, on the zone, the device and its own list.
+    if require_peer("chromium") {
+        let page = common::browser::dom(d, &format!("http://127.0.0.1:{}/", gw.http_port));
+        for shown in [
+            "data-maintenance=\"probe-a\"",
+            "data-device-maintenance=\"probe-a\"",
+            "data-maintenance-zone=\"battery-room\"",
+            "under maintenance, not evidence: probe-a",
+            "by alice: calibration gas",
+        ] {
+            assert!(page.contains(shown), "{shown} not in {page}");
+        }
+        assert!(
+            !page.contains("data-device-maintenance=\"probe-b\""),
+            "{page}"
+        );
+    }
 
     // A real fire at probe-b meanwhile: evacuate, on probe-b's evidence alone.
     reading(&gw, port, "b", 45.0, 1);

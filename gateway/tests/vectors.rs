@@ -448,6 +448,22 @@ fn sequences_file() -> PathBuf {
 /// The boot epoch of the vectors' gateway: it started an hour before `NOW`.
 const EPOCH: u64 = NOW / 1000 - 3600;
 
+/// gw-paris-1a's online status with `ups-b1` and channel 2 of `node-b1` under maintenance.
+fn with_maintenance(key: &SigningKey) -> String {
+    let mut s = status("gw-paris-1a", Presence::Online, 1, 3, NOW - 5_000);
+    for (device, channel) in [("ups-b1", None), ("node-b1", Some(2))] {
+        s.maintenance
+            .push(firebreak_protocols::MaintenanceNote {
+                device: firebreak_protocols::DeviceId::new(device).unwrap(),
+                channel,
+                since_ms: NOW - 600_000,
+                until_ms: NOW + 2_100_000,
+            })
+            .unwrap();
+    }
+    sign_status(&s, key)
+}
+
 fn status(gateway: &str, state: Presence, session: u64, beat: u64, at: u64) -> GatewayStatus {
     let mut st = GatewayStatus::new(
         GatewayId::new(gateway).unwrap(),
@@ -574,6 +590,24 @@ fn sequences() -> Vec<Sequence> {
                     "\"devices_healthy\":10",
                     1,
                 ),
+                "bad-signature",
+            ),
+        ),
+        one(
+            "status-maintenance",
+            "a signed online status listing a device and one channel of another under maintenance (their readings are not evidence at that gateway until until_ms)",
+            status_step(with_maintenance(&a), "accepted"),
+        ),
+        one(
+            "status-maintenance-removed",
+            "that status with its maintenance list emptied after signing: a forger hiding that a witness is out",
+            status_step(
+                {
+                    let signed = with_maintenance(&a);
+                    let start = signed.find(",\"maintenance\":[").unwrap();
+                    let end = start + signed[start..].find(']').unwrap() + 1;
+                    format!("{}{}", &signed[..start], &signed[end..])
+                },
                 "bad-signature",
             ),
         ),

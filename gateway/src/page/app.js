@@ -135,9 +135,62 @@ function drawZones(s, f) {
         ? el("ul", { class: "plain reasons", "data-reasons": z.zone }, reasons.map((r) => reason(s, r)))
         : el("p", { class: "empty" }, z.level === "normal" ? "no rule raises it" : "no reason recorded"),
       firing.length ? el("p", { class: "dim" }, "rules firing: " + firing.join(", ")) : null,
+      maintainedIn(s, z.zone),
     );
   });
   $("zones").replaceChildren(...(cards.length ? cards : [el("p", { class: "empty" }, "no zone yet")]));
+}
+
+// ---- maintenance (firebreak maintenance): readings that do not count, for a bounded time ----
+
+function subject(m) {
+  return m.device + (m.channel !== undefined ? " channel " + m.channel : "");
+}
+
+function activeMaintenance(s) {
+  return (s.maintenance && s.maintenance.active) || [];
+}
+
+// A zone's line: which of its devices do not count now.
+function maintainedIn(s, zone) {
+  const here = activeMaintenance(s).filter((m) => m.zone === zone);
+  if (!here.length) return null;
+  return el(
+    "p",
+    { class: "warn", "data-maintenance-zone": zone },
+    "under maintenance, not evidence: " + here.map(subject).join(", "),
+  );
+}
+
+function drawMaintenance(s, f) {
+  const active = activeMaintenance(s).filter(
+    (m) => (!f.zone || m.zone === f.zone) && (!f.device || m.device === f.device),
+  );
+  $("maintenance-section").hidden = active.length === 0 && !((s.maintenance || {}).recent || []).length;
+  $("maintenance").replaceChildren(
+    ...(active.length
+      ? active.map((m) =>
+          el(
+            "li",
+            { "data-maintenance": subject(m) },
+            el("span", { class: "warn" }, "MAINTENANCE"),
+            " " + subject(m) + " (zone " + m.zone + ") until " + clock(m.until_ms) + ", " +
+              Math.floor(m.remaining_s / 60) + " min left · by " + m.by + ": " + m.reason,
+          ),
+        )
+      : [el("li", { class: "empty" }, "nothing under maintenance now")]),
+  );
+  const recent = ((s.maintenance || {}).recent || []).slice(-10).reverse();
+  $("maintenance-recent").replaceChildren(
+    ...recent.map((c) =>
+      el(
+        "li",
+        { "data-action": c.action },
+        el("span", { class: "when" }, clock(c.at_ms)),
+        " " + c.action + " " + subject(c) + " · " + c.by + ": " + c.reason + (c.forced ? " (forced)" : ""),
+      ),
+    ),
+  );
 }
 
 function drawTransitions(s, f) {
@@ -198,10 +251,22 @@ function drawDevices(s, f) {
         ? el("span", { class: "warn" }, "missed " + d.missed + " of " + d.comm_lost_after)
         : el("span", { class: "ok" }, "up");
     const lastOk = d.last_ok_ms ? ago(s.now_ms - d.last_ok_ms) : "never";
+    const maint = d.maintenance || [];
     return el(
       "article",
       { class: "card device", "data-device": d.device, "data-comm": d.comm_lost ? "lost" : "up" },
       el("div", { class: "card-head" }, el("h3", {}, d.device), link),
+      maint.length
+        ? el(
+            "p",
+            { class: "warn", "data-device-maintenance": d.device },
+            "MAINTENANCE " +
+              maint
+                .map((m) => (m.channel !== undefined ? "channel " + m.channel : "whole device") + " until " + clock(m.until_ms))
+                .join(", ") +
+              ": not evidence",
+          )
+        : null,
       el(
         "p",
         { class: "dim" },
@@ -356,6 +421,7 @@ function draw(s) {
   drawTransitions(s, f);
   drawDevices(s, f);
   drawFaults(s, f);
+  drawMaintenance(s, f);
   drawBrokers(s);
   drawHealth(s);
 }
