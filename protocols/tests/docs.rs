@@ -272,6 +272,14 @@ fn example_status() -> GatewayStatus {
     s.session = Some(1);
     s.beat = Some(37);
     s.heartbeat_s = Some(10);
+    s.maintenance
+        .push(firebreak_protocols::MaintenanceNote {
+            device: DeviceId::new("node-b1").unwrap(),
+            channel: Some(2),
+            since_ms: 1_665_814_000_000,
+            until_ms: 1_665_816_700_000,
+        })
+        .unwrap();
     s
 }
 
