@@ -427,6 +427,42 @@ fn maintenance_ends_by_itself_and_bad_requests_and_strangers_are_refused() {
             .is_empty()
     );
 
+    // A reload that removes a device ends its maintenance (the other's stays).
+    for device in ["probe-a", "probe-b"] {
+        let out = maintenance(
+            &site_toml,
+            &[
+                "start", "--device", device, "--for", "1h", "--reason", "rewiring",
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let running = std::fs::read_to_string(&site_toml).unwrap();
+    let start = running
+        .find("[[mqtt_sources]]\nname = \"probe-a\"")
+        .unwrap();
+    let end = start
+        + running[start..]
+            .find("[[mqtt_sources]]\nname = \"probe-b\"")
+            .unwrap();
+    std::fs::write(
+        &site_toml,
+        format!("{}{}", &running[..start], &running[end..]),
+    )
+    .unwrap();
+    gw.sighup();
+    let dropped = wait_until(Duration::from_secs(10), || {
+        let m = gw.status()["maintenance"].clone();
+        m["active"].as_array().unwrap().len() == 1
+            && m["recent"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["action"] == "drop" && c["device"] == "probe-a")
+    });
+    assert!(dropped.is_some(), "{}", gw.status()["maintenance"]);
+    assert_eq!(gw.status()["maintenance"]["active"][0]["device"], "probe-b");
+
     // Another Unix user cannot use the socket: its mode (0600) refuses them, even where they
     // can reach it. Root only (to switch user); Python as the foreign client.
     let socket = d.join("outbox/control.sock");

@@ -89,15 +89,6 @@ fn keygen(dir: &Path, id: &str) {
     assert!(out.status.success(), "{out:?}");
 }
 
-fn sighup(gw: &Gateway) {
-    let ok = Command::new("kill")
-        .args(["-HUP", &gw.peer.child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -HUP");
-}
-
 #[test]
 fn ready_then_watchdog_while_alive_even_without_brokers_then_stopping() {
     if !require_peer("mosquitto") {
@@ -266,7 +257,7 @@ fn sighup_keeps_the_running_configuration_on_a_bad_file_and_applies_a_good_one()
         format!("{head}{}speed = 9600\n", nut_source("ups-a", port_a)),
     )
     .unwrap();
-    sighup(&gw);
+    gw.sighup();
     wait_until(Duration::from_secs(10), || {
         gw.status()["config"]["reloads_rejected"] == 1
     })
@@ -302,7 +293,7 @@ fn sighup_keeps_the_running_configuration_on_a_bad_file_and_applies_a_good_one()
         ),
     )
     .unwrap();
-    sighup(&gw);
+    gw.sighup();
     wait_until(Duration::from_secs(10), || {
         gw.status()["config"]["reloads_rejected"] == 2
     })
@@ -320,7 +311,7 @@ fn sighup_keeps_the_running_configuration_on_a_bad_file_and_applies_a_good_one()
         nut_source("ups-b", port_b)
     );
     std::fs::write(&path, &good).unwrap();
-    sighup(&gw);
+    gw.sighup();
     wait_until(Duration::from_secs(10), || {
         device_polls(&gw, "ups-b").is_some_and(|(p, lost)| p > 0 && !lost)
     })
@@ -346,7 +337,7 @@ fn sighup_keeps_the_running_configuration_on_a_bad_file_and_applies_a_good_one()
 
     // Removing a device: gone from /status, and its stopped task is no reason to be unhealthy.
     std::fs::write(&path, format!("{head}{}", nut_source("ups-b", port_b))).unwrap();
-    sighup(&gw);
+    gw.sighup();
     wait_until(Duration::from_secs(10), || {
         gw.status()["config"]["reloads_ok"] == 2
     })

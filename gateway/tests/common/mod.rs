@@ -517,6 +517,16 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// Sends the gateway `SIGHUP` (reload its configuration).
+    pub fn sighup(&self) {
+        let ok = Command::new("kill")
+            .args(["-HUP", &self.peer.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -HUP");
+    }
+
     /// Writes `config` (with `{HTTP}` replaced by a free address) and starts `firebreak run`.
     pub fn start(dir: &Path, config: &str) -> Gateway {
         Gateway::start_logging(dir, config, None)
