@@ -381,6 +381,19 @@ async fn reply(mut stream: tokio::net::UnixStream, answer: &Answer) -> std::io::
     stream.shutdown().await
 }
 
+/// The socket a command asks: `socket` when given, else the one the configuration at `config`
+/// names; `None` when neither gives one (a configuration without brokers has none).
+pub fn socket_for(
+    socket: Option<&Path>,
+    config: Option<&Path>,
+) -> Result<Option<PathBuf>, crate::config::ConfigError> {
+    match (socket, config) {
+        (Some(s), _) => Ok(Some(s.to_path_buf())),
+        (None, Some(c)) => Ok(crate::config::SiteConfig::load(c)?.control_socket),
+        (None, None) => Ok(None),
+    }
+}
+
 /// Sends `request` to the gateway at `path` and waits up to `timeout` for its answer (a
 /// blocking call, for the command line).
 pub fn request(path: &Path, request: &Request, timeout: Duration) -> Result<Answer, ControlError> {

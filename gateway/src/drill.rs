@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use firebreak_protocols::Level;
 
-use crate::config::SiteConfig;
 use crate::control::{ControlError, Request};
 use crate::deliver::DRILL_TIMEOUT;
 
@@ -78,13 +77,8 @@ pub enum DrillError {
 
 /// Runs `firebreak drill`.
 pub fn run(args: DrillArgs, out: &mut impl Write) -> Result<(), DrillError> {
-    let socket = match (&args.socket, &args.config) {
-        (Some(s), _) => s.clone(),
-        (None, Some(c)) => SiteConfig::load(c)?
-            .control_socket
-            .ok_or(DrillError::NoSocket)?,
-        (None, None) => return Err(DrillError::NoSocket),
-    };
+    let socket = crate::control::socket_for(args.socket.as_deref(), args.config.as_deref())?
+        .ok_or(DrillError::NoSocket)?;
     let request = Request::Drill {
         zone: args.zone.clone(),
         level: args.level,

@@ -8,7 +8,6 @@ use std::time::Duration;
 use firebreak_protocols::time::format_rfc3339;
 
 use super::{Action, EndRequest, Entry, Report, StartRequest};
-use crate::config::SiteConfig;
 use crate::control::{ControlError, Request};
 
 /// What `firebreak maintenance` was asked.
@@ -91,13 +90,8 @@ pub enum MaintenanceError {
 
 /// Runs `firebreak maintenance`.
 pub fn run(args: MaintenanceArgs, out: &mut impl Write) -> Result<(), MaintenanceError> {
-    let socket = match (&args.socket, &args.config) {
-        (Some(s), _) => s.clone(),
-        (None, Some(c)) => SiteConfig::load(c)?
-            .control_socket
-            .ok_or(MaintenanceError::NoSocket)?,
-        (None, None) => return Err(MaintenanceError::NoSocket),
-    };
+    let socket = crate::control::socket_for(args.socket.as_deref(), args.config.as_deref())?
+        .ok_or(MaintenanceError::NoSocket)?;
     let me = || {
         std::env::var("SUDO_USER")
             .or_else(|_| std::env::var("USER"))

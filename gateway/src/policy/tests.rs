@@ -873,6 +873,16 @@ fn a_device_going_silent_during_a_fire_alarm_escalates_one_silent_before_does_no
     assert!(ts.iter().all(|t| t.level <= Level::Prepare), "{ts:?}");
 }
 
+/// One second of a [`disturbance`] as samples, values and qualities as drawn.
+fn raw_samples(step: &[(usize, f32, Quality)]) -> Vec<Sample> {
+    step.iter()
+        .map(|&(i, v, q)| {
+            let (d, s, ch, _) = HEALTHY[i];
+            sample(d, s, ch, v, q)
+        })
+        .collect()
+}
+
 /// [`SITE`] without one device, keeping every zone.
 fn site_without(device: &str) -> Topology {
     let mut t = topology(&SITE);
@@ -896,13 +906,7 @@ proptest! {
         let mut without = Engine::new(Policy::default_policy().unwrap(), &site_without(device));
         let (mut a, mut b) = (Vec::new(), Vec::new());
         for (t, step) in steps.iter().enumerate() {
-            let all: Vec<Sample> = step
-                .iter()
-                .map(|&(i, v, q)| {
-                    let (d, s, ch, _) = HEALTHY[i];
-                    sample(d, s, ch, v, q)
-                })
-                .collect();
+            let all = raw_samples(step);
             let others: Vec<Sample> = all.iter().filter(|s| s.device.as_str() != device).cloned().collect();
             let now = t as u64 * 1000;
             a.extend(maintained.step(now, &all));
@@ -925,13 +929,7 @@ proptest! {
         let mut without = Engine::new(Policy::default_policy().unwrap(), &topology(&SITE));
         let (mut a, mut b) = (Vec::new(), Vec::new());
         for (t, step) in steps.iter().enumerate() {
-            let all: Vec<Sample> = step
-                .iter()
-                .map(|&(i, v, q)| {
-                    let (d, s, ch, _) = HEALTHY[i];
-                    sample(d, s, ch, v, q)
-                })
-                .collect();
+            let all = raw_samples(step);
             let others: Vec<Sample> = all
                 .iter()
                 .filter(|s| !(s.device.as_str() == device && s.channel == channel))
