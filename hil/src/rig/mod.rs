@@ -496,6 +496,7 @@ impl Rig {
             runs.push(GatewayRun {
                 spec: g.clone(),
                 process: Gateway::new(&self.options.gateway_bin, &config, &log, scale, http_port),
+                config,
                 log,
                 proxy,
                 down: false,
@@ -662,6 +663,27 @@ impl Rig {
                             ));
                         }
                         outcomes.join("; ")
+                    }
+                    EventKind::MaintenanceStart | EventKind::MaintenanceEnd => {
+                        let mut done = Vec::new();
+                        for run in targets(&mut runs, &e.gateways) {
+                            let said = maintenance(
+                                &self.options.gateway_bin,
+                                run,
+                                e,
+                                scale,
+                                &scenario.name,
+                            )
+                            .await;
+                            match said {
+                                Ok(line) => done.push(format!("{}: {line}", run.spec.id)),
+                                Err(err) => {
+                                    problems.push(format!("{} at {}: {err}", e.kind, e.at));
+                                    done.push(format!("{}: {err}", run.spec.id));
+                                }
+                            }
+                        }
+                        done.join("; ")
                     }
                     EventKind::NetworkCut
                     | EventKind::NetworkRestore
@@ -847,12 +869,65 @@ fn peers_started(scenario: &Scenario, sim: &Simulation) -> Result<(), RigError> 
 struct GatewayRun {
     spec: GatewaySpec,
     process: Gateway,
+    /// Its site configuration (`firebreak maintenance` finds the control socket there).
+    config: PathBuf,
     log: PathBuf,
     /// Its relay to the broker, when the scenario cuts its network.
     proxy: Option<NetProxy>,
     /// Killed on purpose (not a death to report).
     down: bool,
     poll_ms: u64,
+}
+
+/// Carries out a `maintenance-*` event on one gateway, as a technician would:
+/// `firebreak maintenance start|end --config SITE …`, the duration in real seconds (scenario
+/// time over the time scale, at least 1 s). The command's first line, or why it failed.
+async fn maintenance(
+    bin: &Path,
+    run: &GatewayRun,
+    e: &crate::scenario::Event,
+    scale: f64,
+    scenario: &str,
+) -> Result<String, RigError> {
+    let Some(m) = &e.maintenance else {
+        return Err(RigError::Setup("the event names no device".into()));
+    };
+    if run.down {
+        return Err(RigError::Setup(format!(
+            "{} is down: nobody to ask",
+            run.spec.id
+        )));
+    }
+    let config = run.config.display().to_string();
+    let channel = m.channel.map(|c| c.to_string());
+    let secs = m.duration.map(|d| {
+        ((d.millis() as f64 / 1000.0 / scale).ceil() as u64)
+            .max(1)
+            .to_string()
+    });
+    let reason = format!("scenario {scenario}");
+    let mut args = vec![
+        "maintenance",
+        if e.kind == EventKind::MaintenanceStart {
+            "start"
+        } else {
+            "end"
+        },
+        "--config",
+        &config,
+        "--device",
+        m.device.as_str(),
+        "--by",
+        "firebreak-hil",
+    ];
+    if let Some(c) = &channel {
+        args.extend(["--channel", c]);
+    }
+    if let Some(s) = &secs {
+        args.extend(["--for", s, "--reason", &reason]);
+    }
+    let out = output(bin, &args).await?;
+    Ok(out.lines().next().unwrap_or_default().to_string())
 }
 
 /// The gateways an event acts on.

@@ -18,6 +18,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../scenarios/broker-outage-during-fire.toml"),
     ),
     (
+        "calibration-under-maintenance",
+        include_str!("../../scenarios/calibration-under-maintenance.toml"),
+    ),
+    (
+        "fire-while-probes-under-maintenance",
+        include_str!("../../scenarios/fire-while-probes-under-maintenance.toml"),
+    ),
+    (
         "fire-without-off-gas",
         include_str!("../../scenarios/fire-without-off-gas.toml"),
     ),

@@ -32,8 +32,8 @@ pub use raw::{
 pub use read::{Loaded, load_dir, parse_raw};
 pub use types::{
     Bus, ControllerExpectation, Device, DeviceKind, Event, EventKind, Expectation, Fault,
-    FaultScope, FaultWindow, GatewaySpec, LineNoise, MAX_LINE_NOISE, NodeExpectation, Peer,
-    SNMP_PDU_PROFILE, ScriptedSignal, Window, nominal,
+    FaultScope, FaultWindow, GatewaySpec, LineNoise, MAX_LINE_NOISE, Maintenance, NodeExpectation,
+    Peer, SNMP_PDU_PROFILE, ScriptedSignal, Window, nominal,
 };
 
 /// A scenario that cannot be used: where, and why.

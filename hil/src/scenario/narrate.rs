@@ -84,6 +84,29 @@ impl Scenario {
                         names.join(", ")
                     )
                 }
+                kind @ (RawEventKind::MaintenanceStart | RawEventKind::MaintenanceEnd) => {
+                    let ids: Vec<&str> = e
+                        .gateways
+                        .iter()
+                        .filter_map(|&g| self.gateways.get(g).map(|g| g.id.as_str()))
+                        .collect();
+                    let what = e
+                        .maintenance
+                        .as_ref()
+                        .map(|m| match m.duration {
+                            Some(d) => format!(
+                                "{} for {}",
+                                m.subject(),
+                                d.to_string().trim_start_matches("T+")
+                            ),
+                            None => m.subject(),
+                        })
+                        .unwrap_or_default();
+                    format!(
+                        "{kind}: {what} on {} (firebreak maintenance, by the rig)",
+                        ids.join(", ")
+                    )
+                }
                 kind if kind.names_a_gateway() => {
                     let ids: Vec<&str> = e
                         .gateways

@@ -302,6 +302,11 @@ pub enum RawEventKind {
     BusCut,
     /// That bus is mended.
     BusRestore,
+    /// A technician puts `device` (or one `channel` of it) under maintenance on the gateway
+    /// (`firebreak maintenance start`) `for` a while: its readings stop counting as evidence.
+    MaintenanceStart,
+    /// The technician ends it (`firebreak maintenance end`).
+    MaintenanceEnd,
 }
 
 /// Why a node reboots in a `node-reboot` event.
@@ -355,4 +360,12 @@ pub struct RawEvent {
     /// `bus-cut`, `bus-restore`: the gateway (a `[[gateways]]` name); every gateway when
     /// absent.
     pub gateway: Option<String>,
+    /// `maintenance-start`, `maintenance-end`: the device (a `[[devices]]` name).
+    pub device: Option<String>,
+    /// `maintenance-start`, `maintenance-end`: one channel of the device; the whole device
+    /// when absent.
+    pub channel: Option<u8>,
+    /// `maintenance-start`: for how long, in scenario time ("10m"); it ends by itself then.
+    #[serde(rename = "for")]
+    pub duration: Option<ScenarioTime>,
 }

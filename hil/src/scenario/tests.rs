@@ -426,7 +426,55 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
         (
             "event: unknown kind",
             with(HEAD, "[[events]]\nat = 0\nkind = \"meteor\"\n"),
-            "t.toml:27: events[0].kind: unknown variant `meteor`, expected one of `broker-stop`, `broker-restart`, `gateway-kill`, `gateway-restart`, `network-cut`, `network-restore`, `node-reboot`, `gateway-network-cut`, `gateway-network-restore`, `bus-cut`, `bus-restore`",
+            "t.toml:27: events[0].kind: unknown variant `meteor`, expected one of `broker-stop`, `broker-restart`, `gateway-kill`, `gateway-restart`, `network-cut`, `network-restore`, `node-reboot`, `gateway-network-cut`, `gateway-network-restore`, `bus-cut`, `bus-restore`, `maintenance-start`, `maintenance-end`",
+        ),
+        (
+            "event: maintenance without a device",
+            with(
+                HEAD,
+                "[[events]]\nat = 0\nkind = \"maintenance-start\"\nfor = \"10m\"\n",
+            ),
+            "t.toml: events[0].device: maintenance-start: name the device put under maintenance",
+        ),
+        (
+            "event: maintenance of an unknown device",
+            with(
+                HEAD,
+                "[[events]]\nat = 0\nkind = \"maintenance-start\"\ndevice = \"ghost\"\nfor = \"10m\"\n",
+            ),
+            "t.toml: events[0].device: no device named \"ghost\" (devices: ups-1, node-1, bms)",
+        ),
+        (
+            "event: maintenance without an end",
+            with(
+                HEAD,
+                "[[events]]\nat = 0\nkind = \"maintenance-start\"\ndevice = \"node-1\"\nchannel = 2\n",
+            ),
+            "t.toml: events[0].for: maintenance-start: say for how long (\"10m\"): maintenance always ends by itself",
+        ),
+        (
+            "event: maintenance too short",
+            with(
+                HEAD,
+                "[[events]]\nat = 0\nkind = \"maintenance-start\"\ndevice = \"node-1\"\nfor = \"500ms\"\n",
+            ),
+            "t.toml: events[0].for: T+500ms: at least 1 s (write \"10m\")",
+        ),
+        (
+            "event: a duration on an end",
+            with(
+                HEAD,
+                "[[events]]\nat = 0\nkind = \"maintenance-end\"\ndevice = \"node-1\"\nfor = \"10m\"\n",
+            ),
+            "t.toml: events[0].for: only for kind \"maintenance-start\"",
+        ),
+        (
+            "event: a device on a broker stop",
+            with(
+                HEAD,
+                "[[events]]\nat = 0\nkind = \"broker-stop\"\ndevice = \"node-1\"\n",
+            ),
+            "t.toml: events[0].device: only for kind \"maintenance-start\" or \"maintenance-end\"",
         ),
         (
             "event: out of order",
@@ -609,7 +657,7 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
                 HEAD,
                 "[[gateways]]\nname = \"a\"\n\n[[gateways]]\nname = \"b\"\n\n[[events]]\nat = 0\nkind = \"broker-stop\"\ngateway = \"a\"\n",
             ),
-            "t.toml: events[0].gateway: only for kind \"gateway-kill\", \"gateway-restart\", \"gateway-network-cut\", \"gateway-network-restore\", \"bus-cut\" or \"bus-restore\"",
+            "t.toml: events[0].gateway: only for kind \"gateway-kill\", \"gateway-restart\", \"gateway-network-cut\", \"gateway-network-restore\", \"bus-cut\", \"bus-restore\", \"maintenance-start\" or \"maintenance-end\"",
         ),
         (
             "event: kill a gateway twice",

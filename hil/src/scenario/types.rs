@@ -293,6 +293,8 @@ impl RawEventKind {
             Self::GatewayNetworkRestore => "gateway-network-restore",
             Self::BusCut => "bus-cut",
             Self::BusRestore => "bus-restore",
+            Self::MaintenanceStart => "maintenance-start",
+            Self::MaintenanceEnd => "maintenance-end",
         }
     }
 
@@ -315,6 +317,8 @@ impl RawEventKind {
                 | Self::GatewayNetworkRestore
                 | Self::BusCut
                 | Self::BusRestore
+                | Self::MaintenanceStart
+                | Self::MaintenanceEnd
         )
     }
 }
@@ -338,6 +342,29 @@ pub struct Event {
     pub reason: Option<RebootReason>,
     /// Gateway events: the gateways it acts on (indices into [`Scenario::gateways`](super::Scenario::gateways)).
     pub gateways: Vec<usize>,
+    /// `maintenance-start`, `maintenance-end`: what the technician puts under maintenance.
+    pub maintenance: Option<Maintenance>,
+}
+
+/// A device (or one channel of it) a `maintenance-*` event names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Maintenance {
+    /// The device.
+    pub device: DeviceId,
+    /// One channel of it; the whole device when `None`.
+    pub channel: Option<u8>,
+    /// `maintenance-start`: for how long, in scenario time.
+    pub duration: Option<ScenarioTime>,
+}
+
+impl Maintenance {
+    /// `node-b1` or `node-b1 channel 2`.
+    pub fn subject(&self) -> String {
+        match self.channel {
+            Some(c) => format!("{} channel {c}", self.device.as_str()),
+            None => self.device.as_str().to_string(),
+        }
+    }
 }
 
 /// Which RS-485 port of the dual-homed sensor node a gateway reads (docs/deployment.md).

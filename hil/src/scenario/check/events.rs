@@ -4,8 +4,8 @@ use firebreak_protocols::DeviceId;
 
 use super::Validator;
 use crate::scenario::{
-    Device, DeviceKind, Event, GatewaySpec, RawEvent, RawEventKind, RawScenario, RebootReason,
-    ScenarioError, Window,
+    Device, DeviceKind, Event, GatewaySpec, Maintenance, RawEvent, RawEventKind, RawScenario,
+    RebootReason, ScenarioError, Window,
 };
 use crate::time::ScenarioTime;
 
@@ -50,6 +50,7 @@ impl Validator<'_> {
             if e.reason.is_some() && e.kind != RawEventKind::NodeReboot {
                 return Err(self.err(format!("{at}.reason"), "only for kind \"node-reboot\""));
             }
+            let maintenance = self.maintenance(&at, e, devices)?;
             let targets = self.event_gateways(&at, e, gateways)?;
             let toggle =
                 |open: &mut Option<usize>, opening: bool, what: &str| match (*open, opening) {
@@ -175,6 +176,8 @@ impl Validator<'_> {
                 RawEventKind::NodeReboot => {
                     cut_off = self.rebooted(&at, e, devices)?;
                 }
+                // Several may be open at once, may be renewed, and end by themselves.
+                RawEventKind::MaintenanceStart | RawEventKind::MaintenanceEnd => {}
                 RawEventKind::NetworkRestore => {
                     let Some((_, indices, from)) = cut.take() else {
                         return Err(self.err(
@@ -199,6 +202,7 @@ impl Validator<'_> {
                 reason: (e.kind == RawEventKind::NodeReboot)
                     .then(|| e.reason.unwrap_or(RebootReason::Watchdog)),
                 gateways: targets,
+                maintenance,
             });
         }
         // Cuts still open at the end last to the end.
@@ -238,7 +242,7 @@ impl Validator<'_> {
             if e.gateway.is_some() {
                 return Err(self.err(
                     format!("{at}.gateway"),
-                    "only for kind \"gateway-kill\", \"gateway-restart\", \"gateway-network-cut\", \"gateway-network-restore\", \"bus-cut\" or \"bus-restore\"",
+                    "only for kind \"gateway-kill\", \"gateway-restart\", \"gateway-network-cut\", \"gateway-network-restore\", \"bus-cut\", \"bus-restore\", \"maintenance-start\" or \"maintenance-end\"",
                 ));
             }
             return Ok(Vec::new());
@@ -312,6 +316,69 @@ impl Validator<'_> {
             }
         }
         Ok(())
+    }
+
+    /// What a `maintenance-*` event names (and nothing for other events, which must not
+    /// name it).
+    fn maintenance(
+        &self,
+        at: &str,
+        e: &RawEvent,
+        devices: &[Device],
+    ) -> Result<Option<Maintenance>, ScenarioError> {
+        let is = matches!(
+            e.kind,
+            RawEventKind::MaintenanceStart | RawEventKind::MaintenanceEnd
+        );
+        if !is {
+            for (field, given) in [
+                ("device", e.device.is_some()),
+                ("channel", e.channel.is_some()),
+                ("for", e.duration.is_some()),
+            ] {
+                if given {
+                    return Err(self.err(
+                        format!("{at}.{field}"),
+                        "only for kind \"maintenance-start\" or \"maintenance-end\"",
+                    ));
+                }
+            }
+            return Ok(None);
+        }
+        let Some(name) = &e.device else {
+            return Err(self.err(
+                format!("{at}.device"),
+                format!("{}: name the device put under maintenance", e.kind),
+            ));
+        };
+        let d = self.device_index(&format!("{at}.device"), name, devices)?;
+        let device = devices
+            .get(d)
+            .ok_or_else(|| self.err(format!("{at}.device"), "no device"))?;
+        let duration = match (e.kind, e.duration) {
+            (RawEventKind::MaintenanceStart, Some(t)) if t.millis() >= 1000 => Some(t),
+            (RawEventKind::MaintenanceStart, Some(t)) => {
+                return Err(self.err(
+                    format!("{at}.for"),
+                    format!("{t}: at least 1 s (write \"10m\")"),
+                ));
+            }
+            (RawEventKind::MaintenanceStart, None) => {
+                return Err(self.err(
+                    format!("{at}.for"),
+                    "maintenance-start: say for how long (\"10m\"): maintenance always ends by itself",
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(self.err(format!("{at}.for"), "only for kind \"maintenance-start\""));
+            }
+            (_, None) => None,
+        };
+        Ok(Some(Maintenance {
+            device: device.name.clone(),
+            channel: e.channel,
+            duration,
+        }))
     }
 
     /// The nodes a `node-reboot` event names (every node when it names none).
