@@ -162,6 +162,8 @@ struct DemoGateway {
     id: String,
     /// Where its page and `/status` are served.
     http_port: u16,
+    /// Its control socket (`maintenance-*` events go through it, as from the command line).
+    socket: Option<std::path::PathBuf>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), crate::run::RunError>>,
 }
@@ -400,6 +402,7 @@ async fn replay(scenario: Scenario, scale: f64, out: &mut impl Write) -> Result<
     // took it since, move to another.
     let mut gateways: Vec<DemoGateway> = Vec::new();
     for (id, config, http_port) in configs {
+        let socket = config.control_socket.clone();
         let (mut config, mut http_port) = (config, http_port);
         let mut attempts = 0;
         let (stop_tx, task) = loop {
@@ -438,6 +441,7 @@ async fn replay(scenario: Scenario, scale: f64, out: &mut impl Write) -> Result<
         gateways.push(DemoGateway {
             id,
             http_port,
+            socket,
             stop: Some(stop_tx),
             task,
         });
@@ -469,6 +473,17 @@ async fn replay(scenario: Scenario, scale: f64, out: &mut impl Write) -> Result<
         .iter()
         .filter(|e| scenario.with_controller && e.kind == EventKind::GatewayKill)
         .peekable();
+    // Maintenance the demo carries out: through each gateway's control socket.
+    let mut maintenance = scenario
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::MaintenanceStart | EventKind::MaintenanceEnd
+            )
+        })
+        .peekable();
     clock.resume();
     loop {
         let now = clock.now();
@@ -486,6 +501,14 @@ async fn replay(scenario: Scenario, scale: f64, out: &mut impl Write) -> Result<
                         second(now),
                         gw.id
                     )?;
+                }
+            }
+        }
+        while let Some(e) = maintenance.next_if(|e| e.at <= now) {
+            for &g in &e.gateways {
+                if let Some(gw) = gateways.get(g) {
+                    let said = maintain(gw, e, scale, &scenario.name).await;
+                    writeln!(out, "{:>10}  . {}: {said}", second(now), gw.id)?;
                 }
             }
         }
@@ -581,6 +604,12 @@ fn header(
         .iter()
         .filter(|e| !e.kind.is_simulated())
         .filter(|e| !(scenario.with_controller && e.kind == EventKind::GatewayKill))
+        .filter(|e| {
+            !matches!(
+                e.kind,
+                EventKind::MaintenanceStart | EventKind::MaintenanceEnd
+            )
+        })
         .map(|e| format!("{} at {}", e.kind, e.at))
         .collect();
     if !left_out.is_empty() {
@@ -591,6 +620,56 @@ fn header(
         )?;
     }
     Ok(())
+}
+
+/// Carries out a `maintenance-*` event on a demo gateway, as `firebreak maintenance` would
+/// (`for` in real seconds at the demo's speed); what the gateway answered, in a line.
+async fn maintain(
+    gw: &DemoGateway,
+    e: &firebreak_hil::scenario::Event,
+    scale: f64,
+    scenario: &str,
+) -> String {
+    use crate::control::Request;
+    use crate::maintenance::{EndRequest, StartRequest};
+    let (Some(socket), Some(m)) = (gw.socket.clone(), e.maintenance.as_ref()) else {
+        return "no control socket: maintenance not carried out".into();
+    };
+    let request = match m.duration {
+        Some(d) => Request::MaintenanceStart(StartRequest {
+            device: m.device.to_string(),
+            channel: m.channel,
+            for_s: (d.millis() as f64 / 1000.0 / scale).max(1.0),
+            reason: format!("scenario {scenario}"),
+            by: Some("firebreak demo".into()),
+            force: false,
+        }),
+        None => Request::MaintenanceEnd(EndRequest {
+            device: m.device.to_string(),
+            channel: m.channel,
+            by: Some("firebreak demo".into()),
+        }),
+    };
+    let answer = tokio::task::spawn_blocking(move || {
+        crate::control::request(&socket, &request, Duration::from_secs(10))
+    })
+    .await;
+    match answer {
+        Ok(Ok(a)) if a.ok => match (e.kind, &m.duration) {
+            (EventKind::MaintenanceStart, Some(d)) => format!(
+                "{} under maintenance for {} (scenario time): not evidence",
+                m.subject(),
+                d.to_string().trim_start_matches("T+")
+            ),
+            _ => format!("{} out of maintenance: counts again", m.subject()),
+        },
+        Ok(Ok(a)) => format!(
+            "maintenance refused: {}",
+            a.error.unwrap_or_else(|| "no reason given".into())
+        ),
+        Ok(Err(err)) => format!("maintenance not carried out: {err}"),
+        Err(err) => format!("maintenance not carried out: {err}"),
+    }
 }
 
 /// What a rule's reason counts, by rule id.

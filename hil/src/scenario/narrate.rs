@@ -85,11 +85,6 @@ impl Scenario {
                     )
                 }
                 kind @ (RawEventKind::MaintenanceStart | RawEventKind::MaintenanceEnd) => {
-                    let ids: Vec<&str> = e
-                        .gateways
-                        .iter()
-                        .filter_map(|&g| self.gateways.get(g).map(|g| g.id.as_str()))
-                        .collect();
                     let what = e
                         .maintenance
                         .as_ref()
@@ -102,10 +97,7 @@ impl Scenario {
                             None => m.subject(),
                         })
                         .unwrap_or_default();
-                    format!(
-                        "{kind}: {what} on {} (firebreak maintenance, by the rig)",
-                        ids.join(", ")
-                    )
+                    format!("{kind}: {what} (a technician, with firebreak maintenance)")
                 }
                 kind if kind.names_a_gateway() => {
                     let ids: Vec<&str> = e
