@@ -478,9 +478,17 @@ pub async fn run_service(
                 continue;
             }
             Some(job) = maintenance_rx.recv() => {
-                let answer = match (maintenance.lock(), table.lock()) {
-                    (Ok(mut m), Ok(t)) => answer_maintenance(&job, &mut m, &mut engine, &config, &t, publisher.as_ref()),
-                    _ => crate::control::Answer::error("the gateway's state is unavailable"),
+                // One lock at a time: `/status` takes the table, then the maintenance.
+                let seen = match &job.request {
+                    crate::control::Request::MaintenanceStart(r) => table
+                        .lock()
+                        .map(|t| crate::maintenance::channels_seen(&t, &r.device))
+                        .unwrap_or_default(),
+                    _ => Vec::new(),
+                };
+                let answer = match maintenance.lock() {
+                    Ok(mut m) => answer_maintenance(&job, &mut m, &mut engine, &config, &seen, publisher.as_ref()),
+                    Err(_) => crate::control::Answer::error("the gateway's state is unavailable"),
                 };
                 let _ = job.reply.send(answer);
                 continue;
@@ -606,17 +614,15 @@ fn answer_maintenance(
     m: &mut crate::maintenance::Maintenance,
     engine: &mut Engine,
     config: &SiteConfig,
-    table: &SignalTable,
+    seen: &[u8],
     publisher: Option<&Delivery>,
 ) -> crate::control::Answer {
     use crate::control::Request;
     let (now, mono) = (now_ms(), mono_ms());
     let change = match &job.request {
-        Request::MaintenanceStart(r) => {
-            let seen = crate::maintenance::channels_seen(table, &r.device);
-            m.start(r, job.uid, config, engine, &seen, (now, mono))
-                .map(Some)
-        }
+        Request::MaintenanceStart(r) => m
+            .start(r, job.uid, config, engine, seen, (now, mono))
+            .map(Some),
         Request::MaintenanceEnd(r) => m.end(r, job.uid, now).map(Some),
         _ => Ok(None),
     };
