@@ -884,9 +884,35 @@ fn raw_samples(step: &[(usize, f32, Quality)]) -> Vec<Sample> {
 }
 
 /// [`SITE`] without one device, keeping every zone.
-fn site_without(device: &str) -> Topology {
-    let mut t = topology(&SITE);
+fn site_without(device: &str, grouped: bool) -> Topology {
+    let mut t = site(grouped);
     t.devices.retain(|(d, _)| d.as_str() != device);
+    t.witnesses.retain(|(d, _)| d.as_str() != device);
+    t
+}
+
+/// [`SITE`]; `grouped`: the two nodes behind one harness (one witness), the first node's
+/// channels independent, the PDUs one witness.
+fn site(grouped: bool) -> Topology {
+    let mut t = topology(&SITE);
+    if grouped {
+        let group = |g: &str| Witness {
+            group: Some(g.into()),
+            independent_channels: false,
+        };
+        t.witnesses = vec![
+            (
+                DeviceId::new("node-1").unwrap(),
+                Witness {
+                    group: Some("harness".into()),
+                    independent_channels: true,
+                },
+            ),
+            (DeviceId::new("node-2").unwrap(), group("harness")),
+            (DeviceId::new("pdu-1").unwrap(), group("pdus")),
+            (DeviceId::new("pdu-2").unwrap(), group("pdus")),
+        ];
+    }
     t
 }
 
@@ -898,12 +924,17 @@ proptest! {
     /// without it. So maintenance can never take evidence away from another witness, nor
     /// let the maintained one raise anything.
     #[test]
-    fn maintenance_is_the_device_not_existing(steps in disturbance(), which in 0..SITE.len()) {
+    fn maintenance_is_the_device_not_existing(
+        steps in disturbance(),
+        which in 0..SITE.len(),
+        grouped in any::<bool>(),
+    ) {
         let device = SITE[which].0;
-        let mut maintained = Engine::new(Policy::default_policy().unwrap(), &topology(&SITE));
+        let mut maintained = Engine::new(Policy::default_policy().unwrap(), &site(grouped));
         let unknown = maintained.set_maintenance(&[(DeviceId::new(device).unwrap(), None)]);
         prop_assert!(unknown.is_empty());
-        let mut without = Engine::new(Policy::default_policy().unwrap(), &site_without(device));
+        let mut without =
+            Engine::new(Policy::default_policy().unwrap(), &site_without(device, grouped));
         let (mut a, mut b) = (Vec::new(), Vec::new());
         for (t, step) in steps.iter().enumerate() {
             let all = raw_samples(step);
@@ -922,11 +953,15 @@ proptest! {
     /// One channel under maintenance is judged as if that channel did not exist; the
     /// device's other channels count as before.
     #[test]
-    fn a_channel_under_maintenance_is_that_channel_not_existing(steps in disturbance(), which in 0..HEALTHY.len()) {
+    fn a_channel_under_maintenance_is_that_channel_not_existing(
+        steps in disturbance(),
+        which in 0..HEALTHY.len(),
+        grouped in any::<bool>(),
+    ) {
         let (device, _, channel, _) = HEALTHY[which];
-        let mut maintained = Engine::new(Policy::default_policy().unwrap(), &topology(&SITE));
+        let mut maintained = Engine::new(Policy::default_policy().unwrap(), &site(grouped));
         maintained.set_maintenance(&[(DeviceId::new(device).unwrap(), Some(channel))]);
-        let mut without = Engine::new(Policy::default_policy().unwrap(), &topology(&SITE));
+        let mut without = Engine::new(Policy::default_policy().unwrap(), &site(grouped));
         let (mut a, mut b) = (Vec::new(), Vec::new());
         for (t, step) in steps.iter().enumerate() {
             let all = raw_samples(step);
