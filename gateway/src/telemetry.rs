@@ -78,9 +78,14 @@ impl TelemetryConfig {
     }
 }
 
+/// A signal's latest reading (its device, signal and channel are its keys: a hall has tens of
+/// thousands of these, so they are kept small).
 #[derive(Debug, Clone)]
 struct Latest {
-    sample: Sample,
+    value: f32,
+    unit: firebreak_protocols::Unit,
+    quality: Quality,
+    timestamp_ms: u64,
     /// The value and quality last published.
     published: Option<(f32, Quality)>,
 }
@@ -139,7 +144,10 @@ impl Telemetry {
             device.values.insert(
                 key,
                 Latest {
-                    sample: s.clone(),
+                    value: s.value,
+                    unit: s.unit,
+                    quality: s.quality,
+                    timestamp_ms: s.timestamp_ms,
                     published,
                 },
             );
@@ -162,7 +170,7 @@ impl Telemetry {
                 continue;
             }
             let zone = self.zones.get(name).cloned().flatten();
-            let mut latest: Vec<&mut Latest> = device.values.values_mut().collect();
+            let mut latest: Vec<(&(Signal, u8), &mut Latest)> = device.values.iter_mut().collect();
             for chunk in latest.chunks_mut(MAX_TELEMETRY_VALUES) {
                 let mut m = TelemetryMessage::new(
                     self.gateway.clone(),
@@ -171,11 +179,21 @@ impl Telemetry {
                     name.clone(),
                     now_ms,
                 );
-                for l in chunk.iter_mut() {
+                for (key, l) in chunk.iter_mut() {
+                    let (signal, channel) = **key;
+                    let sample = Sample {
+                        device: name.clone(),
+                        signal,
+                        channel,
+                        value: l.value,
+                        unit: l.unit,
+                        timestamp_ms: l.timestamp_ms,
+                        quality: l.quality,
+                    };
                     // A value that does not fit the message's rules (never: one per key)
                     // is left for the next message rather than failing the device.
-                    if m.push(&l.sample).is_ok() {
-                        l.published = Some((l.sample.value, l.sample.quality));
+                    if m.push(&sample).is_ok() {
+                        l.published = Some((l.value, l.quality));
                     }
                 }
                 out.push(m);

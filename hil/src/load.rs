@@ -53,6 +53,10 @@ pub struct LoadArgs {
     /// The gateway binary (default: FIREBREAK_BIN, or `firebreak` next to this program).
     #[arg(long)]
     pub gateway_bin: Option<PathBuf>,
+    /// Turn the gateway's telemetry off (`[telemetry] enabled = false`), to measure what it
+    /// costs; it is on by default, as in a site configuration.
+    #[arg(long)]
+    pub no_telemetry: bool,
     /// Also write the report as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -152,6 +156,9 @@ pub fn site_config(
         dir.join("load.key").display(),
         dir.join("outbox").display()
     );
+    if args.no_telemetry {
+        let _ = writeln!(s, "[telemetry]\nenabled = false\n");
+    }
     let _ = writeln!(
         s,
         "[[profiles]]\nname = \"load-pdu\"\ndescription = \"load-run PDU\"\n"

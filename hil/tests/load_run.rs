@@ -25,6 +25,7 @@ async fn fifty_devices_for_a_few_seconds() {
         probes: 4,
         gateway_bin: Some(bin.into()),
         json: None,
+        no_telemetry: false,
     };
     let mut progress = Vec::new();
     let r = run(&args, &mut progress).await.unwrap();
