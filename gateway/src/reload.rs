@@ -304,17 +304,20 @@ pub fn plan(current: &SiteConfig, engine: &Engine, path: &Path) -> Result<Plan, 
 
 /// An engine for `config` that takes over from `old`: every raised level resumed in its
 /// incident (held for `grace_ms`, then `hold_s`, as after a restart), every lost link marked,
-/// and the table's current values given to it at `now_ms` (policy clock; `mono_ms` for the
-/// table). Returns it with the transitions of that first step, to deliver.
+/// the devices and channels under `maintenance` set, and the table's current values given to
+/// it at `now` (the policy clock's milliseconds, then the table's monotonic ones). Returns it
+/// with the transitions of that first step, to deliver.
 pub fn rebuilt_engine(
     old: &Engine,
     config: &SiteConfig,
     table: &SignalTable,
-    now_ms: u64,
-    mono_ms: u64,
+    maintenance: &[(firebreak_protocols::DeviceId, Option<u8>)],
+    now: (u64, u64),
     grace_ms: u64,
 ) -> (Engine, Vec<Transition>) {
+    let (now_ms, mono_ms) = now;
     let mut engine = Engine::new(config.policy.clone(), &Topology::from_config(config));
+    engine.set_maintenance(maintenance);
     if let Some(incident) = old.incident() {
         let mut levels = vec![(None, old.site_level(), incident.clone())];
         levels.extend(
@@ -460,7 +463,8 @@ mod tests {
         );
         let new_config = SiteConfig::parse(&with_b, "site.toml").unwrap();
         let table = SignalTable::new(&new_config);
-        let (mut new, transitions) = rebuilt_engine(&old, &new_config, &table, now, now, 10_000);
+        let (mut new, transitions) =
+            rebuilt_engine(&old, &new_config, &table, &[], (now, now), 10_000);
         assert!(transitions.is_empty(), "{transitions:?}");
         assert_eq!(new.site_level(), old.site_level());
         assert_eq!(new.incident(), old.incident());

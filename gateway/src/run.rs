@@ -431,11 +431,20 @@ pub async fn run_service(
                             t.reconfigure(&plan.config, &plan.changed);
                         }
                         let (stopped, started) = acquisition.apply(acquirers(&plan.config)).await;
+                        // Maintenance of devices the new configuration lost ends; the rest is
+                        // given to a rebuilt engine before it sees any reading.
+                        let maintained = match maintenance.lock() {
+                            Ok(mut m) => {
+                                m.retain_configured(&plan.config, now_ms());
+                                m.for_engine()
+                            }
+                            Err(_) => Vec::new(),
+                        };
                         if plan.engine {
                             let now = mono_ms();
                             let grace = u64::try_from(resume_grace(&plan.config).as_millis()).unwrap_or(u64::MAX);
                             let rebuilt = table.lock().ok().map(|t| {
-                                crate::reload::rebuilt_engine(&engine, &plan.config, &t, clock.at(now), now, grace)
+                                crate::reload::rebuilt_engine(&engine, &plan.config, &t, &maintained, (clock.at(now), now), grace)
                             });
                             if let Some((rebuilt, transitions)) = rebuilt {
                                 engine = rebuilt;
@@ -463,8 +472,7 @@ pub async fn run_service(
                             s.applied(plan.file, summary);
                         }
                         config = plan.config;
-                        if let Ok(mut m) = maintenance.lock() {
-                            m.retain_configured(&config, now_ms());
+                        if let Ok(m) = maintenance.lock() {
                             apply_maintenance(&m, &mut engine, publisher.as_ref());
                         }
                         if let Some(zones) = &drill_zones

@@ -437,6 +437,11 @@ fn maintenance_ends_by_itself_and_bad_requests_and_strangers_are_refused() {
         );
         assert!(out.status.success(), "{}", text(&out.stderr));
     }
+    // probe-b reads a fire while maintained: a reload rebuilds the policy engine from the
+    // readings it holds, and must not take probe-b's as evidence.
+    reading(&gw, port, "b", 45.0, 1);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(level(&gw), "normal", "{}", zone(&gw));
     let running = std::fs::read_to_string(&site_toml).unwrap();
     let start = running
         .find("[[mqtt_sources]]\nname = \"probe-a\"")
@@ -462,6 +467,10 @@ fn maintenance_ends_by_itself_and_bad_requests_and_strangers_are_refused() {
     });
     assert!(dropped.is_some(), "{}", gw.status()["maintenance"]);
     assert_eq!(gw.status()["maintenance"]["active"][0]["device"], "probe-b");
+    for _ in 0..8 {
+        assert_eq!(level(&gw), "normal", "after the reload: {}", zone(&gw));
+        std::thread::sleep(Duration::from_millis(250));
+    }
 
     // Another Unix user cannot use the socket: its mode (0600) refuses them, even where they
     // can reach it. Root only (to switch user); Python as the foreign client.
