@@ -299,8 +299,8 @@ pub async fn run_service(
         Some(file) => crate::maintenance::Maintenance::load(file, &config, now_ms(), mono_ms()),
         None => crate::maintenance::Maintenance::default(),
     }));
-    if let Ok(m) = maintenance.lock() {
-        apply_maintenance(&m, &mut engine, publisher.as_ref());
+    if let Ok(mut m) = maintenance.lock() {
+        apply_maintenance(&mut m, &mut engine, publisher.as_ref());
     }
     let (maintenance_tx, mut maintenance_rx) = mpsc::channel::<MaintenanceJob>(8);
     // The local control channel (`firebreak drill`, `firebreak maintenance`): a problem with
@@ -472,8 +472,8 @@ pub async fn run_service(
                             s.applied(plan.file, summary);
                         }
                         config = plan.config;
-                        if let Ok(m) = maintenance.lock() {
-                            apply_maintenance(&m, &mut engine, publisher.as_ref());
+                        if let Ok(mut m) = maintenance.lock() {
+                            apply_maintenance(&mut m, &mut engine, publisher.as_ref());
                         }
                         if let Some(zones) = &drill_zones
                             && let Ok(mut z) = zones.lock()
@@ -488,10 +488,12 @@ pub async fn run_service(
             Some(job) = maintenance_rx.recv() => {
                 // One lock at a time: `/status` takes the table, then the maintenance.
                 let seen = match &job.request {
-                    crate::control::Request::MaintenanceStart(r) => table
-                        .lock()
-                        .map(|t| crate::maintenance::channels_seen(&t, &r.device))
-                        .unwrap_or_default(),
+                    crate::control::Request::MaintenanceStart(r) => {
+                        match (table.lock(), firebreak_protocols::DeviceId::new(&r.device)) {
+                            (Ok(t), Ok(d)) => t.channels_of(&d),
+                            _ => Vec::new(),
+                        }
+                    }
                     _ => Vec::new(),
                 };
                 let answer = match maintenance.lock() {
@@ -518,7 +520,7 @@ pub async fn run_service(
                 if let Ok(mut m) = maintenance.lock()
                     && !m.expire(now_ms(), now).is_empty()
                 {
-                    apply_maintenance(&m, &mut engine, publisher.as_ref());
+                    apply_maintenance(&mut m, &mut engine, publisher.as_ref());
                 }
                 match table.lock() {
                     Ok(mut t) => (t.tick(now), t.take_link_changes(), true, now),
@@ -599,9 +601,10 @@ pub async fn run_service(
 }
 
 /// Gives the maintenance entries to the engine and the status, and keeps them in their file
-/// (a failure to write it is logged and returned: the entries apply all the same).
+/// when they changed (a failure to write it is logged and returned: the entries apply all the
+/// same).
 fn apply_maintenance(
-    m: &crate::maintenance::Maintenance,
+    m: &mut crate::maintenance::Maintenance,
     engine: &mut Engine,
     publisher: Option<&Delivery>,
 ) -> Option<String> {

@@ -500,13 +500,11 @@ impl Controller<'_> {
                 .maintenance
                 .iter()
                 .map(|m| {
-                    let until = firebreak_protocols::time::format_rfc3339(m.until_ms)
-                        .map(|t| t.to_string())
-                        .unwrap_or_default();
-                    match m.channel {
-                        Some(c) => format!("{} channel {c} until {until}", m.device),
-                        None => format!("{} until {until}", m.device),
-                    }
+                    format!(
+                        "{} until {}",
+                        crate::maintenance::subject(&m.device, m.channel),
+                        crate::maintenance::rfc3339(m.until_ms)
+                    )
                 })
                 .collect();
             said.push_str(&format!(" | maintenance: {}", m.join(", ")));

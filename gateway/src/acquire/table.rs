@@ -595,6 +595,23 @@ impl SignalTable {
         Some(e.sample(&key, e.quality(self.devices.get(device), now_ms)))
     }
 
+    /// The channels a device has reported, in order, each once (a range of the table: not a
+    /// walk over every signal of the site).
+    pub fn channels_of(&self, device: &DeviceId) -> Vec<u8> {
+        let Some(&first) = Signal::ALL.iter().min() else {
+            return Vec::new();
+        };
+        let mut out: Vec<u8> = self
+            .entries
+            .range((device.clone(), first, 0)..)
+            .take_while(|((d, _, _), _)| d == device)
+            .map(|((_, _, c), _)| *c)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// Every device's link health.
     pub fn devices(&self) -> &BTreeMap<DeviceId, DeviceHealth> {
         &self.devices
@@ -751,6 +768,31 @@ freshness_ms = 3000
             },
             answered,
         })
+    }
+
+    #[test]
+    fn a_devices_channels_are_the_ones_it_reported() {
+        let mut t = table();
+        assert!(t.channels_of(&ups()).is_empty());
+        let on = |channel, signal| Sample {
+            channel,
+            signal,
+            ..sample(1000, 1.0)
+        };
+        t.apply(
+            &report(
+                1000,
+                vec![
+                    on(2, Signal::UpsRuntimeRemaining),
+                    on(0, Signal::UpsLoad),
+                    on(2, Signal::UpsLoad),
+                ],
+                true,
+            ),
+            1000,
+        );
+        assert_eq!(t.channels_of(&ups()), vec![0, 2]);
+        assert!(t.channels_of(&DeviceId::new("other").unwrap()).is_empty());
     }
 
     #[test]

@@ -5,8 +5,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use firebreak_protocols::time::format_rfc3339;
-
 use super::{Action, EndRequest, Entry, Report, StartRequest};
 use crate::control::{ControlError, Request};
 
@@ -149,12 +147,6 @@ pub fn run(args: MaintenanceArgs, out: &mut impl Write) -> Result<(), Maintenanc
     Ok(())
 }
 
-fn time(ms: u64) -> String {
-    format_rfc3339(ms)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
-}
-
 fn print(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
     if let Some(c) = &report.change {
         let what = super::subject(&c.device, c.channel);
@@ -162,7 +154,7 @@ fn print(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
             Action::Start | Action::Renew => writeln!(
                 out,
                 "MAINTENANCE {what}: not evidence until {}{}",
-                c.until_ms.map(time).unwrap_or_default(),
+                c.until_ms.map(super::rfc3339).unwrap_or_default(),
                 if c.forced {
                     " (forced: it was behind its zone's level)"
                 } else {
@@ -193,7 +185,7 @@ fn line(e: &Entry, now_ms: u64, out: &mut impl Write) -> std::io::Result<()> {
         "  {} (zone {}) until {} ({}h{:02}m{:02}s left), by {}: {}",
         e.subject(),
         e.zone,
-        time(e.until_ms),
+        super::rfc3339(e.until_ms),
         left / 3600,
         left % 3600 / 60,
         left % 60,

@@ -77,7 +77,8 @@ impl Entry {
     }
 }
 
-fn subject(device: &DeviceId, channel: Option<u8>) -> String {
+/// `node-1` or `node-1 channel 2`: how the log, the command line and `watch` name an entry.
+pub fn subject(device: &DeviceId, channel: Option<u8>) -> String {
     match channel {
         Some(c) => format!("{device} channel {c}"),
         None => device.to_string(),
@@ -186,6 +187,8 @@ pub struct Maintenance {
     file: Option<PathBuf>,
     /// Changes since start, for `/metrics`.
     changes_total: u64,
+    /// Changed since the file was last written.
+    unsaved: bool,
 }
 
 /// What `/status` shows.
@@ -277,11 +280,6 @@ impl Maintenance {
         &self.entries
     }
 
-    /// Changes since start.
-    pub fn changes_total(&self) -> u64 {
-        self.changes_total
-    }
-
     /// What the policy engine is given.
     pub fn for_engine(&self) -> Vec<(DeviceId, Option<u8>)> {
         self.entries
@@ -354,8 +352,7 @@ impl Maintenance {
         now: (u64, u64),
     ) -> Result<Change, String> {
         let (now_ms, mono_ms) = now;
-        let device = known_device(config, &request.device)?;
-        let zone = zone_of(config, &device).unwrap_or_default();
+        let (device, zone) = known_device(config, &request.device)?;
         if let Some(c) = request.channel
             && !seen.is_empty()
             && !seen.contains(&c)
@@ -377,12 +374,7 @@ impl Maintenance {
             ));
         }
         let reason = text("reason", &request.reason)?;
-        let by = request
-            .by
-            .as_deref()
-            .map(|b| text("by", b))
-            .transpose()?
-            .unwrap_or_else(|| uid.map_or("unknown".into(), |u| format!("uid {u}")));
+        let by = who(request.by.as_deref(), uid)?;
         let renewing = self
             .entries
             .iter()
@@ -479,12 +471,7 @@ impl Maintenance {
                 }
             ));
         };
-        let by = request
-            .by
-            .as_deref()
-            .map(|b| text("by", b))
-            .transpose()?
-            .unwrap_or_else(|| uid.map_or("unknown".into(), |u| format!("uid {u}")));
+        let by = who(request.by.as_deref(), uid)?;
         let e = self.entries.remove(i);
         let change = Change {
             at_ms: now_ms,
@@ -501,44 +488,55 @@ impl Maintenance {
         Ok(change)
     }
 
-    /// Ends the entries whose time is up, at wall time `now_ms` and monotonic `mono_ms`.
+    /// Ends the entries whose time is up, at wall time `now_ms` and monotonic `mono_ms` (every
+    /// tick: nothing is allocated when none is due).
     pub fn expire(&mut self, now_ms: u64, mono_ms: u64) -> Vec<Change> {
-        let (over, kept): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut self.entries)
-            .into_iter()
-            .partition(|e| e.until_ms <= now_ms || e.deadline_mono_ms <= mono_ms);
-        self.entries = kept;
-        let mut out = Vec::new();
-        for e in over {
-            let c = gateway_change(now_ms, Action::Expire, &e, "its time is up");
-            self.record(c.clone());
-            out.push(c);
-        }
-        out
+        self.end_where(
+            |e| e.until_ms <= now_ms || e.deadline_mono_ms <= mono_ms,
+            Action::Expire,
+            "its time is up",
+            now_ms,
+        )
     }
 
     /// Ends the entries of devices `config` no longer has (a reload).
     pub fn retain_configured(&mut self, config: &SiteConfig, now_ms: u64) -> Vec<Change> {
-        let (kept, gone): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut self.entries)
+        self.end_where(
+            |e| zone_of(config, &e.device).is_none(),
+            Action::Drop,
+            "its device left the configuration",
+            now_ms,
+        )
+    }
+
+    /// The gateway's own ending of the entries `over` picks, recorded as `action` with `why`.
+    fn end_where(
+        &mut self,
+        over: impl Fn(&Entry) -> bool,
+        action: Action,
+        why: &str,
+        now_ms: u64,
+    ) -> Vec<Change> {
+        if !self.entries.iter().any(&over) {
+            return Vec::new();
+        }
+        let (gone, kept): (Vec<Entry>, Vec<Entry>) = std::mem::take(&mut self.entries)
             .into_iter()
-            .partition(|e| zone_of(config, &e.device).is_some());
+            .partition(&over);
         self.entries = kept;
         let mut out = Vec::new();
         for e in gone {
-            let c = gateway_change(
-                now_ms,
-                Action::Drop,
-                &e,
-                "its device left the configuration",
-            );
+            let c = gateway_change(now_ms, action, &e, why);
             self.record(c.clone());
             out.push(c);
         }
         out
     }
 
-    /// Writes the entries to the file; an error says which file and why.
-    pub fn save(&self) -> Result<(), String> {
-        let Some(file) = &self.file else {
+    /// Writes the entries to the file when they changed since it was last written; an error
+    /// says which file and why (and the next call tries again).
+    pub fn save(&mut self) -> Result<(), String> {
+        let Some(file) = self.file.as_ref().filter(|_| self.unsaved) else {
             return Ok(());
         };
         let mut bytes = serde_json::to_vec_pretty(&Saved {
@@ -546,12 +544,16 @@ impl Maintenance {
         })
         .unwrap_or_default();
         bytes.push(b'\n');
-        crate::durable::replace(file, &bytes)
-            .map_err(|(what, e)| format!("maintenance file {}: cannot {what}: {e}", file.display()))
+        crate::durable::replace(file, &bytes).map_err(|(what, e)| {
+            format!("maintenance file {}: cannot {what}: {e}", file.display())
+        })?;
+        self.unsaved = false;
+        Ok(())
     }
 
     fn record(&mut self, change: Change) {
         log(&change);
+        self.unsaved = true;
         self.changes_total += 1;
         if self.recent.len() == RECENT {
             self.recent.pop_front();
@@ -586,12 +588,15 @@ fn gateway_change(now_ms: u64, action: Action, e: &Entry, why: &str) -> Change {
     }
 }
 
-fn log(c: &Change) {
-    let until = c
-        .until_ms
-        .and_then(firebreak_protocols::time::format_rfc3339)
+/// A time in milliseconds since the Unix epoch as RFC 3339 (empty past year 9999).
+pub(crate) fn rfc3339(ms: u64) -> String {
+    firebreak_protocols::time::format_rfc3339(ms)
         .map(|t| t.to_string())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn log(c: &Change) {
+    let until = c.until_ms.map(rfc3339).unwrap_or_default();
     let what = subject(&c.device, c.channel);
     match c.action {
         Action::Start | Action::Renew | Action::Restore => warn!(
@@ -625,10 +630,11 @@ fn zone_of(config: &SiteConfig, device: &DeviceId) -> Option<String> {
         .map(|(_, z, _)| z.to_string())
 }
 
-fn known_device(config: &SiteConfig, name: &str) -> Result<DeviceId, String> {
+/// The configured device of that name, and its zone.
+fn known_device(config: &SiteConfig, name: &str) -> Result<(DeviceId, String), String> {
     let all = config.all_devices();
     match all.iter().find(|(d, _, _)| d.as_str() == name) {
-        Some((d, _, _)) => Ok((*d).clone()),
+        Some((d, z, _)) => Ok(((*d).clone(), z.to_string())),
         None => Err(format!(
             "device {name:?} is not in this gateway's configuration (devices: {})",
             all.iter()
@@ -636,6 +642,14 @@ fn known_device(config: &SiteConfig, name: &str) -> Result<DeviceId, String> {
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
+    }
+}
+
+/// Who asked: the name given, else the Unix user the kernel named.
+fn who(by: Option<&str>, uid: Option<u32>) -> Result<String, String> {
+    match by {
+        Some(b) => text("by", b),
+        None => Ok(uid.map_or("unknown".into(), |u| format!("uid {u}"))),
     }
 }
 
@@ -712,19 +726,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(bad());
     }
     Ok(Duration::from_secs(total))
-}
-
-/// The channels each device has reported, from the acquisition table.
-pub fn channels_seen(table: &crate::acquire::table::SignalTable, device: &str) -> Vec<u8> {
-    let mut seen: Vec<u8> = table
-        .snapshot(0)
-        .into_iter()
-        .filter(|v| v.device == device)
-        .map(|v| v.channel)
-        .collect();
-    seen.sort_unstable();
-    seen.dedup();
-    seen
 }
 
 #[cfg(test)]

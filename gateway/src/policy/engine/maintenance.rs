@@ -75,8 +75,10 @@ impl Engine {
         unknown
     }
 
-    /// Whether a device, or one channel of it, is under maintenance now.
-    pub fn under_maintenance(&self, device: &DeviceId, channel: Option<u8>) -> bool {
+    /// Whether a device, or one channel of it, is under maintenance now (for tests: the
+    /// gateway keeps its own list, `crate::maintenance`).
+    #[cfg(test)]
+    pub(crate) fn under_maintenance(&self, device: &DeviceId, channel: Option<u8>) -> bool {
         self.device_index
             .get(device)
             .and_then(|&d| self.devices.get(d))

@@ -613,10 +613,11 @@ impl Engine {
         if let Some(dev) = self.devices.get_mut(d) {
             // A device under maintenance is still followed (silent or not, for when it
             // ends); a channel under maintenance says nothing, not even that much.
-            if dev.out_all || !dev.out(s.channel) {
+            let out = dev.out(s.channel);
+            if dev.out_all || !out {
                 dev.set_lost(s.quality == Quality::CommLost, now_ms);
             }
-            if dev.out(s.channel) {
+            if out {
                 self.stats.maintenance += 1;
                 return;
             }
